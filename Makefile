@@ -1,0 +1,46 @@
+# The verbs people use. Every target creates .venv and installs the project when needed.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 3000
+
+# Dagster wants an absolute DAGSTER_HOME; both honour the caller's environment.
+export DAGSTER_HOME := $(abspath $(or $(DAGSTER_HOME),.dagster_home))
+export ML_ASSETS_DATA_DIR := $(abspath $(or $(ML_ASSETS_DATA_DIR),data))
+
+.PHONY: install instance dev materialize test test-fast lint
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(BIN)/.installed
+
+$(DAGSTER_HOME)/dagster.yaml: config/dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp $< $@
+
+instance: $(DAGSTER_HOME)/dagster.yaml
+
+## dev: the Dagster UI and daemon (schedule and sensors running) on http://$(HOST):$(PORT)
+dev: install instance
+	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+
+## materialize: a headless run of the whole graph (reference data to production model)
+materialize: install instance
+	$(BIN)/dagster asset materialize -m ml_assets.definitions --select 'reference_data*'
+
+## test: the whole suite
+test: install
+	$(BIN)/python -m pytest
+
+## test-fast: the suite without the slow and live end-to-end tests
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow and not e2e"
+
+lint: install
+	$(BIN)/ruff check ml_assets ml_assets_tests

@@ -1,0 +1,1 @@
+"""The assets, in graph order: ingestion, training, deployment."""

@@ -1,0 +1,60 @@
+"""Ingestion: the bundled reference table and one partition per landed file."""
+
+import dagster as dg
+import pandas as pd
+
+from ml_assets.conditions import when_missing
+from ml_assets.contract import ContractViolation, load_reference_table, table_schema, validate
+from ml_assets.files import file_sha256
+from ml_assets.landing import LandingZone, UnsupportedFile
+from ml_assets.reporting import table_metadata
+
+landed_files = dg.DynamicPartitionsDefinition(name="landed_files")
+
+# Transient file-system errors (a busy network share, a full disk being cleaned) are retried;
+# a file that breaks the contract is not: retrying cannot change its bytes.
+FILE_SYSTEM_RETRY = dg.RetryPolicy(max_retries=3, delay=0.5, backoff=dg.Backoff.EXPONENTIAL)
+
+
+@dg.asset(group_name="ingestion", automation_condition=when_missing(), kinds={"pandas", "parquet"})
+def reference_data() -> dg.Output[pd.DataFrame]:
+    """The diabetes table that ships with scikit-learn, in raw units."""
+    table = load_reference_table()
+    return dg.Output(table, metadata=table_metadata(table, table_schema()))
+
+
+@dg.asset(
+    group_name="ingestion",
+    partitions_def=landed_files,
+    retry_policy=FILE_SYSTEM_RETRY,
+    kinds={"pandas", "parquet"},
+)
+def raw_batches(context: dg.AssetExecutionContext, landing: LandingZone) -> dg.Output[pd.DataFrame]:
+    """One landed file's rows, validated against the data contract, then archived."""
+    name = context.partition_key
+    source = landing.source_path(name)
+    sha256 = file_sha256(source)
+    try:
+        table = validate(landing.read_table(name), source=name)
+    except (ContractViolation, UnsupportedFile) as error:
+        problems = getattr(error, "problems", [{"column": None, "check": str(error), "rows": []}])
+        stored = landing.quarantine(
+            name, {"sha256": sha256, "error": str(error), "problems": problems}
+        )
+        context.log.error(f"{error}\nQuarantined as {stored}")
+        raise dg.Failure(
+            description=str(error),
+            metadata={"file": name, "quarantined_as": str(stored), "sha256": sha256},
+            allow_retries=False,
+        ) from None
+    archived = landing.archive(name)
+    context.log.info(f"{name}: {len(table)} rows accepted, archived as {archived}")
+    return dg.Output(
+        table,
+        metadata={
+            **table_metadata(table, table_schema()),
+            "file": name,
+            "sha256": sha256,
+            "archived_as": str(archived),
+        },
+    )

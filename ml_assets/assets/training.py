@@ -1,0 +1,178 @@
+"""Training: the dataset, its cleaned features, the candidate model and its holdout metrics."""
+
+import hashlib
+
+import dagster as dg
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from ml_assets.assets.ingestion import FILE_SYSTEM_RETRY
+from ml_assets.conditions import follow_upstream, retrain_on_new_batches
+from ml_assets.contract import COLUMNS, FEATURES, TARGET, column_rules, table_schema
+from ml_assets.modeling import ModelConfig, build_pipeline, regression_metrics
+from ml_assets.registry import ModelRegistry
+from ml_assets.reporting import float_metadata, table_metadata
+from ml_assets.splits import HOLDOUT, TRAIN, hashed_split, reference_split, row_ids
+
+REFERENCE_SOURCE = "reference"
+ROW_COLUMNS = {
+    "row_id": ("string", "hash of the row's values: the same record has the same id everywhere"),
+    "split": ("string", "train or holdout; never changes once given"),
+    "source": ("string", "'reference' or the landed file the row came from"),
+}
+
+
+def data_fingerprint(table: pd.DataFrame) -> str:
+    """A sha256 over the sorted row ids and their splits: equal tables, equal fingerprints."""
+    pairs = sorted(zip(table["row_id"], table["split"], strict=True))
+    return hashlib.sha256("\n".join(f"{i} {s}" for i, s in pairs).encode()).hexdigest()
+
+
+def _split_counts(table: pd.DataFrame) -> dict[str, dg.MetadataValue]:
+    counts = table["split"].value_counts()
+    return {
+        "train_rows": dg.MetadataValue.int(int(counts.get(TRAIN, 0))),
+        "holdout_rows": dg.MetadataValue.int(int(counts.get(HOLDOUT, 0))),
+        "data_fingerprint": dg.MetadataValue.text(data_fingerprint(table)),
+    }
+
+
+@dg.asset(
+    group_name="training",
+    ins={"raw_batches": dg.AssetIn(metadata={"allow_missing_partitions": True})},
+    retry_policy=FILE_SYSTEM_RETRY,
+    automation_condition=retrain_on_new_batches(),
+    kinds={"pandas", "parquet"},
+)
+def dataset(
+    reference_data: pd.DataFrame, raw_batches: dict[str, pd.DataFrame]
+) -> dg.Output[pd.DataFrame]:
+    """Reference rows plus every ingested batch, de-duplicated, with stable ids and splits."""
+    reference = reference_data[COLUMNS].assign(source=REFERENCE_SOURCE)
+    reference["row_id"] = row_ids(reference)
+    reference["split"] = reference_split(reference)
+    parts = [reference]
+    for name in sorted(raw_batches):
+        batch = raw_batches[name][COLUMNS].assign(source=name)
+        batch["row_id"] = row_ids(batch)
+        batch["split"] = hashed_split(batch["row_id"])
+        parts.append(batch)
+    combined = pd.concat(parts, ignore_index=True)
+    table = combined.drop_duplicates("row_id", keep="first").reset_index(drop=True)
+    table = table[["row_id", *COLUMNS, "split", "source"]]
+    return dg.Output(
+        table,
+        metadata={
+            **table_metadata(table, table_schema(ROW_COLUMNS)),
+            **_split_counts(table),
+            "batches": dg.MetadataValue.int(len(raw_batches)),
+            "duplicate_rows_dropped": dg.MetadataValue.int(len(combined) - len(table)),
+        },
+    )
+
+
+@dg.asset(group_name="training", automation_condition=follow_upstream(), kinds={"pandas"})
+def features(dataset: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    """The cleaned table the model trains on: complete rows with plausible values."""
+    values = dataset[COLUMNS].apply(pd.to_numeric, errors="coerce").astype("float64")
+    complete = values.notna().all(axis=1)
+    plausible = pd.Series(True, index=dataset.index)
+    for rule in column_rules():
+        plausible &= values[rule.name].between(rule.low, rule.high) | values[rule.name].isna()
+    keep = complete & plausible
+    table = dataset.assign(**{name: values[name] for name in COLUMNS})[keep].reset_index(drop=True)
+    return dg.Output(
+        table,
+        metadata={
+            **table_metadata(table, table_schema(ROW_COLUMNS)),
+            **_split_counts(table),
+            "rows_dropped_incomplete": dg.MetadataValue.int(int((~complete).sum())),
+            "rows_dropped_implausible": dg.MetadataValue.int(int((complete & ~plausible).sum())),
+        },
+    )
+
+
+@dg.asset(
+    group_name="training",
+    io_manager_key="model_io_manager",
+    pool="training",
+    automation_condition=follow_upstream(),
+    kinds={"scikitlearn"},
+)
+def candidate_model(config: ModelConfig, features: pd.DataFrame) -> dg.Output[Pipeline]:
+    """A scikit-learn Pipeline fitted on the training rows of the features."""
+    train = features[features["split"] == TRAIN]
+    model = build_pipeline(config).fit(train[FEATURES], train[TARGET])
+    regressor = model.named_steps["regressor"]
+    return dg.Output(
+        model,
+        metadata={
+            "model_kind": dg.MetadataValue.text(config.model_kind),
+            "estimator": dg.MetadataValue.text(type(regressor).__name__),
+            "config": dg.MetadataValue.json(config.model_dump()),
+            "training_rows": dg.MetadataValue.int(len(train)),
+            "data_fingerprint": dg.MetadataValue.text(data_fingerprint(features)),
+            **float_metadata("train", regression_metrics(model, train, train[TARGET])),
+        },
+    )
+
+
+@dg.asset(
+    group_name="training",
+    io_manager_key="json_io_manager",
+    retry_policy=FILE_SYSTEM_RETRY,
+    automation_condition=follow_upstream(),
+    kinds={"scikitlearn"},
+)
+def model_metrics(
+    context: dg.AssetExecutionContext,
+    candidate_model: Pipeline,
+    features: pd.DataFrame,
+    registry: ModelRegistry,
+) -> dg.Output[dict]:
+    """Holdout metrics of the candidate and of the current production model, on the same rows."""
+    holdout = features[features["split"] == HOLDOUT]
+    # The gate judges on the reference holdout: rows we trust. A landed batch's holdout rows
+    # are scored and shown too, but a poisoned batch must not grade its own model.
+    trusted = holdout[holdout["source"] == REFERENCE_SOURCE]
+    production = registry.production()
+    champion = registry.load(production.version) if production is not None else None
+
+    def score(rows: pd.DataFrame) -> dict:
+        return {
+            "rows": len(rows),
+            "candidate": regression_metrics(candidate_model, rows, rows[TARGET]),
+            "production": None
+            if champion is None
+            else regression_metrics(champion, rows, rows[TARGET]),
+        }
+
+    gate, everything = score(trusted), score(holdout)
+    value = {
+        "candidate": gate["candidate"],
+        "production": gate["production"],
+        "production_version": production.version if production else None,
+        "holdout_rows": gate["rows"],
+        "all_holdout": everything,
+        "training_rows": int((features["split"] == TRAIN).sum()),
+        "data_fingerprint": data_fingerprint(features),
+    }
+    context.log.info(
+        f"reference holdout ({gate['rows']} rows): candidate MSE {gate['candidate']['mse']:.2f}, "
+        f"production {production.version if production else 'none'} MSE "
+        f"{gate['production']['mse'] if gate['production'] else float('nan'):.2f}"
+    )
+    metadata = {
+        **float_metadata("candidate", gate["candidate"]),
+        "holdout_rows": dg.MetadataValue.int(gate["rows"]),
+        "all_holdout_rows": dg.MetadataValue.int(everything["rows"]),
+        "candidate_all_holdout_mse": dg.MetadataValue.float(everything["candidate"]["mse"]),
+        "training_rows": dg.MetadataValue.int(value["training_rows"]),
+        "production_version": dg.MetadataValue.text(value["production_version"] or "none"),
+    }
+    if champion is not None:
+        metadata.update(float_metadata("production", gate["production"]))
+        metadata["production_all_holdout_mse"] = dg.MetadataValue.float(
+            everything["production"]["mse"]
+        )
+    return dg.Output(value, metadata=metadata)

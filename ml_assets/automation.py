@@ -1,0 +1,128 @@
+"""When things run: the jobs, the weekly schedule, the sensors and the run-failure alert."""
+
+import json
+import urllib.request
+
+import dagster as dg
+
+from ml_assets.assets.ingestion import landed_files
+from ml_assets.landing import LandingZone
+from ml_assets.settings import alert_webhook_url
+
+WEEKLY_CRON = "0 23 * * 0"  # Sunday 23:00
+LANDING_INTERVAL_SECONDS = 10
+AUTOMATION_INTERVAL_SECONDS = 10
+
+ingestion_job = dg.define_asset_job(
+    "ingestion_job",
+    selection=dg.AssetSelection.assets("raw_batches"),
+    description="Validate and ingest one landed file (one raw_batches partition).",
+)
+
+training_job = dg.define_asset_job(
+    "training_job",
+    selection=dg.AssetSelection.assets("reference_data")
+    | dg.AssetSelection.groups("training", "deployment"),
+    description="Rebuild the dataset, retrain, evaluate and, if the gate passes, deploy.",
+)
+
+
+retraining_automation = dg.AutomationConditionSensorDefinition(
+    "retraining_automation",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=AUTOMATION_INTERVAL_SECONDS,
+    description="Evaluates the automation conditions: the retrain that follows ingestion.",
+)
+
+
+def weekly_retraining_schedule(timezone: str) -> dg.ScheduleDefinition:
+    """The weekly retrain, Sunday 23:00 in the given timezone."""
+    return dg.ScheduleDefinition(
+        name="weekly_retraining",
+        cron_schedule=WEEKLY_CRON,
+        execution_timezone=timezone,
+        job=training_job,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Retrain every Sunday at 23:00 on all data ingested so far.",
+    )
+
+
+@dg.sensor(
+    name="landing_sensor",
+    job=ingestion_job,
+    minimum_interval_seconds=LANDING_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
+    """Registers each complete file in landing/ as a raw_batches partition and ingests it."""
+    known = set(context.instance.get_dynamic_partitions(landed_files.name))
+    new_keys, requests = [], []
+    for name in landing.complete_files():
+        try:
+            sha256 = landing.fingerprint(name)
+        except OSError as error:
+            context.log.warning(f"{name}: cannot be read ({error}); left for a later tick")
+            continue
+        if name not in known:
+            new_keys.append(name)
+        # The run key holds the content hash: a file is ingested once per distinct content.
+        requests.append(dg.RunRequest(run_key=f"{name}:{sha256}", partition_key=name))
+    return dg.SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[landed_files.build_add_request(new_keys)] if new_keys else [],
+    )
+
+
+def _post_json(url: str, document: dict, timeout_seconds: float = 10.0) -> None:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(document).encode("utf-8"),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=timeout_seconds):
+        pass
+
+
+def failure_reasons(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """Why a run failed, in people's words: its failed checks and failed steps."""
+    reasons = []
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        evaluation = record.dagster_event.asset_check_evaluation_data
+        if not evaluation.passed:
+            reasons.append(f"check {evaluation.check_name} failed: {evaluation.description or ''}")
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        failure = record.dagster_event.step_failure_data
+        if failure.user_failure_data and failure.user_failure_data.description:
+            message = failure.user_failure_data.description  # a dg.Failure we raised
+        elif failure.error:
+            root = failure.error
+            while root.cause is not None:  # Dagster wraps the user's exception
+                root = root.cause
+            message = root.message
+        else:
+            message = "unknown error"
+        reasons.append(f"step {record.step_key} failed: {' '.join(message.split())}")
+    return reasons
+
+
+@dg.run_failure_sensor(name="run_failure_alert", default_status=dg.DefaultSensorStatus.RUNNING)
+def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
+    """Logs a clear alert for every failed run and posts it to the webhook when one is set."""
+    run = context.dagster_run
+    reasons = failure_reasons(context.instance, run.run_id) or [context.failure_event.message]
+    message = f"ml_assets run {run.run_id} of job '{run.job_name}' failed: " + "; ".join(reasons)
+    context.log.error(message)
+    url = alert_webhook_url()
+    if url is None:
+        return
+    if not url.startswith(("https://", "http://")):
+        context.log.error("the alert webhook URL is not http(s); alert not posted")
+        return
+    try:
+        _post_json(url, {"text": message, "run_id": run.run_id, "job": run.job_name})
+    except OSError as error:  # the URL is a secret: report the failure, never the address
+        context.log.error(f"posting the alert to the webhook failed: {type(error).__name__}")
+    else:
+        context.log.info("alert posted to the webhook")

@@ -1,0 +1,164 @@
+"""Asset checks: sanity of the features, and the deployment gate on the model metrics."""
+
+from collections.abc import Iterator
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from ml_assets.conditions import check_with_asset
+from ml_assets.contract import TARGET, column_rules
+from ml_assets.splits import HOLDOUT, TRAIN
+
+MIN_TRAINING_ROWS = 100
+MIN_HOLDOUT_ROWS = 20
+
+GATE_CHECKS = ("mse_below_threshold", "not_worse_than_production")
+
+
+@dg.asset_check(asset="features", blocking=True, automation_condition=check_with_asset())
+def no_missing_values(features: pd.DataFrame) -> dg.AssetCheckResult:
+    """Every feature and target value is present."""
+    missing = features.isna().sum()
+    missing = missing[missing > 0]
+    return dg.AssetCheckResult(
+        passed=missing.empty,
+        metadata={"missing_by_column": dg.MetadataValue.json(missing.astype(int).to_dict())},
+    )
+
+
+@dg.asset_check(asset="features", blocking=True, automation_condition=check_with_asset())
+def unique_row_ids(features: pd.DataFrame) -> dg.AssetCheckResult:
+    """No row id appears twice, so no row can sit in both the train and the holdout split."""
+    duplicated = features["row_id"][features["row_id"].duplicated()]
+    return dg.AssetCheckResult(
+        passed=duplicated.empty,
+        metadata={
+            "duplicate_ids": dg.MetadataValue.int(len(duplicated)),
+            "examples": dg.MetadataValue.json(duplicated.head(5).tolist()),
+        },
+    )
+
+
+@dg.asset_check(asset="features", blocking=True, automation_condition=check_with_asset())
+def enough_rows(features: pd.DataFrame) -> dg.AssetCheckResult:
+    """Enough training and holdout rows to fit and to judge a model."""
+    train = int((features["split"] == TRAIN).sum())
+    holdout = int((features["split"] == HOLDOUT).sum())
+    return dg.AssetCheckResult(
+        passed=train >= MIN_TRAINING_ROWS and holdout >= MIN_HOLDOUT_ROWS,
+        metadata={
+            "train_rows": dg.MetadataValue.int(train),
+            "holdout_rows": dg.MetadataValue.int(holdout),
+            "min_train_rows": dg.MetadataValue.int(MIN_TRAINING_ROWS),
+            "min_holdout_rows": dg.MetadataValue.int(MIN_HOLDOUT_ROWS),
+        },
+    )
+
+
+@dg.asset_check(asset="features", blocking=True, automation_condition=check_with_asset())
+def target_in_plausible_range(features: pd.DataFrame) -> dg.AssetCheckResult:
+    """Every target lies in the contract's plausible range."""
+    rule = next(rule for rule in column_rules() if rule.name == TARGET)
+    outside = features[~features[TARGET].between(rule.low, rule.high)]
+    return dg.AssetCheckResult(
+        passed=outside.empty,
+        metadata={
+            "rows_outside": dg.MetadataValue.int(len(outside)),
+            "range": dg.MetadataValue.text(f"{rule.low:g} to {rule.high:g}"),
+            "target_min": dg.MetadataValue.float(float(features[TARGET].min())),
+            "target_max": dg.MetadataValue.float(float(features[TARGET].max())),
+        },
+    )
+
+
+class GateConfig(dg.Config):
+    """When a candidate may replace the production model; set per run in the Launchpad."""
+
+    mse_threshold: float = Field(
+        default=3000.0, gt=0, description="the candidate's holdout MSE must be below this"
+    )
+    max_relative_increase: float = Field(
+        default=0.0, ge=0, description="allowed MSE increase over production, as a fraction"
+    )
+    max_absolute_increase: float = Field(
+        default=0.0, ge=0, description="allowed MSE increase over production, in MSE units"
+    )
+
+
+def mse_below_threshold_result(metrics: dict, config: GateConfig) -> dg.AssetCheckResult:
+    """Passes when the candidate's holdout MSE is below the threshold."""
+    mse = metrics["candidate"]["mse"]
+    passed = mse < config.mse_threshold
+    verdict = "below" if passed else "not below"
+    return dg.AssetCheckResult(
+        check_name="mse_below_threshold",
+        passed=passed,
+        description=f"candidate holdout MSE {mse:.2f} is {verdict} the threshold "
+        f"{config.mse_threshold:g}",
+        metadata={
+            "candidate_mse": dg.MetadataValue.float(mse),
+            "mse_threshold": dg.MetadataValue.float(config.mse_threshold),
+        },
+    )
+
+
+def not_worse_than_production_result(metrics: dict, config: GateConfig) -> dg.AssetCheckResult:
+    """Passes when nothing is in production, or the candidate is no worse on the same rows.
+
+    Allowed: candidate MSE <= production MSE * (1 + max_relative_increase)
+    + max_absolute_increase.
+    """
+    mse = metrics["candidate"]["mse"]
+    production = metrics["production"]
+    if production is None:
+        return dg.AssetCheckResult(
+            check_name="not_worse_than_production",
+            passed=True,
+            description="no production model yet: nothing to compare with",
+            metadata={"candidate_mse": dg.MetadataValue.float(mse)},
+        )
+    allowed = production["mse"] * (1 + config.max_relative_increase) + config.max_absolute_increase
+    passed = mse <= allowed
+    comparison = "within" if passed else "above"
+    return dg.AssetCheckResult(
+        check_name="not_worse_than_production",
+        passed=passed,
+        description=f"candidate holdout MSE {mse:.2f} is {comparison} the allowed {allowed:.2f} "
+        f"(production {metrics['production_version']}: {production['mse']:.2f}) "
+        f"on the same {metrics['holdout_rows']} reference holdout rows",
+        metadata={
+            "candidate_mse": dg.MetadataValue.float(mse),
+            "production_mse": dg.MetadataValue.float(production["mse"]),
+            "allowed_mse": dg.MetadataValue.float(allowed),
+            "production_version": dg.MetadataValue.text(metrics["production_version"]),
+            "holdout_rows": dg.MetadataValue.int(metrics["holdout_rows"]),
+        },
+    )
+
+
+@dg.multi_asset_check(
+    name="deployment_gate",
+    specs=[
+        dg.AssetCheckSpec(
+            name,
+            asset="model_metrics",
+            blocking=True,
+            description=description,
+            automation_condition=check_with_asset(),
+        )
+        for name, description in zip(
+            GATE_CHECKS,
+            (
+                "The candidate's holdout MSE is below the threshold.",
+                "The candidate is no worse than the production model on the same holdout rows.",
+            ),
+            strict=True,
+        )
+    ],
+    ins={"model_metrics": dg.AssetIn("model_metrics")},
+)
+def deployment_gate(config: GateConfig, model_metrics: dict) -> Iterator[dg.AssetCheckResult]:
+    """The two blocking checks that decide whether the candidate may become production."""
+    yield mse_below_threshold_result(model_metrics, config)
+    yield not_worse_than_production_result(model_metrics, config)

@@ -1,0 +1,165 @@
+"""The data contract: one pandera declaration of the columns, their units and plausible ranges.
+
+Ingestion validation, the simulated-batch generator, the UI's column schema and the features
+checks all read this module. A team that brings its own data changes this module and
+`load_reference_table`, nothing else.
+"""
+
+from dataclasses import dataclass
+
+import dagster as dg
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+from sklearn.datasets import load_diabetes
+
+TARGET = "target"
+FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
+COLUMNS = [*FEATURES, TARGET]
+
+
+def _column(description: str, low: float, high: float, decimals: int, **checks) -> pa.Field:
+    return pa.Field(
+        ge=low,
+        le=high,
+        nullable=False,
+        description=description,
+        metadata={"decimals": decimals},
+        **checks,
+    )
+
+
+class DiabetesRecord(pa.DataFrameModel):
+    """One patient at baseline and their disease progression one year later (raw units)."""
+
+    age: float = _column("age in years", 0, 120, 0)
+    sex: float = _column("sex, coded 1 or 2", 1, 2, 0, isin=[1.0, 2.0])
+    bmi: float = _column("body mass index, kg/m²", 10, 80, 1)
+    bp: float = _column("average blood pressure, mm Hg", 30, 250, 2)
+    s1: float = _column("tc, total serum cholesterol, mg/dL", 50, 600, 0)
+    s2: float = _column("ldl, low-density lipoproteins, mg/dL", 10, 500, 1)
+    s3: float = _column("hdl, high-density lipoproteins, mg/dL", 5, 200, 0)
+    s4: float = _column("tch, total cholesterol / HDL", 0.5, 30, 2)
+    s5: float = _column("ltg, log of serum triglycerides", 2, 9, 4)
+    s6: float = _column("glu, blood sugar level, mg/dL", 20, 600, 0)
+    target: float = _column("disease progression one year after baseline", 0, 1000, 0)
+
+    class Config:
+        coerce = True
+        strict = "filter"  # extra columns are dropped; missing ones are an error
+        ordered = False
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    """What the contract says about one column, in plain values."""
+
+    name: str
+    description: str
+    low: float
+    high: float
+    decimals: int
+
+
+def column_rules() -> list[ColumnRule]:
+    """The contract's columns in table order, for generators and reports."""
+    schema = DiabetesRecord.to_schema()
+    rules = []
+    for name in COLUMNS:
+        column = schema.columns[name]
+        low = high = None
+        for check in column.checks:
+            stats = check.statistics or {}
+            low = stats.get("min_value", low)
+            high = stats.get("max_value", high)
+        rules.append(
+            ColumnRule(
+                name=name,
+                description=column.description or "",
+                low=float(low),
+                high=float(high),
+                decimals=int((column.metadata or {}).get("decimals", 4)),
+            )
+        )
+    return rules
+
+
+class ContractViolation(ValueError):
+    """A table broke the data contract; the message names the source, columns and rows."""
+
+    def __init__(self, source: str, problems: list[dict]):
+        self.source = source
+        self.problems = problems
+        lines = [f"{source} breaks the data contract:"]
+        for problem in problems:
+            where = f"column '{problem['column']}'" if problem["column"] else "table"
+            line = f"  {where}: {problem['check']}"
+            if problem["rows"]:
+                line += f" at rows {problem['rows']}"
+            if problem["examples"]:
+                line += f", values {problem['examples']}"
+            lines.append(line)
+        super().__init__("\n".join(lines))
+
+
+_MAX_ROWS_NAMED = 5
+
+
+def _problems(errors: SchemaErrors) -> list[dict]:
+    """Group pandera's failure cases by column and check; rows are 1-based record numbers.
+
+    A value that cannot be coerced also fails pandera's dtype and range checks with no row
+    number; only the coercion failure, which names the rows, is reported.
+    """
+    problems = []
+    for (context, column, check), group in errors.failure_cases.groupby(
+        ["schema_context", "column", "check"], sort=False, dropna=False
+    ):
+        check = str(check)
+        rows = [int(i) + 1 for i in group["index"].dropna().unique()[:_MAX_ROWS_NAMED]]
+        examples = [str(v) for v in group["failure_case"].head(3)]
+        if check == "column_in_dataframe":
+            problems.append(
+                {"column": examples[0], "check": "column is missing", "rows": [], "examples": []}
+            )
+        elif context == "DataFrameSchema":
+            problems.append({"column": None, "check": check, "rows": rows, "examples": examples})
+        elif rows and not check.startswith("dtype("):
+            problems.append({"column": column, "check": check, "rows": rows, "examples": examples})
+    return problems
+
+
+def validate(table: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Return the table coerced to the contract (float64 columns in contract order) or raise."""
+    positional = table.reset_index(drop=True)
+    try:
+        valid = DiabetesRecord.validate(positional, lazy=True)
+    except SchemaErrors as errors:
+        raise ContractViolation(source, _problems(errors)) from None
+    if valid.empty:
+        raise ContractViolation(
+            source, [{"column": None, "check": "no data rows", "rows": [], "examples": []}]
+        )
+    return valid[COLUMNS].astype("float64")
+
+
+def load_reference_table() -> pd.DataFrame:
+    """The diabetes table bundled with scikit-learn, in raw units, validated by the contract."""
+    frame = load_diabetes(scaled=False, as_frame=True).frame
+    return validate(frame, source="scikit-learn diabetes table")
+
+
+def table_schema(extra_columns: dict[str, tuple[str, str]] | None = None) -> dg.TableSchema:
+    """The contract as a Dagster column schema, plus any (type, description) extra columns."""
+    columns = [
+        dg.TableColumn(
+            name=rule.name,
+            type="float64",
+            description=f"{rule.description} (plausible range {rule.low:g} to {rule.high:g})",
+            constraints=dg.TableColumnConstraints(nullable=False),
+        )
+        for rule in column_rules()
+    ]
+    for name, (kind, description) in (extra_columns or {}).items():
+        columns.append(dg.TableColumn(name=name, type=kind, description=description))
+    return dg.TableSchema(columns=columns)

@@ -1,0 +1,55 @@
+"""The one Definitions object of the ml_assets code location."""
+
+import dagster as dg
+
+from ml_assets.assets.deployment import production_model
+from ml_assets.assets.ingestion import raw_batches, reference_data
+from ml_assets.assets.training import candidate_model, dataset, features, model_metrics
+from ml_assets.automation import (
+    ingestion_job,
+    landing_sensor,
+    retraining_automation,
+    run_failure_alert,
+    training_job,
+    weekly_retraining_schedule,
+)
+from ml_assets.checks import (
+    deployment_gate,
+    enough_rows,
+    no_missing_values,
+    target_in_plausible_range,
+    unique_row_ids,
+)
+from ml_assets.landing import LandingZone
+from ml_assets.registry import ModelRegistry
+from ml_assets.settings import schedule_timezone
+from ml_assets.storage import AssetStorage
+
+defs = dg.Definitions(
+    assets=[
+        reference_data,
+        raw_batches,
+        dataset,
+        features,
+        candidate_model,
+        model_metrics,
+        production_model,
+    ],
+    asset_checks=[
+        no_missing_values,
+        unique_row_ids,
+        enough_rows,
+        target_in_plausible_range,
+        deployment_gate,
+    ],
+    jobs=[ingestion_job, training_job],
+    schedules=[weekly_retraining_schedule(schedule_timezone())],
+    sensors=[landing_sensor, retraining_automation, run_failure_alert],
+    resources={
+        "io_manager": AssetStorage(format="parquet"),
+        "model_io_manager": AssetStorage(format="skops"),
+        "json_io_manager": AssetStorage(format="json"),
+        "landing": LandingZone(),
+        "registry": ModelRegistry(),
+    },
+)

@@ -1,0 +1,60 @@
+"""The model family a run may choose, and how a model is scored."""
+
+from typing import Literal
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+from pydantic import Field
+from sklearn.ensemble import GradientBoostingRegressor
+from sklearn.linear_model import LinearRegression, Ridge
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from ml_assets.contract import FEATURES
+
+
+class ModelConfig(dg.Config):
+    """The candidate model, chosen per run in the Launchpad."""
+
+    model_kind: Literal["linear", "ridge", "gradient_boosting"] = Field(
+        default="linear", description="linear: LinearRegression, the reference flow's model"
+    )
+    ridge_alpha: float = Field(default=1.0, gt=0, description="Ridge regularisation strength")
+    n_estimators: int = Field(default=200, ge=1, description="gradient boosting: trees")
+    learning_rate: float = Field(default=0.05, gt=0, description="gradient boosting: step")
+    max_depth: int = Field(default=3, ge=1, description="gradient boosting: tree depth")
+    subsample: float = Field(
+        default=1.0, gt=0, le=1, description="gradient boosting: rows per tree"
+    )
+    random_seed: int = Field(default=42, description="seed for models that draw random numbers")
+
+
+def build_pipeline(config: ModelConfig) -> Pipeline:
+    """A scikit-learn Pipeline: standardise the features, then the chosen regressor."""
+    if config.model_kind == "linear":
+        regressor = LinearRegression()
+    elif config.model_kind == "ridge":
+        regressor = Ridge(alpha=config.ridge_alpha)
+    else:
+        regressor = GradientBoostingRegressor(
+            n_estimators=config.n_estimators,
+            learning_rate=config.learning_rate,
+            max_depth=config.max_depth,
+            subsample=config.subsample,
+            random_state=config.random_seed,
+        )
+    return Pipeline([("scale", StandardScaler()), ("regressor", regressor)])
+
+
+def regression_metrics(model: Pipeline, rows: pd.DataFrame, target: pd.Series) -> dict[str, float]:
+    """MSE, RMSE, MAE and R² of a model on the given rows, as plain floats."""
+    predicted = model.predict(rows[FEATURES])
+    mse = float(mean_squared_error(target, predicted))
+    return {
+        "mse": mse,
+        "rmse": float(np.sqrt(mse)),
+        "mae": float(mean_absolute_error(target, predicted)),
+        "r2": float(r2_score(target, predicted)),
+    }

@@ -1,0 +1,21 @@
+"""Metadata that people want to see on a materialization: counts, previews, schemas."""
+
+import dagster as dg
+import pandas as pd
+
+PREVIEW_ROWS = 5
+
+
+def table_metadata(table: pd.DataFrame, schema: dg.TableSchema) -> dict[str, dg.MetadataValue]:
+    """Row and column counts, a Markdown preview and the column schema of a table."""
+    return {
+        "dagster/row_count": dg.MetadataValue.int(len(table)),
+        "column_count": dg.MetadataValue.int(table.shape[1]),
+        "dagster/column_schema": dg.MetadataValue.table_schema(schema),
+        "preview": dg.MetadataValue.md(table.head(PREVIEW_ROWS).to_markdown(index=False)),
+    }
+
+
+def float_metadata(prefix: str, values: dict[str, float]) -> dict[str, dg.MetadataValue]:
+    """Metrics as plain float metadata (`<prefix>_mse`, ...), so the UI plots them over time."""
+    return {f"{prefix}_{name}": dg.MetadataValue.float(value) for name, value in values.items()}

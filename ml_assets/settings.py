@@ -1,0 +1,23 @@
+"""Deployment settings read from the environment when they are needed, never at import."""
+
+import os
+from pathlib import Path
+
+DATA_DIR_VARIABLE = "ML_ASSETS_DATA_DIR"
+TIMEZONE_VARIABLE = "ML_ASSETS_TIMEZONE"
+WEBHOOK_VARIABLE = "ML_ASSETS_ALERT_WEBHOOK_URL"
+
+
+def data_dir(explicit: str | None = None) -> Path:
+    """The data folder: the explicit value, else $ML_ASSETS_DATA_DIR, else ./data."""
+    return Path(explicit or os.environ.get(DATA_DIR_VARIABLE) or "data").resolve()
+
+
+def schedule_timezone() -> str:
+    """The timezone the weekly schedule runs in: $ML_ASSETS_TIMEZONE, else UTC."""
+    return os.environ.get(TIMEZONE_VARIABLE) or "UTC"
+
+
+def alert_webhook_url() -> str | None:
+    """Where run-failure alerts are posted, if anywhere. A secret: never log it."""
+    return os.environ.get(WEBHOOK_VARIABLE) or None

@@ -1,0 +1,44 @@
+"""Row identity and the stable train/holdout assignment.
+
+A row's id is a hash of its values, so the same record gets the same id in every run and
+every file. Its split never changes once given: reference rows keep the split of the
+reference flow (`train_test_split(test_size=0.2, random_state=42)`), every other row is
+assigned from its id. So a model is never scored on rows it was trained on, whatever lands.
+"""
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from ml_assets.contract import COLUMNS
+
+HOLDOUT_FRACTION = 0.2
+REFERENCE_SPLIT_SEED = 42
+TRAIN, HOLDOUT = "train", "holdout"
+
+
+def row_ids(table: pd.DataFrame) -> pd.Series:
+    """A 16-hex-digit id per row from its contract values (float64, rounded to 1e-9)."""
+    values = np.ascontiguousarray(table[COLUMNS].to_numpy(dtype="float64").round(9) + 0.0)
+    ids = [hashlib.sha256(row.tobytes()).hexdigest()[:16] for row in values]
+    return pd.Series(ids, index=table.index, name="row_id")
+
+
+def reference_split(table: pd.DataFrame) -> pd.Series:
+    """The reference flow's split of the bundled table, by position."""
+    _, holdout_positions = train_test_split(
+        np.arange(len(table)), test_size=HOLDOUT_FRACTION, random_state=REFERENCE_SPLIT_SEED
+    )
+    split = np.full(len(table), TRAIN, dtype=object)
+    split[holdout_positions] = HOLDOUT
+    return pd.Series(split, index=table.index, name="split")
+
+
+def hashed_split(ids: pd.Series) -> pd.Series:
+    """A split drawn from each row id: holdout when the id's first 32 bits fall below 20%."""
+    fraction = ids.map(lambda row_id: int(row_id[:8], 16) / 2**32)
+    return pd.Series(
+        np.where(fraction < HOLDOUT_FRACTION, HOLDOUT, TRAIN), index=ids.index, name="split"
+    )

@@ -1,0 +1,53 @@
+"""Shared fixtures: a temporary data folder and Dagster instance, and landing helpers."""
+
+import os
+import time
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from ml_assets.contract import load_reference_table
+from ml_assets.landing import LandingZone
+from ml_assets.registry import ModelRegistry
+from ml_assets.settings import DATA_DIR_VARIABLE
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh data folder, also set as $ML_ASSETS_DATA_DIR for code that reads it."""
+    folder = tmp_path / "data"
+    monkeypatch.setenv(DATA_DIR_VARIABLE, str(folder))
+    return folder
+
+
+@pytest.fixture
+def landing(data_dir: Path) -> LandingZone:
+    return LandingZone(data_dir=str(data_dir))
+
+
+@pytest.fixture
+def registry(data_dir: Path) -> ModelRegistry:
+    return ModelRegistry(data_dir=str(data_dir))
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+@pytest.fixture(scope="session")
+def reference() -> pd.DataFrame:
+    return load_reference_table()
+
+
+def land(landing: LandingZone, name: str, content: bytes | pd.DataFrame, age: float = 60.0) -> Path:
+    """Put a file in landing/ as if it had arrived `age` seconds ago."""
+    path = landing.landing / name
+    data = content.to_csv(index=False).encode() if isinstance(content, pd.DataFrame) else content
+    path.write_bytes(data)
+    then = time.time() - age
+    os.utime(path, (then, then))
+    return path

@@ -1,0 +1,155 @@
+"""Each asset called as a plain function, the way Dagster University tests them."""
+
+import json
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LinearRegression
+from sklearn.metrics import mean_squared_error
+from sklearn.model_selection import train_test_split
+
+from ml_assets.assets.deployment import production_model
+from ml_assets.assets.ingestion import raw_batches, reference_data
+from ml_assets.assets.training import candidate_model, dataset, features, model_metrics
+from ml_assets.contract import COLUMNS, FEATURES, TARGET
+from ml_assets.landing import REASON_SUFFIX
+from ml_assets.modeling import ModelConfig, build_pipeline
+from ml_assets_tests.conftest import land
+
+
+def test_reference_data_carries_counts_schema_and_preview(reference):
+    output = reference_data()
+    assert output.value.equals(reference)
+    assert output.metadata["dagster/row_count"].value == 442
+    assert [c.name for c in output.metadata["dagster/column_schema"].schema.columns] == COLUMNS
+    preview = output.metadata["preview"].value
+    assert preview.splitlines()[0].split("|")[1].strip() == "age"
+    assert len(preview.splitlines()) == 2 + 5  # header, rule and five rows
+
+
+def ingest(landing, name):
+    with dg.build_asset_context(partition_key=name) as context:
+        return raw_batches(context, landing=landing)
+
+
+def test_a_good_batch_is_validated_and_archived(landing, reference):
+    path = land(landing, "good.csv", reference.head(20)[COLUMNS[::-1]])
+    original = path.read_bytes()
+    output = ingest(landing, "good.csv")
+    assert list(output.value.columns) == COLUMNS
+    assert len(output.value) == 20
+    assert (landing.archive_dir / "good.csv").read_bytes() == original
+    assert landing.pending_files() == []
+    assert output.metadata["file"].value == "good.csv"
+
+
+def test_a_bad_batch_is_quarantined_with_a_reason(landing, reference):
+    bad = reference.head(20).astype(object)
+    bad.loc[[3, 4], "bmi"] = "abc"
+    path = land(landing, "bad.csv", bad)
+    original = path.read_bytes()
+    with pytest.raises(dg.Failure) as caught:
+        ingest(landing, "bad.csv")
+    assert "bad.csv" in caught.value.description
+    assert "column 'bmi'" in caught.value.description and "rows [4, 5]" in caught.value.description
+    assert (landing.quarantine_dir / "bad.csv").read_bytes() == original
+    reason = json.loads((landing.quarantine_dir / f"bad.csv{REASON_SUFFIX}").read_text())
+    assert reason["problems"][0]["column"] == "bmi"
+    assert reason["problems"][0]["rows"] == [4, 5]
+    assert landing.ledger().as_dict() == {
+        "landed": 1,
+        "archived": 0,
+        "quarantined": 1,
+        "pending": 0,
+    }
+
+
+def test_an_unreadable_batch_is_quarantined(landing):
+    land(landing, "garbage.csv", bytes(range(256)) * 4)
+    with pytest.raises(dg.Failure):
+        ingest(landing, "garbage.csv")
+    assert (landing.quarantine_dir / "garbage.csv").read_bytes() == bytes(range(256)) * 4
+
+
+def build_dataset(reference, batches):
+    return dataset(reference_data=reference, raw_batches=batches).value
+
+
+def test_dataset_without_batches_is_the_reference_with_its_split(reference):
+    table = build_dataset(reference, {})
+    _, holdout = train_test_split(reference, test_size=0.2, random_state=42)
+    assert len(table) == 442
+    assert set(table.index[table["split"] == "holdout"]) == set(holdout.index)
+    assert (table["source"] == "reference").all()
+
+
+def test_dataset_deduplicates_and_keeps_assignments_stable(reference):
+    before = build_dataset(reference, {})
+    new_rows = reference.head(30).assign(target=lambda t: t["target"] + 1000 - 999)
+    batches = {"b.csv": pd.concat([new_rows, reference.head(5), new_rows.head(3)])}
+    after = build_dataset(reference, batches)
+    assert len(after) == 442 + 30  # copies of reference rows and repeated rows are dropped
+    merged = before.merge(after, on="row_id", suffixes=("_before", "_after"))
+    assert len(merged) == 442
+    assert (merged["split_before"] == merged["split_after"]).all()
+    assert (after.loc[after["source"] == "b.csv", "row_id"].isin(after["row_id"])).all()
+
+
+def test_features_drop_incomplete_and_implausible_rows(reference):
+    table = build_dataset(reference, {})
+    table.loc[0, "bmi"] = np.nan
+    table.loc[1, "age"] = 500.0
+    output = features(table)
+    assert len(output.value) == 440
+    assert output.metadata["rows_dropped_incomplete"].value == 1
+    assert output.metadata["rows_dropped_implausible"].value == 1
+
+
+def test_baseline_reproduces_the_reference_flow(reference, registry):
+    """With no landed files, the candidate's holdout MSE is scikit-learn's own number."""
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=42)
+    expected = mean_squared_error(y_test, LinearRegression().fit(X_train, y_train).predict(X_test))
+
+    table = features(build_dataset(reference, {})).value
+    model = candidate_model(ModelConfig(), table).value
+    with dg.build_asset_context() as context:
+        metrics = model_metrics(
+            context, candidate_model=model, features=table, registry=registry
+        ).value
+    assert metrics["candidate"]["mse"] == pytest.approx(expected, rel=1e-9)
+    assert metrics["production"] is None
+    assert (metrics["training_rows"], metrics["holdout_rows"]) == (353, 89)
+
+
+def test_metrics_score_production_on_the_same_rows(reference, registry):
+    table = features(build_dataset(reference, {})).value
+    train = table[table["split"] == "train"]
+    holdout = table[table["split"] == "holdout"]
+    champion = build_pipeline(ModelConfig(model_kind="ridge", ridge_alpha=10)).fit(
+        train[FEATURES], train[TARGET]
+    )
+    registry.promote(registry.register(champion, card={}).version)
+    candidate = candidate_model(ModelConfig(), table).value
+    with dg.build_asset_context() as context:
+        metrics = model_metrics(
+            context, candidate_model=candidate, features=table, registry=registry
+        ).value
+    expected = mean_squared_error(holdout[TARGET], champion.predict(holdout[FEATURES]))
+    assert metrics["production"]["mse"] == pytest.approx(expected)
+    assert metrics["production_version"] == registry.production().version
+
+
+def test_production_model_refuses_without_a_passed_gate(instance, reference, registry):
+    table = features(build_dataset(reference, {})).value
+    model = candidate_model(ModelConfig(), table).value
+    with (
+        dg.build_asset_context(instance=instance) as context,
+        pytest.raises(dg.Failure, match="model_metrics has never been materialized"),
+    ):
+        production_model(context, candidate_model=model, model_metrics={}, registry=registry)
+    assert registry.production() is None

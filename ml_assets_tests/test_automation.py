@@ -1,0 +1,219 @@
+"""The schedule, the landing sensor, the automation conditions and the failure alert."""
+
+import importlib
+import json
+import threading
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+
+from ml_assets import definitions
+from ml_assets.automation import landing_sensor, run_failure_alert, weekly_retraining_schedule
+from ml_assets.settings import TIMEZONE_VARIABLE, WEBHOOK_VARIABLE
+from ml_assets_tests.conftest import land
+
+
+def tick(instance, landing):
+    with dg.build_sensor_context(instance=instance, resources={"landing": landing}) as context:
+        result = landing_sensor(context)
+    for request in result.dynamic_partitions_requests:
+        instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+    return result
+
+
+def ingest(instance, partition_key):
+    job = definitions.defs.resolve_job_def("ingestion_job")
+    return job.execute_in_process(
+        instance=instance, partition_key=partition_key, raise_on_error=False
+    )
+
+
+def test_a_complete_file_becomes_a_partition_and_a_run(instance, landing, reference):
+    land(landing, "a.csv", reference.head(30))
+    result = tick(instance, landing)
+    assert [r.partition_key for r in result.run_requests] == ["a.csv"]
+    assert result.run_requests[0].run_key.startswith("a.csv:")
+    assert instance.get_dynamic_partitions("landed_files") == ["a.csv"]
+
+
+def test_a_file_still_being_written_waits_for_a_later_tick(instance, landing, reference):
+    land(landing, "growing.csv", reference.head(10), age=0)
+    assert tick(instance, landing).run_requests == []
+    assert instance.get_dynamic_partitions("landed_files") == []
+    land(landing, "growing.csv", reference.head(40), age=30)  # finished writing since
+    assert [r.partition_key for r in tick(instance, landing).run_requests] == ["growing.csv"]
+
+
+def test_a_duplicate_tick_asks_for_nothing_new(instance, landing, reference):
+    land(landing, "a.csv", reference.head(30))
+    first = tick(instance, landing)
+    second = tick(instance, landing)  # before the run has taken the file
+    assert second.dynamic_partitions_requests == []
+    # the same run key: Dagster launches a run key once per sensor
+    assert [r.run_key for r in second.run_requests] == [r.run_key for r in first.run_requests]
+    assert ingest(instance, "a.csv").success
+    assert tick(instance, landing).run_requests == []  # archived: nothing left to take
+
+
+def test_a_bad_file_does_not_stop_the_good_ones(instance, landing, reference):
+    land(landing, "good-1.csv", reference.head(30))
+    land(landing, "bad.csv", b"age,sex\n1,2\n")
+    land(landing, "good-2.csv", reference.tail(30))
+    result = tick(instance, landing)
+    assert sorted(r.partition_key for r in result.run_requests) == [
+        "bad.csv",
+        "good-1.csv",
+        "good-2.csv",
+    ]
+    outcomes = {
+        r.partition_key: ingest(instance, r.partition_key).success for r in result.run_requests
+    }
+    assert outcomes == {"bad.csv": False, "good-1.csv": True, "good-2.csv": True}
+    assert landing.ledger().as_dict() == {
+        "landed": 3,
+        "archived": 2,
+        "quarantined": 1,
+        "pending": 0,
+    }
+    assert tick(instance, landing).run_requests == []
+
+
+def test_an_unreadable_file_is_skipped_and_the_rest_proceed(
+    instance, landing, reference, monkeypatch
+):
+    land(landing, "locked.csv", reference.head(10))
+    land(landing, "fine.csv", reference.head(10))
+    real = type(landing).fingerprint
+
+    def fingerprint(self, name):
+        if name == "locked.csv":
+            raise PermissionError("permission denied")
+        return real(self, name)
+
+    monkeypatch.setattr(type(landing), "fingerprint", fingerprint)
+    result = tick(instance, landing)
+    assert [r.partition_key for r in result.run_requests] == ["fine.csv"]
+    assert landing.pending_files() == ["fine.csv", "locked.csv"]  # nothing lost
+
+
+def test_weekly_schedule_ticks_sunday_23_with_a_valid_run_config():
+    schedule = definitions.defs.resolve_schedule_def("weekly_retraining")
+    assert schedule.cron_schedule == "0 23 * * 0"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    sunday = datetime(2026, 11, 29, 23, 0, tzinfo=ZoneInfo(schedule.execution_timezone))
+    with dg.build_schedule_context(scheduled_execution_time=sunday) as context:
+        requests = list(schedule.evaluate_tick(context).run_requests)
+    assert len(requests) == 1
+    job = definitions.defs.resolve_job_def("training_job")
+    assert dg.validate_run_config(job, requests[0].run_config) is not None
+    selected = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
+    assert selected == {
+        "reference_data",
+        "dataset",
+        "features",
+        "candidate_model",
+        "model_metrics",
+        "production_model",
+    }
+
+
+def test_schedule_timezone_comes_from_the_environment(monkeypatch):
+    assert weekly_retraining_schedule("Europe/Paris").execution_timezone == "Europe/Paris"
+    monkeypatch.setenv(TIMEZONE_VARIABLE, "America/New_York")
+    try:
+        reloaded = importlib.reload(definitions)
+        assert reloaded.defs.resolve_schedule_def("weekly_retraining").execution_timezone == (
+            "America/New_York"
+        )
+    finally:
+        monkeypatch.delenv(TIMEZONE_VARIABLE)
+        importlib.reload(definitions)
+
+
+def test_sensors_run_by_default():
+    for name in ("landing_sensor", "retraining_automation", "run_failure_alert"):
+        sensor = definitions.defs.resolve_sensor_def(name)
+        assert sensor.default_status == dg.DefaultSensorStatus.RUNNING, name
+    assert definitions.defs.resolve_sensor_def("landing_sensor").minimum_interval_seconds <= 10
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    received: ClassVar[list] = []
+
+    def do_POST(self):
+        length = int(self.headers["Content-Length"])
+        _Recorder.received.append(json.loads(self.rfile.read(length)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook(monkeypatch):
+    server = HTTPServer(("127.0.0.1", 0), _Recorder)
+    _Recorder.received = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv(WEBHOOK_VARIABLE, f"http://127.0.0.1:{server.server_port}/hook")
+    yield _Recorder.received
+    server.shutdown()
+    server.server_close()
+
+
+def failure_context(instance):
+    """The context a run-failure sensor gets for a run that really failed."""
+
+    @dg.op
+    def explode():
+        raise RuntimeError("disk on fire")
+
+    @dg.job
+    def doomed():
+        explode()
+
+    result = doomed.execute_in_process(instance=instance, raise_on_error=False)
+    return dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alert",
+        dagster_event=result.get_run_failure_event(),
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+    ).for_run_failure()
+
+
+def test_failure_alert_posts_why_to_the_webhook(instance, webhook, capfd):
+    context = failure_context(instance)
+    capfd.readouterr()
+    run_failure_alert(context)
+    assert len(webhook) == 1
+    assert webhook[0]["run_id"] == context.dagster_run.run_id
+    assert "'doomed' failed" in webhook[0]["text"]
+    assert "step explode failed" in webhook[0]["text"] and "disk on fire" in webhook[0]["text"]
+    logged = capfd.readouterr().err
+    assert "alert posted to the webhook" in logged
+    assert "disk on fire" in logged
+    assert "/hook" not in logged  # the webhook URL is a secret
+
+
+def test_failure_alert_without_webhook_only_logs(instance, webhook, monkeypatch, capfd):
+    monkeypatch.delenv(WEBHOOK_VARIABLE)
+    context = failure_context(instance)
+    capfd.readouterr()
+    run_failure_alert(context)
+    assert webhook == []
+    assert "disk on fire" in capfd.readouterr().err
+
+
+def test_an_unreachable_webhook_does_not_break_the_sensor(instance, monkeypatch, capfd):
+    monkeypatch.setenv(WEBHOOK_VARIABLE, "http://127.0.0.1:9/nothing-listens")
+    context = failure_context(instance)
+    capfd.readouterr()
+    run_failure_alert(context)
+    logged = capfd.readouterr().err
+    assert "posting the alert to the webhook failed" in logged
+    assert "nothing-listens" not in logged

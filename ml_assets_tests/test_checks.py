@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+
+from ml_assets.assets.training import dataset, features
+from ml_assets.checks import (
+    GateConfig,
+    enough_rows,
+    mse_below_threshold_result,
+    no_missing_values,
+    not_worse_than_production_result,
+    target_in_plausible_range,
+    unique_row_ids,
+)
+
+
+@pytest.fixture
+def feature_table(reference):
+    return features(dataset(reference_data=reference, raw_batches={}).value).value
+
+
+def test_feature_checks_pass_on_the_reference(feature_table):
+    for check in (no_missing_values, unique_row_ids, enough_rows, target_in_plausible_range):
+        assert check(feature_table).passed, check.__name__
+
+
+def test_missing_values_fail(feature_table):
+    feature_table.loc[[2, 3], "s1"] = np.nan
+    result = no_missing_values(feature_table)
+    assert not result.passed
+    assert result.metadata["missing_by_column"].value == {"s1": 2}
+
+
+def test_duplicate_ids_fail(feature_table):
+    feature_table.loc[5, "row_id"] = feature_table.loc[6, "row_id"]
+    result = unique_row_ids(feature_table)
+    assert not result.passed
+    assert result.metadata["duplicate_ids"].value == 1
+
+
+def test_too_few_rows_fail(feature_table):
+    result = enough_rows(feature_table.head(50))
+    assert not result.passed
+    assert result.metadata["train_rows"].value < 100
+
+
+def test_implausible_target_fails(feature_table):
+    feature_table.loc[0, "target"] = 5000.0
+    result = target_in_plausible_range(feature_table)
+    assert not result.passed
+    assert result.metadata["rows_outside"].value == 1
+
+
+def metrics(candidate_mse, production_mse=None):
+    return {
+        "candidate": {"mse": candidate_mse},
+        "production": None if production_mse is None else {"mse": production_mse},
+        "production_version": None if production_mse is None else "v1",
+        "holdout_rows": 89,
+    }
+
+
+@pytest.mark.parametrize(("mse", "passed"), [(2900.19, True), (2999.99, True), (3000.0, False)])
+def test_mse_threshold_is_strict(mse, passed):
+    result = mse_below_threshold_result(metrics(mse), GateConfig())
+    assert result.passed is passed
+    assert result.metadata["mse_threshold"].value == 3000.0
+    assert result.check_name == "mse_below_threshold"
+
+
+def test_threshold_comes_from_config():
+    assert not mse_below_threshold_result(metrics(2900.0), GateConfig(mse_threshold=100)).passed
+
+
+def test_no_production_passes_the_comparison():
+    result = not_worse_than_production_result(metrics(2950.0), GateConfig())
+    assert result.passed
+    assert "no production model" in result.description
+
+
+@pytest.mark.parametrize(
+    ("candidate", "production", "config", "passed"),
+    [
+        (2900.0, 2900.0, GateConfig(), True),
+        (2900.01, 2900.0, GateConfig(), False),
+        (2850.0, 2900.0, GateConfig(), True),
+        (2920.0, 2900.0, GateConfig(max_relative_increase=0.01), True),  # allowed 2929
+        (2930.0, 2900.0, GateConfig(max_relative_increase=0.01), False),
+        (2905.0, 2900.0, GateConfig(max_absolute_increase=5), True),
+        (2906.0, 2900.0, GateConfig(max_absolute_increase=5), False),
+    ],
+)
+def test_not_worse_than_production_with_tolerances(candidate, production, config, passed):
+    result = not_worse_than_production_result(metrics(candidate, production), config)
+    assert result.passed is passed
+    assert result.metadata["production_mse"].value == production
+    assert ("within" if passed else "above") in result.description
+
+
+def test_gate_config_refuses_nonsense():
+    with pytest.raises(ValueError):
+        GateConfig(mse_threshold=-1)
+    with pytest.raises(ValueError):
+        GateConfig(max_relative_increase=-0.1)

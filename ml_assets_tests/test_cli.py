@@ -1,0 +1,93 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ml_assets.cli import main
+from ml_assets.contract import COLUMNS, column_rules, validate
+from ml_assets.simulate import simulate_batch
+from ml_assets.splits import HOLDOUT, reference_split, row_ids
+from ml_assets_tests.conftest import land
+
+
+def test_simulate_batch_writes_a_valid_batch_into_landing(data_dir, capsys):
+    assert main(["simulate-batch", "--rows", "25", "--seed", "4"]) == 0
+    path = capsys.readouterr().out.strip()
+    assert path.startswith(str(data_dir / "landing"))
+    table = pd.read_csv(path)
+    assert list(table.columns) == COLUMNS
+    assert len(validate(table, source=path)) == 25
+    leftovers = [p.name for p in (data_dir / "landing").iterdir() if p.name.startswith(".")]
+    assert leftovers == []  # the temporary file was renamed into place
+
+
+def test_simulate_batch_parquet(data_dir, capsys):
+    assert main(["simulate-batch", "--rows", "10", "--format", "parquet"]) == 0
+    assert len(pd.read_parquet(capsys.readouterr().out.strip())) == 10
+
+
+def test_simulated_rows_follow_the_reference(reference):
+    batch = simulate_batch(reference, rows=2000, seed=0)
+    assert simulate_batch(reference, rows=50, seed=7).equals(
+        simulate_batch(reference, rows=50, seed=7)
+    )
+    for rule in column_rules():
+        column = batch[rule.name]
+        assert column.between(reference[rule.name].min(), reference[rule.name].max()).all()
+        assert abs(column.mean() - reference[rule.name].mean()) < 0.15 * reference[rule.name].std()
+    assert set(batch["sex"].unique()) <= {1.0, 2.0}
+    # No near-copy of a reference holdout row: it would leak into training.
+    holdout_ids = set(row_ids(reference[reference_split(reference) == HOLDOUT]))
+    assert not holdout_ids & set(row_ids(batch))
+
+
+@pytest.mark.parametrize("rows", ["0", "-3", "x"])
+def test_simulate_batch_refuses_bad_row_counts(rows, data_dir):
+    with pytest.raises(SystemExit):
+        main(["simulate-batch", "--rows", rows])
+
+
+def test_status_json_before_anything(data_dir, capsys):
+    assert main(["status", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report == {
+        "production": None,
+        "files": {"landed": 0, "archived": 0, "quarantined": 0, "pending": 0},
+    }
+
+
+def test_status_reports_production_and_ledger(data_dir, registry, landing, reference, capsys):
+    from ml_assets.contract import FEATURES, TARGET
+    from ml_assets.modeling import ModelConfig, build_pipeline
+
+    model = build_pipeline(ModelConfig()).fit(reference[FEATURES], reference[TARGET])
+    metrics = {"mse": 2900.5, "rmse": 53.8, "mae": 42.7, "r2": 0.45}
+    version = registry.register(model, card={"metrics": metrics, "estimator": "LinearRegression"})
+    registry.promote(version.version)
+    land(landing, "a.csv", reference.head(3))
+    land(landing, "b.csv", reference.head(3))
+    landing.archive("a.csv")
+
+    assert main(["status", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["production"]["version"] == version.version
+    assert report["production"]["metrics"] == metrics
+    assert report["files"] == {"landed": 2, "archived": 1, "quarantined": 0, "pending": 1}
+
+    assert main(["status"]) == 0
+    text = capsys.readouterr().out
+    assert version.version in text and "2 landed = 1 archived + 0 quarantined + 1 pending" in text
+
+
+def test_the_console_script_honours_the_data_dir_variable(data_dir):
+    console_script = Path(sys.executable).parent / "ml-assets"
+    env_run = subprocess.run(
+        [str(console_script), "simulate-batch", "--rows", "3"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert env_run.stdout.strip().startswith(str(data_dir))

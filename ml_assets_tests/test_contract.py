@@ -1,0 +1,82 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml_assets.contract import (
+    COLUMNS,
+    ContractViolation,
+    column_rules,
+    load_reference_table,
+    table_schema,
+    validate,
+)
+
+
+def test_reference_table_is_the_raw_diabetes_table():
+    from sklearn.datasets import load_diabetes
+
+    expected = load_diabetes(scaled=False, as_frame=True).frame
+    table = load_reference_table()
+    assert list(table.columns) == COLUMNS
+    assert table.shape == (442, 11)
+    np.testing.assert_array_equal(table.to_numpy(), expected[COLUMNS].to_numpy())
+
+
+def test_reordered_and_extra_columns_are_normalised(reference):
+    shuffled = reference.head(5)[COLUMNS[::-1]].assign(comment="x")
+    valid = validate(shuffled, source="a.csv")
+    assert list(valid.columns) == COLUMNS
+    assert (valid.dtypes == "float64").all()
+
+
+def test_numeric_strings_are_coerced(reference):
+    as_text = reference.head(3).astype(str)
+    assert validate(as_text, source="a.csv").equals(reference.head(3))
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "check_word"),
+    [
+        ("bmi", "abc", "coerce"),
+        ("age", 300, "less_than_or_equal_to"),
+        ("bmi", -5, "greater_than_or_equal_to"),
+        ("bp", np.nan, "not_nullable"),
+        ("s5", np.inf, "less_than_or_equal_to"),
+        ("sex", 3, "isin"),
+    ],
+)
+def test_a_bad_value_names_the_file_column_and_row(reference, column, value, check_word):
+    table = reference.head(10).astype(object)
+    table.loc[6, column] = value
+    with pytest.raises(ContractViolation) as caught:
+        validate(table, source="batch-7.csv")
+    message = str(caught.value)
+    assert "batch-7.csv" in message
+    assert f"column '{column}'" in message
+    assert check_word in message
+    assert "rows [7]" in message  # 1-based record number of index 6
+    assert caught.value.problems[0]["rows"] == [7]
+
+
+def test_missing_column_is_named(reference):
+    with pytest.raises(ContractViolation, match=r"column 's6': column is missing"):
+        validate(reference.drop(columns=["s6"]), source="b.csv")
+
+
+def test_header_only_is_refused(reference):
+    with pytest.raises(ContractViolation, match="no data rows"):
+        validate(reference.head(0), source="empty.csv")
+
+
+def test_rules_and_schema_cover_every_column():
+    rules = column_rules()
+    assert [rule.name for rule in rules] == COLUMNS
+    assert all(rule.low < rule.high for rule in rules)
+    schema = table_schema({"row_id": ("string", "id")})
+    assert [c.name for c in schema.columns] == [*COLUMNS, "row_id"]
+
+
+def test_reference_lies_inside_the_plausible_ranges(reference):
+    for rule in column_rules():
+        assert reference[rule.name].between(rule.low, rule.high).all(), rule.name
+    assert isinstance(reference, pd.DataFrame)

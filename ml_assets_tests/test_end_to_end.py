@@ -1,0 +1,187 @@
+"""The whole graph on a real temporary instance: the gate passing, failing, and the landing path."""
+
+import dagster as dg
+import numpy as np
+import pytest
+from sklearn.datasets import load_diabetes
+from sklearn.linear_model import LinearRegression
+from sklearn.metrics import mean_squared_error
+from sklearn.model_selection import train_test_split
+
+from ml_assets.automation import failure_reasons
+from ml_assets.definitions import defs
+from ml_assets.simulate import simulate_batch
+from ml_assets_tests.conftest import land
+from ml_assets_tests.test_automation import tick
+
+pytestmark = pytest.mark.slow
+
+TRAINING = dg.AssetSelection.assets("reference_data").downstream()
+GATE = {"ops": {"deployment_gate": {"config": {"mse_threshold": 100.0}}}}
+
+
+def materialize(instance, selection=TRAINING, run_config=None, partition_key=None):
+    return dg.materialize(
+        [*defs.assets, *defs.asset_checks],
+        selection=selection,
+        instance=instance,
+        resources=defs.resources,
+        run_config=run_config,
+        partition_key=partition_key,
+        raise_on_error=False,
+    )
+
+
+def reference_mse() -> float:
+    X, y = load_diabetes(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=42)
+    return mean_squared_error(y_test, LinearRegression().fit(X_train, y_train).predict(X_test))
+
+
+def evaluations(result):
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def materialized(result):
+    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+
+
+def latest_metadata(instance, key):
+    event = instance.get_latest_materialization_event(dg.AssetKey(key))
+    return event.asset_materialization.metadata
+
+
+def test_gate_passes_then_fails_and_production_stays(instance, registry):
+    passing = materialize(instance)
+    assert passing.success
+    assert evaluations(passing) == {
+        "no_missing_values": True,
+        "unique_row_ids": True,
+        "enough_rows": True,
+        "target_in_plausible_range": True,
+        "mse_below_threshold": True,
+        "not_worse_than_production": True,
+    }
+    production = registry.production()
+    assert production is not None
+    assert production.metrics["mse"] == pytest.approx(reference_mse(), rel=1e-9)
+    metadata = latest_metadata(instance, "production_model")
+    assert metadata["version"].value == production.version
+    assert metadata["holdout_mse"].value == pytest.approx(reference_mse(), rel=1e-9)
+    assert latest_metadata(instance, "model_metrics")["candidate_mse"].value == pytest.approx(
+        reference_mse(), rel=1e-9
+    )
+
+    failing = materialize(instance, run_config=GATE)
+    assert not failing.success
+    assert evaluations(failing)["mse_below_threshold"] is False
+    assert "production_model" not in materialized(failing)
+    assert "model_metrics" in materialized(failing)
+    assert registry.production().version == production.version
+    record = instance.get_latest_asset_check_evaluation_record(
+        dg.AssetCheckKey(dg.AssetKey("model_metrics"), "mse_below_threshold")
+    )
+    assert record.run_id == failing.run_id
+    assert "not below the threshold 100" in record.event.asset_check_evaluation.description
+    reasons = failure_reasons(instance, failing.run_id)
+    assert any(r.startswith("check mse_below_threshold failed: candidate") for r in reasons)
+
+    # Selecting production_model alone after a failed gate does not deploy either.
+    alone = materialize(instance, selection=dg.AssetSelection.assets("production_model"))
+    assert not alone.success
+    assert registry.production().version == production.version
+    assert len(registry.versions()) == 1
+
+
+def test_a_landed_batch_is_ingested_and_retrains(instance, landing, registry, reference):
+    assert materialize(instance).success
+    first = registry.production().version
+    # The automation sensor has been evaluating since start-up; its cursor remembers that.
+    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    landed = land(landing, "new.csv", simulate_batch(reference, rows=200, seed=3)).read_bytes()
+    requests = tick(instance, landing).run_requests
+    assert [r.partition_key for r in requests] == ["new.csv"]
+    assert materialize(
+        instance, selection=dg.AssetSelection.assets("raw_batches"), partition_key="new.csv"
+    ).success
+    assert (landing.archive_dir / "new.csv").read_bytes() == landed
+
+    evaluation = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=evaluation.cursor
+    )
+    requested = {
+        key.to_user_string()
+        for key in (a.key for a in defs.assets)
+        if evaluation.get_num_requested(key) == 1
+    }
+    assert requested == {
+        "dataset",
+        "features",
+        "candidate_model",
+        "model_metrics",
+        "production_model",
+    }
+    retrain = materialize(instance, selection=dg.AssetSelection.assets(*requested))
+    assert set(evaluations(retrain)) >= {"mse_below_threshold", "not_worse_than_production"}
+    assert latest_metadata(instance, "dataset")["dagster/row_count"].value == 442 + 200
+    assert latest_metadata(instance, "dataset")["batches"].value == 1
+    # Whether it deploys is the gate's decision; either way the ledger is whole.
+    assert landing.ledger().as_dict() == {
+        "landed": 1,
+        "archived": 1,
+        "quarantined": 0,
+        "pending": 0,
+    }
+    assert registry.production().version in {first, registry.versions()[-1].version}
+
+
+def test_a_burst_of_batches_causes_one_retrain(instance, landing, reference):
+    assert materialize(instance).success
+    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    for seed in range(3):
+        land(landing, f"burst-{seed}.csv", simulate_batch(reference, rows=50, seed=seed))
+    for request in tick(instance, landing).run_requests:
+        materialize(
+            instance,
+            selection=dg.AssetSelection.assets("raw_batches"),
+            partition_key=request.partition_key,
+        )
+    evaluation = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=evaluation.cursor
+    )
+    assert evaluation.get_num_requested(dg.AssetKey("dataset")) == 1
+    again = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=evaluation.cursor
+    )
+    assert again.get_num_requested(dg.AssetKey("dataset")) == 0  # handled: no second retrain
+
+
+def test_a_batch_that_makes_the_model_worse_is_not_deployed(instance, landing, registry, reference):
+    assert materialize(instance).success
+    champion = registry.production().version
+    poisoned = simulate_batch(reference, rows=600, seed=11)
+    poisoned["target"] = np.random.default_rng(0).permutation(poisoned["target"].to_numpy())
+    land(landing, "poisoned.csv", poisoned)
+    tick(instance, landing)
+    assert materialize(
+        instance, selection=dg.AssetSelection.assets("raw_batches"), partition_key="poisoned.csv"
+    ).success  # well-formed: the contract accepts it
+    retrain = materialize(instance)
+    assert evaluations(retrain)["not_worse_than_production"] is False
+    assert "production_model" not in materialized(retrain)
+    assert registry.production().version == champion
+
+
+def test_automation_does_not_deploy_after_a_failed_gate(instance, registry):
+    assert materialize(instance).success
+    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    failing = materialize(
+        instance,
+        selection=dg.AssetSelection.assets("candidate_model", "model_metrics"),
+        run_config=GATE,
+    )
+    assert evaluations(failing)["mse_below_threshold"] is False
+    evaluation = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=evaluation.cursor
+    )
+    assert evaluation.get_num_requested(dg.AssetKey("production_model")) == 0
