@@ -30,8 +30,11 @@ def test_reference_data_carries_counts_schema_and_preview(reference):
 
 
 def ingest(landing, name):
+    """Run raw_batches for one file; return its output after checking its contract result."""
     with dg.build_asset_context(partition_key=name) as context:
-        return raw_batches(context, landing=landing)
+        output, check = list(raw_batches(context, landing=landing))
+    assert check.passed and check.check_name == "matches_data_contract"
+    return output
 
 
 def test_a_good_batch_is_validated_and_archived(landing, reference):

@@ -69,10 +69,18 @@ def test_a_bad_file_does_not_stop_the_good_ones(instance, landing, reference):
         "good-1.csv",
         "good-2.csv",
     ]
-    outcomes = {
-        r.partition_key: ingest(instance, r.partition_key).success for r in result.run_requests
+    runs = {r.partition_key: ingest(instance, r.partition_key) for r in result.run_requests}
+    assert {key: run.success for key, run in runs.items()} == {
+        "bad.csv": False,
+        "good-1.csv": True,
+        "good-2.csv": True,
     }
-    assert outcomes == {"bad.csv": False, "good-1.csv": True, "good-2.csv": True}
+    for key, run in runs.items():
+        [evaluation] = run.get_asset_check_evaluations()
+        assert (evaluation.check_name, evaluation.partition) == ("matches_data_contract", key)
+        assert evaluation.passed is (key != "bad.csv")
+    refused = runs["bad.csv"].get_asset_check_evaluations()[0]
+    assert "column 'bmi': column is missing" in refused.description
     assert landing.ledger().as_dict() == {
         "landed": 3,
         "archived": 2,

@@ -36,6 +36,7 @@ def test_every_public_name_is_defined():
         for key in defs.resolve_asset_graph().asset_check_keys
     }
     assert checks == {
+        "raw_batches:matches_data_contract",
         "features:no_missing_values",
         "features:unique_row_ids",
         "features:enough_rows",

@@ -4,7 +4,13 @@ import dagster as dg
 import pandas as pd
 
 from ml_assets.conditions import when_missing
-from ml_assets.contract import ContractViolation, load_reference_table, table_schema, validate
+from ml_assets.contract import (
+    COLUMNS,
+    ContractViolation,
+    load_reference_table,
+    table_schema,
+    validate,
+)
 from ml_assets.files import file_sha256
 from ml_assets.landing import LandingZone, UnsupportedFile
 from ml_assets.reporting import table_metadata
@@ -23,38 +29,57 @@ def reference_data() -> dg.Output[pd.DataFrame]:
     return dg.Output(table, metadata=table_metadata(table, table_schema()))
 
 
+CONTRACT_CHECK = dg.AssetCheckSpec(
+    "matches_data_contract",
+    asset="raw_batches",
+    description="The landed file has the contract's columns, types and plausible values.",
+    partitions_def=landed_files,  # one result per landed file
+)
+
+
 @dg.asset(
     group_name="ingestion",
     partitions_def=landed_files,
     retry_policy=FILE_SYSTEM_RETRY,
+    check_specs=[CONTRACT_CHECK],
     kinds={"pandas", "parquet"},
 )
-def raw_batches(context: dg.AssetExecutionContext, landing: LandingZone) -> dg.Output[pd.DataFrame]:
+def raw_batches(context: dg.AssetExecutionContext, landing: LandingZone):
     """One landed file's rows, validated against the data contract, then archived."""
     name = context.partition_key
-    source = landing.source_path(name)
-    sha256 = file_sha256(source)
+    sha256 = file_sha256(landing.source_path(name))
     try:
-        table = validate(landing.read_table(name), source=name)
+        landed = landing.read_table(name)
+        table = validate(landed, source=name)
     except (ContractViolation, UnsupportedFile) as error:
         problems = getattr(error, "problems", [{"column": None, "check": str(error), "rows": []}])
         stored = landing.quarantine(
             name, {"sha256": sha256, "error": str(error), "problems": problems}
         )
         context.log.error(f"{error}\nQuarantined as {stored}")
+        # The failed check is recorded before the step fails, so the UI shows it per file.
+        yield dg.AssetCheckResult(
+            check_name=CONTRACT_CHECK.name,
+            passed=False,
+            description=str(error),
+            metadata={"problems": dg.MetadataValue.json(problems), "file": name},
+        )
         raise dg.Failure(
             description=str(error),
             metadata={"file": name, "quarantined_as": str(stored), "sha256": sha256},
             allow_retries=False,
         ) from None
     archived = landing.archive(name)
+    ignored = [str(column) for column in landed.columns if column not in COLUMNS]
     context.log.info(f"{name}: {len(table)} rows accepted, archived as {archived}")
-    return dg.Output(
+    yield dg.Output(
         table,
         metadata={
             **table_metadata(table, table_schema()),
             "file": name,
             "sha256": sha256,
             "archived_as": str(archived),
+            "ignored_columns": dg.MetadataValue.json(ignored),
         },
     )
+    yield dg.AssetCheckResult(check_name=CONTRACT_CHECK.name, passed=True)
