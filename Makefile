@@ -32,7 +32,7 @@ dev: install instance
 
 ## materialize: a headless run of the whole graph (reference data to production model)
 materialize: install instance
-	$(BIN)/dagster asset materialize -m ml_assets.definitions --select 'reference_data*'
+	$(BIN)/dagster asset materialize -m ml_assets.definitions --select 'key:reference_data or group:training or key:production_model'
 
 ## test: the whole suite
 test: install

@@ -15,14 +15,14 @@ AUTOMATION_INTERVAL_SECONDS = 10
 
 ingestion_job = dg.define_asset_job(
     "ingestion_job",
-    selection=dg.AssetSelection.assets("raw_batches"),
-    description="Validate and ingest one landed file (one raw_batches partition).",
+    selection=dg.AssetSelection.assets("raw_batches", "predictions"),
+    description="Validate and ingest one landed file, then score it with the production model.",
 )
 
 training_job = dg.define_asset_job(
     "training_job",
-    selection=dg.AssetSelection.assets("reference_data")
-    | dg.AssetSelection.groups("training", "deployment"),
+    selection=dg.AssetSelection.assets("reference_data", "production_model")
+    | dg.AssetSelection.groups("training"),
     description="Rebuild the dataset, retrain, evaluate and, if the gate passes, deploy.",
 )
 

@@ -73,17 +73,38 @@ def target_in_plausible_range(features: pd.DataFrame) -> dg.AssetCheckResult:
 
 
 class GateConfig(dg.Config):
-    """When a candidate may replace the production model; set per run in the Launchpad."""
+    """When a candidate may replace the production model; set per run in the Launchpad.
+
+    Like MLflow's `MetricThreshold(min_absolute_change, min_relative_change)`, each tolerance
+    that is set must hold; a negative one demands an improvement. With neither set the
+    candidate must be no worse than production.
+    """
 
     mse_threshold: float = Field(
         default=3000.0, gt=0, description="the candidate's holdout MSE must be below this"
     )
-    max_relative_increase: float = Field(
-        default=0.0, ge=0, description="allowed MSE increase over production, as a fraction"
+    max_absolute_increase: float | None = Field(
+        default=None,
+        description="allowed MSE increase over production in MSE units (negative: required"
+        " decrease)",
     )
-    max_absolute_increase: float = Field(
-        default=0.0, ge=0, description="allowed MSE increase over production, in MSE units"
+    max_relative_increase: float | None = Field(
+        default=None,
+        gt=-1,
+        description="allowed MSE increase over production as a fraction, 0.01 = 1% (negative:"
+        " required decrease)",
     )
+
+    def allowed_mse(self, production_mse: float) -> float:
+        """The highest candidate MSE that still counts as not worse than production."""
+        limits = [production_mse]
+        if self.max_absolute_increase is not None or self.max_relative_increase is not None:
+            limits = []
+            if self.max_absolute_increase is not None:
+                limits.append(production_mse + self.max_absolute_increase)
+            if self.max_relative_increase is not None:
+                limits.append(production_mse * (1 + self.max_relative_increase))
+        return min(limits)
 
 
 def mse_below_threshold_result(metrics: dict, config: GateConfig) -> dg.AssetCheckResult:
@@ -104,11 +125,7 @@ def mse_below_threshold_result(metrics: dict, config: GateConfig) -> dg.AssetChe
 
 
 def not_worse_than_production_result(metrics: dict, config: GateConfig) -> dg.AssetCheckResult:
-    """Passes when nothing is in production, or the candidate is no worse on the same rows.
-
-    Allowed: candidate MSE <= production MSE * (1 + max_relative_increase)
-    + max_absolute_increase.
-    """
+    """Passes when nothing is in production, or the candidate is no worse on the same rows."""
     mse = metrics["candidate"]["mse"]
     production = metrics["production"]
     if production is None:
@@ -118,7 +135,7 @@ def not_worse_than_production_result(metrics: dict, config: GateConfig) -> dg.As
             description="no production model yet: nothing to compare with",
             metadata={"candidate_mse": dg.MetadataValue.float(mse)},
         )
-    allowed = production["mse"] * (1 + config.max_relative_increase) + config.max_absolute_increase
+    allowed = config.allowed_mse(production["mse"])
     passed = mse <= allowed
     comparison = "within" if passed else "above"
     return dg.AssetCheckResult(

@@ -1,14 +1,19 @@
-"""`ml-assets`: simulate a batch, and report the production model and the file ledger."""
+"""`ml-assets`: land simulated batches, inspect and roll back model versions, predict."""
 
 import argparse
 import io
 import json
+import os
 import sys
+from pathlib import Path
 
-from ml_assets.contract import load_reference_table
+import dagster as dg
+
+from ml_assets.assets.deployment import rollback_materialization
+from ml_assets.contract import ContractViolation, load_reference_table, validate_features
 from ml_assets.files import write_atomically
-from ml_assets.landing import LandingZone
-from ml_assets.registry import ModelRegistry
+from ml_assets.landing import READERS, LandingZone, UnsupportedFile
+from ml_assets.registry import ModelRegistry, ModelVersion, RegistryError
 from ml_assets.simulate import batch_file_name, simulate_batch
 
 
@@ -28,21 +33,25 @@ def simulate_batch_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def status_report(data_dir: str | None) -> dict:
-    """The production model and the file ledger, as a JSON-ready dict."""
-    production = ModelRegistry(data_dir=data_dir).production()
-    ledger = LandingZone(data_dir=data_dir).ledger()
+def version_summary(version: ModelVersion) -> dict:
+    """The facts people ask about a model version, JSON-ready."""
     return {
-        "production": None
-        if production is None
-        else {
-            "version": production.version,
-            "created_at": production.card.get("created_at"),
-            "estimator": production.card.get("estimator"),
-            "training_rows": production.card.get("training_rows"),
-            "metrics": {k: float(production.metrics[k]) for k in ("mse", "rmse", "mae", "r2")},
-        },
-        "files": ledger.as_dict(),
+        "version": version.version,
+        "created_at": version.card.get("created_at"),
+        "estimator": version.card.get("estimator"),
+        "training_rows": version.card.get("training_rows"),
+        "metrics": {k: float(version.metrics[k]) for k in ("mse", "rmse", "mae", "r2")},
+    }
+
+
+def status_report(data_dir: str | None) -> dict:
+    """The production model, the one before it and the file ledger, as a JSON-ready dict."""
+    registry = ModelRegistry(data_dir=data_dir)
+    production, previous = registry.production(), registry.previous()
+    return {
+        "production": None if production is None else version_summary(production),
+        "previous": None if previous is None else previous.version,
+        "files": LandingZone(data_dir=data_dir).ledger().as_dict(),
     }
 
 
@@ -63,11 +72,93 @@ def status_command(args: argparse.Namespace) -> int:
             f"  holdout MSE {metrics['mse']:.2f}  RMSE {metrics['rmse']:.2f}"
             f"  MAE {metrics['mae']:.2f}  R² {metrics['r2']:.4f}"
         )
+        print(f"  previous: {report['previous'] or 'none'}")
     files = report["files"]
     print(
         f"files: {files['landed']} landed = {files['archived']} archived"
         f" + {files['quarantined']} quarantined + {files['pending']} pending"
     )
+    return 0
+
+
+def models_command(args: argparse.Namespace) -> int:
+    """List the registered versions, newest first, with their metrics and aliases."""
+    registry = ModelRegistry(data_dir=args.data_dir)
+    production, previous = registry.production(), registry.previous()
+    ever = registry.ever_in_production()
+    rows = [
+        {
+            **version_summary(version),
+            "production": production is not None and version.version == production.version,
+            "previous": previous is not None and version.version == previous.version,
+            "ever_in_production": version.version in ever,
+        }
+        for version in reversed(registry.versions())
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no model versions yet")
+    for row in rows:
+        marks = [name for name in ("production", "previous") if row[name]]
+        alias = f"  [{', '.join(marks)}]" if marks else ""
+        print(
+            f"{row['version']}  {row['estimator']:<26} MSE {row['metrics']['mse']:9.2f}"
+            f"  R² {row['metrics']['r2']:.4f}  {row['created_at']}{alias}"
+        )
+    return 0
+
+
+def rollback_command(args: argparse.Namespace) -> int:
+    """Put a version back in production (default: the previous one) and record it in Dagster."""
+    registry = ModelRegistry(data_dir=args.data_dir)
+    switch = registry.rollback(args.version)
+    print(f"production: {switch.from_version} -> {switch.to_version}")
+    home = Path(os.environ.get("DAGSTER_HOME") or ".dagster_home")
+    if not home.is_dir():
+        print(
+            f"warning: no Dagster instance at {home} (set DAGSTER_HOME): the rollback is done"
+            " but not recorded in the UI's history of production_model",
+            file=sys.stderr,
+        )
+        return 0
+    with dg.DagsterInstance.from_config(str(home.resolve())) as instance:
+        instance.report_runless_asset_event(rollback_materialization(registry, switch))
+    print(f"recorded as a materialization of production_model in {home}")
+    return 0
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    """Score a CSV or Parquet file with the production model (or --version)."""
+    source = Path(args.input)
+    reader = READERS.get(source.suffix.lower())
+    if reader is None:
+        raise UnsupportedFile(f"{source}: unsupported input type; use one of {sorted(READERS)}")
+    try:
+        table = reader(source)
+    except ValueError as error:
+        raise UnsupportedFile(f"{source}: cannot be read as a table: {error}") from None
+    features = validate_features(table, source=str(source))
+    registry = ModelRegistry(data_dir=args.data_dir)
+    version = registry.get(args.version) if args.version else registry.production()
+    if version is None:
+        raise RegistryError("nothing is in production yet; name a version with --version")
+    scored = table.reset_index(drop=True).assign(
+        prediction=registry.load(version.version).predict(features)
+    )
+    if args.output is None:
+        scored.to_csv(sys.stdout, index=False)
+        return 0
+    output = Path(args.output)
+    if output.suffix.lower() in (".parquet", ".pq"):
+        data = scored.to_parquet(engine="pyarrow", index=False)
+    elif output.suffix.lower() == ".csv":
+        data = scored.to_csv(index=False).encode("utf-8")
+    else:
+        raise UnsupportedFile(f"{output}: write .csv or .parquet")
+    write_atomically(output, data)
+    print(f"{len(scored)} predictions by {version.version} written to {output}", file=sys.stderr)
     return 0
 
 
@@ -94,12 +185,30 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="the production model and the file ledger")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(handler=status_command)
+
+    models = commands.add_parser("models", help="the registered model versions")
+    models.add_argument("--json", action="store_true", help="machine-readable output")
+    models.set_defaults(handler=models_command)
+
+    rollback = commands.add_parser("rollback", help="put a model version back in production")
+    rollback.add_argument("version", nargs="?", help="default: the previous production version")
+    rollback.set_defaults(handler=rollback_command)
+
+    predict = commands.add_parser("predict", help="score a CSV or Parquet file")
+    predict.add_argument("input", help="CSV or Parquet with the contract's feature columns")
+    predict.add_argument("--output", help=".csv or .parquet (default: CSV on stdout)")
+    predict.add_argument("--version", help="a registered version (default: production)")
+    predict.set_defaults(handler=predict_command)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except (ContractViolation, RegistryError, UnsupportedFile, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -129,18 +129,30 @@ def _problems(errors: SchemaErrors) -> list[dict]:
     return problems
 
 
-def validate(table: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Return the table coerced to the contract (float64 columns in contract order) or raise."""
-    positional = table.reset_index(drop=True)
+def _checked(table: pd.DataFrame, schema: pa.DataFrameSchema, source: str) -> pd.DataFrame:
     try:
-        valid = DiabetesRecord.validate(positional, lazy=True)
+        valid = schema.validate(table.reset_index(drop=True), lazy=True)
     except SchemaErrors as errors:
         raise ContractViolation(source, _problems(errors)) from None
     if valid.empty:
         raise ContractViolation(
             source, [{"column": None, "check": "no data rows", "rows": [], "examples": []}]
         )
-    return valid[COLUMNS].astype("float64")
+    return valid
+
+
+def validate(table: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Return the table coerced to the contract (float64 columns in contract order) or raise."""
+    return _checked(table, DiabetesRecord.to_schema(), source)[COLUMNS].astype("float64")
+
+
+def validate_features(table: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Return the contract's feature columns, coerced and checked, for scoring; or raise.
+
+    The target and any other column may be present and are left out of the result.
+    """
+    schema = DiabetesRecord.to_schema().remove_columns([TARGET])
+    return _checked(table, schema, source)[FEATURES].astype("float64")
 
 
 def load_reference_table() -> pd.DataFrame:

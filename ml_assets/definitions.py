@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from ml_assets.assets.deployment import production_model
+from ml_assets.assets.deployment import predictions, production_model, rollback_production
 from ml_assets.assets.ingestion import raw_batches, reference_data
 from ml_assets.assets.training import candidate_model, dataset, features, model_metrics
 from ml_assets.automation import (
@@ -34,6 +34,7 @@ defs = dg.Definitions(
         candidate_model,
         model_metrics,
         production_model,
+        predictions,
     ],
     asset_checks=[
         no_missing_values,
@@ -42,7 +43,7 @@ defs = dg.Definitions(
         target_in_plausible_range,
         deployment_gate,
     ],
-    jobs=[ingestion_job, training_job],
+    jobs=[ingestion_job, training_job, rollback_production],
     schedules=[weekly_retraining_schedule(schedule_timezone())],
     sensors=[landing_sensor, retraining_automation, run_failure_alert],
     resources={

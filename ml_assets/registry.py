@@ -1,19 +1,29 @@
-"""The model registry: one immutable folder per version and an atomic production pointer.
+"""The model registry: one immutable folder per version and atomic aliases.
 
 models/<version>/model.skops   the fitted Pipeline, saved with skops (never pickle)
 models/<version>/card.json     what it is: metrics, data, config, versions, the file's sha256
+models/<version>/*.png         the holdout plots of its model card
 models/production.json         the production alias, switched with os.replace
-models/previous.json           the alias production had before the last switch
+models/previous.json           what production pointed at before the last switch
+models/history.jsonl           every switch of the production alias, oldest first
 
 A version folder is written under a hidden staging name and renamed into place whole, so a
-reader sees a complete version or none.
+reader sees a complete version or none. Alias switches hold an exclusive lock, so two
+promotions racing in two processes leave production and previous consistent.
 """
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import platform
+import shutil
+import subprocess
+import time
 import uuid
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -25,13 +35,15 @@ from pydantic import Field
 from sklearn.pipeline import Pipeline
 
 from ml_assets import settings
-from ml_assets.files import file_sha256, write_atomically
+from ml_assets.files import write_atomically
 
 MODEL_FILE = "model.skops"
 CARD_FILE = "card.json"
+HISTORY_FILE = "history.jsonl"
 # Types skops does not trust by default that our model kinds are made of; nothing else loads.
 ALLOWED_UNTRUSTED_TYPES = frozenset({"sklearn.tree._tree.Tree"})
 LIBRARIES = ("scikit-learn", "skops", "numpy", "pandas", "dagster")
+STALE_STAGING_SECONDS = 3600
 
 
 class RegistryError(RuntimeError):
@@ -51,6 +63,15 @@ class ModelVersion:
         return self.card.get("metrics", {})
 
 
+@dataclass(frozen=True)
+class Switch:
+    """One change of the production alias."""
+
+    from_version: str | None
+    to_version: str
+    reason: str  # "promotion" or "rollback"
+
+
 def model_to_bytes(model: Pipeline) -> bytes:
     """Serialise a model with skops."""
     return sio.dumps(model)
@@ -58,7 +79,10 @@ def model_to_bytes(model: Pipeline) -> bytes:
 
 def model_from_bytes(data: bytes, source: str) -> Pipeline:
     """Load a skops model, refusing any type outside skops's defaults and our allow-list."""
-    untrusted = set(sio.get_untrusted_types(data=data))
+    try:
+        untrusted = set(sio.get_untrusted_types(data=data))
+    except (zipfile.BadZipFile, ValueError, KeyError) as error:
+        raise RegistryError(f"{source} is not a readable skops file: {error}") from None
     refused = untrusted - ALLOWED_UNTRUSTED_TYPES
     if refused:
         raise RegistryError(f"{source} contains types outside the allow-list: {sorted(refused)}")
@@ -72,11 +96,34 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def code_revision() -> str | None:
+    """The code's git revision: $ML_ASSETS_GIT_REVISION (set it in images), else `git`."""
+    if os.environ.get(settings.REVISION_VARIABLE):
+        return os.environ[settings.REVISION_VARIABLE]
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
 class ModelRegistry(dg.ConfigurableResource):
     """Versioned, integrity-checked model store under `<data dir>/models`."""
 
     data_dir: str | None = Field(
         default=None, description="data folder; default $ML_ASSETS_DATA_DIR, else ./data"
+    )
+    keep_versions: int = Field(
+        default=20,
+        ge=1,
+        description="how many recent versions to keep, besides every one ever in production",
     )
 
     @property
@@ -85,13 +132,17 @@ class ModelRegistry(dg.ConfigurableResource):
         models.mkdir(parents=True, exist_ok=True)
         return models
 
-    def register(self, model: Pipeline, card: dict) -> ModelVersion:
-        """Write a new immutable version (model file and card) and return it."""
+    def register(
+        self, model: Pipeline, card: dict, attachments: dict[str, bytes] | None = None
+    ) -> ModelVersion:
+        """Write a new immutable version (model file, card, attachments) and return it."""
         staging = self.root / f".staging-{uuid.uuid4().hex}"
         staging.mkdir()
-        model_path = staging / MODEL_FILE
-        write_atomically(model_path, model_to_bytes(model))
-        sha256 = file_sha256(model_path)
+        data = model_to_bytes(model)
+        write_atomically(staging / MODEL_FILE, data)
+        for name, content in (attachments or {}).items():
+            write_atomically(staging / _plain(name), content)
+        sha256 = hashlib.sha256(data).hexdigest()
         created = datetime.now(UTC)
         version = f"{created:%Y%m%dT%H%M%S%fZ}-{sha256[:8]}"
         full_card = {
@@ -101,6 +152,8 @@ class ModelRegistry(dg.ConfigurableResource):
             "model_file": MODEL_FILE,
             "sha256": sha256,
             "libraries": library_versions(),
+            "code_revision": code_revision(),
+            "attachments": sorted(attachments or {}),
         }
         write_atomically(staging / CARD_FILE, _json_bytes(full_card))
         os.rename(staging, self.root / version)
@@ -108,7 +161,7 @@ class ModelRegistry(dg.ConfigurableResource):
 
     def get(self, version: str) -> ModelVersion:
         """A registered version's card; a missing or half-written version is an error."""
-        path = self.root / _plain_version(version)
+        path = self.root / _plain(version)
         try:
             card = json.loads((path / CARD_FILE).read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -136,7 +189,7 @@ class ModelRegistry(dg.ConfigurableResource):
         actual = hashlib.sha256(data).hexdigest()
         if actual != registered.card.get("sha256"):
             raise RegistryError(
-                f"model version '{version}': {MODEL_FILE} has sha256 {actual}, its card says"
+                f"model version '{version}': {model_path} has sha256 {actual}, its card says"
                 f" {registered.card.get('sha256')}; refusing a changed file"
             )
         return model_from_bytes(data, source=f"model version '{version}'")
@@ -149,32 +202,104 @@ class ModelRegistry(dg.ConfigurableResource):
         """The version production pointed at before the last switch."""
         return self._alias("previous")
 
-    def promote(self, version: str) -> ModelVersion:
+    def promote(self, version: str, reason: str = "promotion") -> Switch:
         """Point production at a complete version; the old production becomes `previous`."""
-        target = self.get(version)
-        current = self.production()
-        if current is not None and current.version != version:
-            self._set_alias("previous", current.version)
-        self._set_alias("production", version)
-        return target
+        self.get(version)  # refuse an unknown or damaged version before touching an alias
+        with self._locked():
+            current = self._alias_version("production")
+            if current == version:
+                return Switch(current, version, reason)
+            if current is not None:
+                self._set_alias("previous", current)
+            self._set_alias("production", version)
+            switch = Switch(current, version, reason)
+            self._append_history(switch)
+        return switch
 
-    def _alias(self, name: str) -> ModelVersion | None:
-        pointer = self.root / f"{name}.json"
+    def rollback(self, to_version: str | None = None) -> Switch:
+        """Put a version back in production: by default the previous one."""
+        current = self.production()
+        if current is None:
+            raise RegistryError("nothing is in production: there is nothing to roll back")
+        target = to_version or self._alias_version("previous")
+        if target is None:
+            raise RegistryError("no previous production version to roll back to; name one")
+        if target == current.version:
+            raise RegistryError(f"'{target}' is already in production")
+        return self.promote(target, reason="rollback")
+
+    def history(self) -> list[dict]:
+        """Every switch of the production alias, oldest first."""
+        path = self.root / HISTORY_FILE
+        if not path.exists():
+            return []
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def ever_in_production(self) -> set[str]:
+        """Every version the production alias has pointed at."""
+        return {entry["to_version"] for entry in self.history()}
+
+    def prune(self) -> list[str]:
+        """Delete old versions never in production, keeping the newest `keep_versions`.
+
+        The production and previous versions are never deleted, nor any version that was
+        ever in production. Staging folders left by a killed writer are cleared after an hour.
+        """
+        protected = self.ever_in_production() | {
+            v for v in (self._alias_version("production"), self._alias_version("previous")) if v
+        }
+        names = [v.version for v in self.versions()]
+        recent = set(names[-self.keep_versions :])
+        removed = [name for name in names if name not in protected | recent]
+        for name in removed:
+            shutil.rmtree(self.root / name)
+        cutoff = time.time() - STALE_STAGING_SECONDS
+        for entry in os.scandir(self.root):
+            if entry.name.startswith(".staging-") and entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry.path)
+        return removed
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with (self.root / ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _alias_version(self, name: str) -> str | None:
         try:
-            version = json.loads(pointer.read_text(encoding="utf-8"))["version"]
+            return json.loads((self.root / f"{name}.json").read_text(encoding="utf-8"))["version"]
         except FileNotFoundError:
             return None
-        return self.get(version)
+
+    def _alias(self, name: str) -> ModelVersion | None:
+        version = self._alias_version(name)
+        return None if version is None else self.get(version)
 
     def _set_alias(self, name: str, version: str) -> None:
         pointer = {"version": version, "switched_at": datetime.now(UTC).isoformat()}
         write_atomically(self.root / f"{name}.json", _json_bytes(pointer))
 
+    def _append_history(self, switch: Switch) -> None:
+        entry = {
+            "at": datetime.now(UTC).isoformat(),
+            "from_version": switch.from_version,
+            "to_version": switch.to_version,
+            "reason": switch.reason,
+        }
+        with (self.root / HISTORY_FILE).open("a", encoding="utf-8") as stream:
+            stream.write(json.dumps(entry, sort_keys=True) + "\n")
+            stream.flush()
+            os.fsync(stream.fileno())
 
-def _plain_version(version: str) -> str:
-    if not version or version.startswith(".") or Path(version).name != version:
-        raise RegistryError(f"not a model version name: {version!r}")
-    return version
+
+def _plain(name: str) -> str:
+    if not name or name.startswith(".") or Path(name).name != name:
+        raise RegistryError(f"not a plain name inside the registry: {name!r}")
+    return name
 
 
 def _json_bytes(document: dict) -> bytes:

@@ -17,6 +17,7 @@ from ml_assets.contract import COLUMNS
 HOLDOUT_FRACTION = 0.2
 REFERENCE_SPLIT_SEED = 42
 TRAIN, HOLDOUT = "train", "holdout"
+REFERENCE_SOURCE = "reference"
 
 
 def row_ids(table: pd.DataFrame) -> pd.Series:
@@ -42,3 +43,12 @@ def hashed_split(ids: pd.Series) -> pd.Series:
     return pd.Series(
         np.where(fraction < HOLDOUT_FRACTION, HOLDOUT, TRAIN), index=ids.index, name="split"
     )
+
+
+def reference_holdout(table: pd.DataFrame) -> pd.DataFrame:
+    """The holdout rows of the reference data: the rows the deployment gate trusts.
+
+    A landed batch's own holdout rows are scored too, but never decide: a poisoned batch
+    must not grade its own model.
+    """
+    return table[(table["split"] == HOLDOUT) & (table["source"] == REFERENCE_SOURCE)]

@@ -154,5 +154,7 @@ def test_production_model_refuses_without_a_passed_gate(instance, reference, reg
         dg.build_asset_context(instance=instance) as context,
         pytest.raises(dg.Failure, match="model_metrics has never been materialized"),
     ):
-        production_model(context, candidate_model=model, model_metrics={}, registry=registry)
+        production_model(
+            context, candidate_model=model, model_metrics={}, features=table, registry=registry
+        )
     assert registry.production() is None

@@ -87,6 +87,12 @@ def test_no_production_passes_the_comparison():
         (2930.0, 2900.0, GateConfig(max_relative_increase=0.01), False),
         (2905.0, 2900.0, GateConfig(max_absolute_increase=5), True),
         (2906.0, 2900.0, GateConfig(max_absolute_increase=5), False),
+        # both set: both must hold (allowed = min(2905, 2929))
+        (2910.0, 2900.0, GateConfig(max_absolute_increase=5, max_relative_increase=0.01), False),
+        # negative: an improvement is required, as MLflow's min_relative_change
+        (2880.0, 2900.0, GateConfig(max_relative_increase=-0.01), False),
+        (2870.0, 2900.0, GateConfig(max_relative_increase=-0.01), True),
+        (2895.0, 2900.0, GateConfig(max_absolute_increase=-10), False),
     ],
 )
 def test_not_worse_than_production_with_tolerances(candidate, production, config, passed):
@@ -100,4 +106,4 @@ def test_gate_config_refuses_nonsense():
     with pytest.raises(ValueError):
         GateConfig(mse_threshold=-1)
     with pytest.raises(ValueError):
-        GateConfig(max_relative_increase=-0.1)
+        GateConfig(max_relative_increase=-1.5)

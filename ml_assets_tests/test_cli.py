@@ -55,6 +55,7 @@ def test_status_json_before_anything(data_dir, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report == {
         "production": None,
+        "previous": None,
         "files": {"landed": 0, "archived": 0, "quarantined": 0, "pending": 0},
     }
 
@@ -91,3 +92,33 @@ def test_the_console_script_honours_the_data_dir_variable(data_dir):
         check=True,
     )
     assert env_run.stdout.strip().startswith(str(data_dir))
+
+
+def test_models_lists_versions_and_rollback_warns_without_an_instance(
+    data_dir, registry, reference, capsys, monkeypatch, tmp_path
+):
+    from ml_assets.contract import FEATURES, TARGET
+    from ml_assets.modeling import ModelConfig, build_pipeline
+
+    assert main(["models"]) == 0
+    assert "no model versions yet" in capsys.readouterr().out
+    metrics = {"mse": 2900.0, "rmse": 53.9, "mae": 43.0, "r2": 0.45}
+    model = build_pipeline(ModelConfig()).fit(reference[FEATURES], reference[TARGET])
+    first = registry.register(model, card={"metrics": metrics, "estimator": "LinearRegression"})
+    second = registry.register(model, card={"metrics": metrics, "estimator": "LinearRegression"})
+    registry.promote(first.version)
+    registry.promote(second.version)
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(second.version) and lines[0].endswith("[production]")
+    assert lines[1].startswith(first.version) and lines[1].endswith("[previous]")
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["rollback"]) == 0
+    captured = capsys.readouterr()
+    assert f"production: {second.version} -> {first.version}" in captured.out
+    assert "not recorded in the UI's history" in captured.err
+    assert registry.production().version == first.version
+    assert main(["rollback", "not-a-version"]) == 1
+    assert "is not in" in capsys.readouterr().err

@@ -30,6 +30,7 @@ def test_every_public_name_is_defined():
         "candidate_model",
         "model_metrics",
         "production_model",
+        "predictions",
     }
     checks = {
         f"{key.asset_key.to_user_string()}:{key.name}"
@@ -49,11 +50,12 @@ def test_every_public_name_is_defined():
             dg.AssetCheckKey(dg.AssetKey("model_metrics"), check)
         )
         assert spec.blocking
-    assert defs.resolve_job_def("training_job") and defs.resolve_job_def("ingestion_job")
+    for job in ("training_job", "ingestion_job", "rollback_production"):
+        assert defs.resolve_job_def(job)
     graph = defs.resolve_asset_graph()
     groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
     assert groups["reference_data"] == groups["raw_batches"] == "ingestion"
-    assert groups["production_model"] == "deployment"
+    assert groups["production_model"] == groups["predictions"] == "deployment"
     assert {groups[k] for k in ("dataset", "features", "candidate_model", "model_metrics")} == {
         "training"
     }

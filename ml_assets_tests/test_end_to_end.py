@@ -8,7 +8,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_squared_error
 from sklearn.model_selection import train_test_split
 
-from ml_assets.automation import failure_reasons
+from ml_assets.automation import failure_reasons, training_job
 from ml_assets.definitions import defs
 from ml_assets.simulate import simulate_batch
 from ml_assets_tests.conftest import land
@@ -16,7 +16,7 @@ from ml_assets_tests.test_automation import tick
 
 pytestmark = pytest.mark.slow
 
-TRAINING = dg.AssetSelection.assets("reference_data").downstream()
+TRAINING = training_job.selection
 GATE = {"ops": {"deployment_gate": {"config": {"mse_threshold": 100.0}}}}
 
 

@@ -1,3 +1,4 @@
+import itertools
 import json
 
 import numpy as np
@@ -71,7 +72,7 @@ def test_untrusted_types_are_refused(registry, reference):
 def test_missing_or_half_written_versions_give_clear_errors(registry, reference):
     with pytest.raises(RegistryError, match="is not in"):
         registry.load("20990101T000000000000Z-deadbeef")
-    with pytest.raises(RegistryError, match="not a model version name"):
+    with pytest.raises(RegistryError, match="not a plain name"):
         registry.get("../elsewhere")
     version = registry.register(fitted(reference), card={})
     (version.path / MODEL_FILE).unlink()
@@ -87,3 +88,116 @@ def test_promoting_an_unknown_version_leaves_production_alone(registry, referenc
     with pytest.raises(RegistryError):
         registry.promote("20990101T000000000000Z-deadbeef")
     assert registry.production().version == good.version
+
+
+def test_a_file_that_is_not_skops_gives_a_clear_error():
+    from ml_assets.registry import model_from_bytes
+
+    with pytest.raises(RegistryError, match="not a readable skops file"):
+        model_from_bytes(b"definitely not a zip archive", source="x.skops")
+
+
+def test_the_card_records_what_the_version_is(registry, reference, monkeypatch):
+    monkeypatch.setenv("ML_ASSETS_GIT_REVISION", "abc123")
+    version = registry.register(
+        fitted(reference), card={"metrics": {"mse": 1.0}}, attachments={"plot.png": b"\x89PNG"}
+    )
+    card = version.card
+    assert card["code_revision"] == "abc123"
+    assert set(card["libraries"]) >= {"scikit-learn", "skops", "dagster", "python"}
+    assert card["attachments"] == ["plot.png"]
+    assert (version.path / "plot.png").read_bytes() == b"\x89PNG"
+    with pytest.raises(RegistryError):
+        registry.register(fitted(reference), card={}, attachments={"../escape.png": b""})
+
+
+def test_rollback_goes_back_and_forth_and_is_in_the_history(registry, reference):
+    first = registry.register(fitted(reference), card={}).version
+    second = registry.register(fitted(reference, "ridge"), card={}).version
+    registry.promote(first)
+    registry.promote(second)
+    switch = registry.rollback()
+    assert (switch.from_version, switch.to_version, switch.reason) == (second, first, "rollback")
+    assert registry.production().version == first
+    assert registry.previous().version == second
+    assert registry.rollback().to_version == second  # rolling back a rollback
+    assert registry.rollback(first).to_version == first  # an explicit version
+    assert [(h["from_version"], h["to_version"], h["reason"]) for h in registry.history()] == [
+        (None, first, "promotion"),
+        (first, second, "promotion"),
+        (second, first, "rollback"),
+        (first, second, "rollback"),
+        (second, first, "rollback"),
+    ]
+
+
+def test_rollback_refuses_what_it_cannot_do(registry, reference):
+    with pytest.raises(RegistryError, match="nothing is in production"):
+        registry.rollback()
+    only = registry.register(fitted(reference), card={}).version
+    registry.promote(only)
+    with pytest.raises(RegistryError, match="no previous production version"):
+        registry.rollback()
+    with pytest.raises(RegistryError, match="already in production"):
+        registry.rollback(only)
+    with pytest.raises(RegistryError, match="is not in"):
+        registry.rollback("20990101T000000000000Z-deadbeef")
+    assert registry.production().version == only
+
+
+def test_prune_keeps_recent_and_every_production_version(data_dir, reference):
+    import os
+    import time
+
+    from ml_assets.registry import ModelRegistry
+
+    registry = ModelRegistry(data_dir=str(data_dir), keep_versions=2)
+    names = [registry.register(fitted(reference), card={}).version for _ in range(6)]
+    registry.promote(names[0])
+    registry.promote(names[2])  # production; names[0] is previous and was in production
+    stale = registry.root / ".staging-old"
+    stale.mkdir()
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    fresh = registry.root / ".staging-new"  # a writer still at work
+    fresh.mkdir()
+    removed = registry.prune()
+    assert removed == [names[1], names[3]]
+    assert [v.version for v in registry.versions()] == [names[0], names[2], names[4], names[5]]
+    assert not stale.exists() and fresh.exists()
+    registry.promote(names[4])
+    registry.promote(names[5])
+    assert registry.prune() == []  # all that is left was in production or is recent
+
+
+def _promote_repeatedly(data_dir: str, versions: list[str], rounds: int) -> None:
+    from ml_assets.registry import ModelRegistry
+
+    registry = ModelRegistry(data_dir=data_dir)
+    for _ in range(rounds):
+        for version in versions:
+            registry.promote(version)
+
+
+def test_promotions_racing_in_two_processes_stay_consistent(registry, reference, data_dir):
+    import multiprocessing
+
+    names = [registry.register(fitted(reference), card={}).version for _ in range(4)]
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_promote_repeatedly, args=(str(data_dir), names[:2], 40)),
+        context.Process(target=_promote_repeatedly, args=(str(data_dir), names[2:], 40)),
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    production = registry.production()
+    assert production.version in names
+    registry.load(production.version)  # the alias points at a complete, loadable version
+    history = registry.history()
+    assert len(history) >= 2
+    for before, after in itertools.pairwise(history):
+        assert after["from_version"] == before["to_version"]  # no switch was lost
+    assert history[-1]["to_version"] == production.version
+    assert registry.previous().version == history[-1]["from_version"]

@@ -1,15 +1,32 @@
-"""Deployment: the gated promotion of the candidate into the model registry."""
+"""Deployment: the gated promotion into the model registry, rollback, and live predictions."""
+
+from collections.abc import Iterator
+from datetime import timedelta
 
 import dagster as dg
+import pandas as pd
+from pydantic import Field
 from sklearn.pipeline import Pipeline
 
-from ml_assets.assets.ingestion import FILE_SYSTEM_RETRY
+from ml_assets.assets.ingestion import FILE_SYSTEM_RETRY, landed_files
 from ml_assets.checks import GATE_CHECKS
 from ml_assets.conditions import follow_upstream
-from ml_assets.registry import ModelRegistry
-from ml_assets.reporting import float_metadata
+from ml_assets.contract import FEATURES, TARGET, table_schema
+from ml_assets.model_card import PLOT_FILES, card_markdown, holdout_plots
+from ml_assets.modeling import regression_metrics
+from ml_assets.registry import ModelRegistry, ModelVersion, Switch
+from ml_assets.reporting import float_metadata, table_metadata
+from ml_assets.splits import reference_holdout
 
 METRICS_KEY = dg.AssetKey("model_metrics")
+CANDIDATE_KEY = dg.AssetKey("candidate_model")
+PRODUCTION_KEY = dg.AssetKey("production_model")
+PREDICTION_COLUMN = {"prediction": ("float64", "the production model's prediction of target")}
+# The schedule is weekly: a production model older than 8 days means a retrain was missed
+# (a warning); two weeks without one is a failure.
+PRODUCTION_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(days=15), warn_window=timedelta(days=8)
+)
 
 
 def gate_refusal(instance: dg.DagsterInstance) -> str | None:
@@ -36,16 +53,56 @@ def gate_refusal(instance: dg.DagsterInstance) -> str | None:
     return None
 
 
+def candidate_config(instance: dg.DagsterInstance) -> dict | None:
+    """The run config the stored candidate_model was trained with, from its materialization."""
+    event = instance.get_latest_materialization_event(CANDIDATE_KEY)
+    config = event.asset_materialization.metadata.get("config") if event else None
+    return config.value if config is not None else None
+
+
+def production_metadata(
+    version: ModelVersion, switch: Switch, plots: dict[str, bytes]
+) -> dict[str, dg.MetadataValue]:
+    """What production_model shows for a switch: the version, its card, and whether a rollback."""
+    return {
+        "version": dg.MetadataValue.text(version.version),
+        "previous_version": dg.MetadataValue.text(switch.from_version or "none"),
+        "rollback": dg.MetadataValue.bool(switch.reason == "rollback"),
+        "estimator": dg.MetadataValue.text(version.card.get("estimator", "")),
+        "sha256": dg.MetadataValue.text(version.card["sha256"]),
+        "model_path": dg.MetadataValue.path(str(version.path)),
+        "model_card": dg.MetadataValue.md(card_markdown(version.card, plots)),
+        **float_metadata("holdout", version.metrics),
+    }
+
+
+def rollback_materialization(registry: ModelRegistry, switch: Switch) -> dg.AssetMaterialization:
+    """The production_model materialization that records a rollback in the UI's history."""
+    version = registry.get(switch.to_version)
+    plots = {
+        name: (version.path / name).read_bytes()
+        for name in PLOT_FILES
+        if (version.path / name).is_file()
+    }
+    return dg.AssetMaterialization(
+        asset_key=PRODUCTION_KEY,
+        description=f"rollback from {switch.from_version} to {switch.to_version}",
+        metadata=production_metadata(version, switch, plots),
+    )
+
+
 @dg.asset(
     group_name="deployment",
     retry_policy=FILE_SYSTEM_RETRY,
     automation_condition=follow_upstream(),
+    freshness_policy=PRODUCTION_FRESHNESS,
     kinds={"scikitlearn"},
 )
 def production_model(
     context: dg.AssetExecutionContext,
     candidate_model: Pipeline,
     model_metrics: dict,
+    features: pd.DataFrame,
     registry: ModelRegistry,
 ) -> dg.MaterializeResult:
     """The candidate, registered as a new model version and promoted to production."""
@@ -55,35 +112,82 @@ def production_model(
             description=f"not deployed: {refusal}; production is unchanged", allow_retries=False
         )
     regressor = candidate_model.named_steps["regressor"]
-    previous = registry.production()
+    holdout = reference_holdout(features)
+    plots = holdout_plots(holdout[TARGET], candidate_model.predict(holdout[FEATURES]))
     version = registry.register(
         candidate_model,
         card={
             "estimator": type(regressor).__name__,
+            "model_config": candidate_config(context.instance),
             "params": {k: v for k, v in regressor.get_params().items() if _is_plain(v)},
             "metrics": model_metrics["candidate"],
             "champion_metrics": model_metrics["production"],
             "champion_version": model_metrics["production_version"],
+            "all_holdout": model_metrics["all_holdout"],
             "training_rows": model_metrics["training_rows"],
             "holdout_rows": model_metrics["holdout_rows"],
             "data_fingerprint": model_metrics["data_fingerprint"],
             "run_id": context.run.run_id,
         },
+        attachments=plots,
     )
-    registry.promote(version.version)
+    switch = registry.promote(version.version)
+    removed = registry.prune()
     context.log.info(
-        f"production is now {version.version} (was {previous.version if previous else 'none'})"
+        f"production is now {version.version} (was {switch.from_version or 'none'});"
+        f" pruned {len(removed)} old version(s)"
     )
-    return dg.MaterializeResult(
+    return dg.MaterializeResult(metadata=production_metadata(version, switch, plots))
+
+
+@dg.asset(
+    group_name="deployment",
+    partitions_def=landed_files,
+    output_required=False,
+    kinds={"scikitlearn", "parquet"},
+)
+def predictions(
+    context: dg.AssetExecutionContext, raw_batches: pd.DataFrame, registry: ModelRegistry
+) -> Iterator[dg.Output[pd.DataFrame]]:
+    """Each landed batch scored by the production model of that moment, with its live MSE."""
+    production = registry.production()
+    if production is None:
+        context.log.info("no production model yet: nothing to score this batch with")
+        return
+    model = registry.load(production.version)
+    scored = raw_batches.assign(prediction=model.predict(raw_batches[FEATURES]))
+    live = regression_metrics(model, raw_batches, raw_batches[TARGET])
+    yield dg.Output(
+        scored,
         metadata={
-            "version": dg.MetadataValue.text(version.version),
-            "previous_version": dg.MetadataValue.text(previous.version if previous else "none"),
-            "estimator": dg.MetadataValue.text(type(regressor).__name__),
-            "sha256": dg.MetadataValue.text(version.card["sha256"]),
-            "model_path": dg.MetadataValue.path(str(version.path)),
-            **float_metadata("holdout", model_metrics["candidate"]),
-        }
+            **table_metadata(scored, table_schema(PREDICTION_COLUMN)),
+            "production_version": dg.MetadataValue.text(production.version),
+            **float_metadata("live", live),
+        },
     )
+
+
+class RollbackConfig(dg.Config):
+    """Which version to put back in production."""
+
+    version: str | None = Field(
+        default=None, description="a registered version; default: the previous production one"
+    )
+
+
+@dg.op
+def roll_back(
+    context: dg.OpExecutionContext, config: RollbackConfig, registry: ModelRegistry
+) -> None:
+    """Points production back at a registered version and records it on production_model."""
+    switch = registry.rollback(config.version)
+    context.log.info(f"rolled back production from {switch.from_version} to {switch.to_version}")
+    context.log_event(rollback_materialization(registry, switch))
+
+
+@dg.job(description="Put a registered model version back in production (default: the previous).")
+def rollback_production() -> None:
+    roll_back()
 
 
 def _is_plain(value: object) -> bool:

@@ -12,9 +12,16 @@ from ml_assets.contract import COLUMNS, FEATURES, TARGET, column_rules, table_sc
 from ml_assets.modeling import ModelConfig, build_pipeline, regression_metrics
 from ml_assets.registry import ModelRegistry
 from ml_assets.reporting import float_metadata, table_metadata
-from ml_assets.splits import HOLDOUT, TRAIN, hashed_split, reference_split, row_ids
+from ml_assets.splits import (
+    HOLDOUT,
+    REFERENCE_SOURCE,
+    TRAIN,
+    hashed_split,
+    reference_holdout,
+    reference_split,
+    row_ids,
+)
 
-REFERENCE_SOURCE = "reference"
 ROW_COLUMNS = {
     "row_id": ("string", "hash of the row's values: the same record has the same id everywhere"),
     "split": ("string", "train or holdout; never changes once given"),
@@ -132,9 +139,7 @@ def model_metrics(
 ) -> dg.Output[dict]:
     """Holdout metrics of the candidate and of the current production model, on the same rows."""
     holdout = features[features["split"] == HOLDOUT]
-    # The gate judges on the reference holdout: rows we trust. A landed batch's holdout rows
-    # are scored and shown too, but a poisoned batch must not grade its own model.
-    trusted = holdout[holdout["source"] == REFERENCE_SOURCE]
+    trusted = reference_holdout(features)
     production = registry.production()
     champion = registry.load(production.version) if production is not None else None
 
