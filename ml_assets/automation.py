@@ -12,6 +12,7 @@ from ml_assets.settings import alert_webhook_url
 WEEKLY_CRON = "0 23 * * 0"  # Sunday 23:00
 LANDING_INTERVAL_SECONDS = 10
 AUTOMATION_INTERVAL_SECONDS = 10
+LANDED_AS_TAG = "ml_assets/landed_as"  # the file's name as it landed, before any renaming
 
 ingestion_job = dg.define_asset_job(
     "ingestion_job",
@@ -56,18 +57,23 @@ def weekly_retraining_schedule(timezone: str) -> dg.ScheduleDefinition:
 )
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
     """Registers each complete file in landing/ as a raw_batches partition and ingests it."""
-    known = set(context.instance.get_dynamic_partitions(landed_files.name))
+    registered = set(context.instance.get_dynamic_partitions(landed_files.name))
     new_keys, requests = [], []
     for name in landing.complete_files():
         try:
-            sha256 = landing.fingerprint(name)
-        except OSError as error:
-            context.log.warning(f"{name}: cannot be read ({error}); left for a later tick")
+            key, sha256 = landing.claim(name, registered)
+        except OSError as error:  # unreadable now (permissions, a vanishing file): next tick
+            context.log.warning(f"{name!r}: cannot be taken ({error}); left for a later tick")
             continue
-        if name not in known:
-            new_keys.append(name)
+        if key not in registered:
+            new_keys.append(key)
+            registered.add(key)
         # The run key holds the content hash: a file is ingested once per distinct content.
-        requests.append(dg.RunRequest(run_key=f"{name}:{sha256}", partition_key=name))
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{key}:{sha256}", partition_key=key, tags={LANDED_AS_TAG: name[:200]}
+            )
+        )
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[landed_files.build_add_request(new_keys)] if new_keys else [],

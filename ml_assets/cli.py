@@ -12,9 +12,10 @@ import dagster as dg
 from ml_assets.assets.deployment import rollback_materialization
 from ml_assets.contract import ContractViolation, load_reference_table, validate_features
 from ml_assets.files import write_atomically
-from ml_assets.landing import READERS, LandingZone, UnsupportedFile
+from ml_assets.landing import LandingZone
 from ml_assets.registry import ModelRegistry, ModelVersion, RegistryError
 from ml_assets.simulate import batch_file_name, simulate_batch
+from ml_assets.tables import UnreadableFile, read_table
 
 
 def simulate_batch_command(args: argparse.Namespace) -> int:
@@ -132,13 +133,7 @@ def rollback_command(args: argparse.Namespace) -> int:
 def predict_command(args: argparse.Namespace) -> int:
     """Score a CSV or Parquet file with the production model (or --version)."""
     source = Path(args.input)
-    reader = READERS.get(source.suffix.lower())
-    if reader is None:
-        raise UnsupportedFile(f"{source}: unsupported input type; use one of {sorted(READERS)}")
-    try:
-        table = reader(source)
-    except ValueError as error:
-        raise UnsupportedFile(f"{source}: cannot be read as a table: {error}") from None
+    table, _ = read_table(source)
     features = validate_features(table, source=str(source))
     registry = ModelRegistry(data_dir=args.data_dir)
     version = registry.get(args.version) if args.version else registry.production()
@@ -156,7 +151,7 @@ def predict_command(args: argparse.Namespace) -> int:
     elif output.suffix.lower() == ".csv":
         data = scored.to_csv(index=False).encode("utf-8")
     else:
-        raise UnsupportedFile(f"{output}: write .csv or .parquet")
+        raise UnreadableFile(f"{output}: write .csv or .parquet")
     write_atomically(output, data)
     print(f"{len(scored)} predictions by {version.version} written to {output}", file=sys.stderr)
     return 0
@@ -206,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ContractViolation, RegistryError, UnsupportedFile, FileNotFoundError) as error:
+    except (ContractViolation, RegistryError, UnreadableFile, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 

@@ -2,14 +2,21 @@
 
 landing/ holds what has arrived and is not yet taken; archive/ every ingested file and
 quarantine/ every refused file, byte for byte, with a reason file beside it. Nothing here
-deletes: landed = archived + quarantined + pending.
+deletes: every landed file is archived, quarantined or still pending.
+
+Each landed file becomes one `raw_batches` partition whose key is its file name. A name that
+is not a safe partition key (control characters, commas, brackets, '...', over 200 bytes),
+or that was already used by an earlier file, is renamed in landing/ first: to a cleaned name
+with the content's hash. So every landing is ingested once, under its own key.
 """
 
+import hashlib
 import itertools
 import json
 import os
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -18,34 +25,61 @@ from pydantic import Field
 
 from ml_assets import settings
 from ml_assets.files import file_sha256, write_atomically
+from ml_assets.tables import UnreadableFile, read_table
 
 REASON_SUFFIX = ".reason.json"
-READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet}
-
-
-class UnsupportedFile(ValueError):
-    """A landed file that cannot be read as a table."""
+# Names writers use while a file is not finished; such files are never taken.
+TEMPORARY_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".filepart", ".swp")
+MAX_KEY_BYTES = 200
+_UNSAFE_KEY = re.compile(r"[\x00-\x1f\x7f,\[\]/\\]|\.\.\.")
 
 
 @dataclass(frozen=True)
 class Ledger:
-    """Where every landed file is now."""
+    """Where every landed file is now; `lost` names registered files found nowhere."""
 
     archived: int
     quarantined: int
     pending: int
+    registered: int | None = None  # partitions known to Dagster, when it was asked
+    lost: list[str] = field(default_factory=list)
 
     @property
     def landed(self) -> int:
         return self.archived + self.quarantined + self.pending
 
-    def as_dict(self) -> dict[str, int]:
-        return {
+    def as_dict(self) -> dict:
+        document = {
             "landed": self.landed,
             "archived": self.archived,
             "quarantined": self.quarantined,
             "pending": self.pending,
         }
+        if self.registered is not None:
+            document["registered"] = self.registered
+            document["lost"] = self.lost
+        return document
+
+
+def is_safe_key(name: str) -> bool:
+    """Whether a file name can be a partition key as it is."""
+    return (
+        bool(name)
+        and name not in {".", ".."}
+        and len(name.encode("utf-8", "surrogateescape")) <= MAX_KEY_BYTES
+        and not _UNSAFE_KEY.search(name)
+        and name.isprintable()
+    )
+
+
+def cleaned_key(name: str, digest: str, count: int = 0) -> str:
+    """A safe key for a name: its printable part, shortened, the content hash, a count."""
+    lowered = name.lower()
+    suffix = next((s for s in (".csv.gz", ".csv", ".parquet", ".pq") if lowered.endswith(s)), "")
+    stem = name[: len(name) - len(suffix)]
+    stem = _UNSAFE_KEY.sub("_", "".join(c if c.isprintable() else "_" for c in stem))
+    stem = stem.encode("utf-8", "ignore")[:120].decode("utf-8", "ignore").strip(". ") or "file"
+    return f"{stem}.{digest[:12]}{f'-{count}' if count else ''}{suffix}"
 
 
 class LandingZone(dg.ConfigurableResource):
@@ -56,6 +90,9 @@ class LandingZone(dg.ConfigurableResource):
     )
     settle_seconds: float = Field(
         default=2.0, ge=0, description="a file untouched this long is complete"
+    )
+    max_file_bytes: int = Field(
+        default=512 * 1024 * 1024, ge=1, description="larger files are quarantined unread"
     )
 
     @property
@@ -75,11 +112,12 @@ class LandingZone(dg.ConfigurableResource):
         return _folder(self.root / "quarantine")
 
     def pending_files(self) -> list[str]:
-        """Names of the files waiting in landing/ (hidden names are writers' temporaries)."""
+        """Names of the files (and links) waiting in landing/, writers' temporaries aside."""
         return sorted(
             entry.name
             for entry in os.scandir(self.landing)
-            if entry.is_file(follow_symlinks=False) and not entry.name.startswith(".")
+            if (entry.is_file(follow_symlinks=False) or entry.is_symlink())
+            and not entry.name.endswith(TEMPORARY_SUFFIXES)
         )
 
     def complete_files(self, now: float | None = None) -> list[str]:
@@ -88,7 +126,7 @@ class LandingZone(dg.ConfigurableResource):
         complete = []
         for name in self.pending_files():
             try:
-                modified = (self.landing / name).stat().st_mtime
+                modified = (self.landing / name).lstat().st_mtime
             except FileNotFoundError:
                 continue  # taken by a run between the listing and now
             if now - modified >= self.settle_seconds:
@@ -96,83 +134,121 @@ class LandingZone(dg.ConfigurableResource):
         return complete
 
     def fingerprint(self, name: str) -> str:
-        """The sha256 of a pending file."""
-        return file_sha256(self._landed_path(name))
+        """The sha256 of a file's bytes; of its target's name for a link (never followed)."""
+        path = self._inside(self.landing, name)
+        if path.is_symlink():
+            return hashlib.sha256(os.readlink(path).encode("utf-8", "surrogateescape")).hexdigest()
+        return file_sha256(path)
 
-    def source_path(self, name: str) -> Path:
+    def claim(self, name: str, registered: set[str]) -> tuple[str, str]:
+        """The partition key (and sha256) for a complete file, renaming it in landing if needed.
+
+        The name stays the key when it is safe and not used by an earlier file: one that is
+        archived or quarantined under it.
+        """
+        digest = self.fingerprint(name)
+        reused = name in registered and any(
+            (folder / name).exists() or (folder / name).is_symlink()
+            for folder in (self.archive_dir, self.quarantine_dir)
+        )
+        if is_safe_key(name) and not reused:
+            return name, digest
+        for count in itertools.count():
+            key = cleaned_key(name, digest, count)
+            if key not in registered and not (self.landing / key).exists():
+                break
+        os.rename(self._inside(self.landing, name), self.landing / key)
+        return key, digest
+
+    def source_path(self, key: str) -> Path:
         """A batch's file: in landing/ until ingested, in archive/ after (for re-runs)."""
         for folder in (self.landing, self.archive_dir):
-            path = folder / _plain_name(name)
-            if path.is_file():
+            path = self._inside(folder, key)
+            if path.is_symlink() or path.is_file():
                 return path
         raise FileNotFoundError(
-            f"'{name}' is neither in {self.landing} nor in {self.archive_dir}"
+            f"'{key}' is neither in {self.landing} nor in {self.archive_dir}"
             f" (a refused file stays in {self.quarantine_dir})"
         )
 
-    def read_table(self, name: str) -> pd.DataFrame:
-        """The batch's rows, read by the file's suffix (CSV or Parquet)."""
-        path = self.source_path(name)
-        reader = READERS.get(path.suffix.lower())
-        if reader is None:
-            raise UnsupportedFile(
-                f"{name}: unsupported file type '{path.suffix}'; use one of {sorted(READERS)}"
+    def read_table(self, key: str) -> tuple[pd.DataFrame, list[str]]:
+        """The batch's rows and what was normalised; links and oversized files are refused."""
+        path = self.source_path(key)
+        if path.is_symlink():
+            raise UnreadableFile(
+                f"{key}: a symbolic link (to {os.readlink(path)!r}); links are not followed"
             )
-        try:
-            return reader(path)
-        except ValueError as error:  # parser errors, bad encodings, broken Parquet
-            raise UnsupportedFile(f"{name}: cannot be read as a table: {error}") from error
+        size = path.stat().st_size
+        if size > self.max_file_bytes:
+            raise UnreadableFile(f"{key}: {size} bytes, over the limit of {self.max_file_bytes}")
+        return read_table(path, name=key)
 
-    def archive(self, name: str) -> Path:
+    def archive(self, key: str) -> Path:
         """Move an ingested file to archive/, byte for byte; a no-op if already there."""
-        source = self.source_path(name)
+        source = self.source_path(key)
         if source.parent == self.archive_dir:
             return source
         return self._move(source, self.archive_dir)
 
-    def quarantine(self, name: str, reason: dict) -> Path:
+    def quarantine(self, key: str, reason: dict) -> Path:
         """Move a refused file to quarantine/ with a machine-readable reason file beside it."""
-        target = self._move(self.source_path(name), self.quarantine_dir)
+        target = self._move(self.source_path(key), self.quarantine_dir)
         reason_path = target.with_name(target.name + REASON_SUFFIX)
-        document = json.dumps({"file": name, "stored_as": target.name, **reason}, indent=2)
+        document = json.dumps({"file": key, "stored_as": target.name, **reason}, indent=2)
         write_atomically(reason_path, (document + "\n").encode("utf-8"))
         return target
 
-    def ledger(self) -> Ledger:
-        """Counts of archived, quarantined and pending files."""
+    def whereabouts(self, key: str) -> str | None:
+        """'pending', 'archived' or 'quarantined': where a registered file is; None if lost."""
+        for place, folder in (
+            ("pending", self.landing),
+            ("archived", self.archive_dir),
+            ("quarantined", self.quarantine_dir),
+        ):
+            path = folder / key
+            if path.is_symlink() or path.exists():
+                return place
+        return None
+
+    def ledger(self, registered: set[str] | None = None) -> Ledger:
+        """Counts of archived, quarantined and pending files; with the registered keys, the
+        ones that are nowhere."""
         quarantined = [
             entry.name
             for entry in os.scandir(self.quarantine_dir)
-            if entry.is_file() and not entry.name.endswith(REASON_SUFFIX)
+            if not entry.is_dir(follow_symlinks=False) and not entry.name.endswith(REASON_SUFFIX)
         ]
+        archived = [
+            entry for entry in os.scandir(self.archive_dir) if entry.is_file(follow_symlinks=False)
+        ]
+        lost = (
+            None
+            if registered is None
+            else sorted(key for key in registered if self.whereabouts(key) is None)
+        )
         return Ledger(
-            archived=sum(1 for entry in os.scandir(self.archive_dir) if entry.is_file()),
+            archived=len(archived),
             quarantined=len(quarantined),
             pending=len(self.pending_files()),
+            registered=None if registered is None else len(registered),
+            lost=lost or [],
         )
 
-    def _landed_path(self, name: str) -> Path:
-        return self.landing / _plain_name(name)
+    def _inside(self, folder: Path, name: str) -> Path:
+        """The path of `name` directly inside `folder`; a name that would leave it is refused."""
+        if not name or name in {".", ".."} or "/" in name or "\x00" in name:
+            raise ValueError(f"not a plain file name: {name!r}")
+        return folder / name
 
     def _move(self, source: Path, folder: Path) -> Path:
-        """Move without overwriting: a name already taken gets the file's hash (and a count)."""
+        """Move without overwriting: a name already taken there gets a count appended."""
         target = folder / source.name
-        if target.exists():
-            digest = file_sha256(source)[:12]
-            for count in itertools.count():
-                suffix = f".{count}" if count else ""
-                target = folder / f"{source.stem}.{digest}{suffix}{source.suffix}"
-                if not target.exists():
-                    break
-        os.replace(source, target)
+        for count in itertools.count(1):
+            if not (target.exists() or target.is_symlink()):
+                break
+            target = folder / f"{source.name}.{count}"
+        os.rename(source, target)
         return target
-
-
-def _plain_name(name: str) -> str:
-    """Refuse anything but a bare file name, so no path can leave its folder."""
-    if not name or name in {".", ".."} or Path(name).name != name or "\\" in name:
-        raise ValueError(f"not a plain file name: {name!r}")
-    return name
 
 
 def _folder(path: Path) -> Path:

@@ -173,4 +173,4 @@ def test_predict_without_a_model_or_with_a_bad_file(registry, reference, tmp_pat
     text = tmp_path / "notes.txt"
     text.write_text("hello")
     assert main(["predict", str(text)]) == 1
-    assert "unsupported input type" in capsys.readouterr().err
+    assert "notes.txt: unsupported file type" in capsys.readouterr().err

@@ -1,20 +1,24 @@
 import json
+import os
 import time
 
 import pytest
 
-from ml_assets.landing import REASON_SUFFIX, UnsupportedFile
+from ml_assets.landing import REASON_SUFFIX, LandingZone, cleaned_key, is_safe_key
+from ml_assets.tables import UnreadableFile
 from ml_assets_tests.conftest import land
 
 
-def test_only_settled_visible_files_are_complete(landing, reference):
+def test_only_settled_files_are_complete_and_temporaries_wait(landing, reference):
     land(landing, "old.csv", reference.head(3), age=60)
     land(landing, "fresh.csv", reference.head(3), age=0)
-    land(landing, ".writer.tmp", b"partial", age=60)
+    land(landing, ".hidden.csv", reference.head(3), age=60)
+    land(landing, "upload.csv.part", b"partial", age=60)
+    land(landing, ".batch.csv.1234.tmp", b"partial", age=60)
     (landing.landing / "folder").mkdir()
-    assert landing.pending_files() == ["fresh.csv", "old.csv"]
-    assert landing.complete_files() == ["old.csv"]
-    assert landing.complete_files(now=time.time() + 10) == ["fresh.csv", "old.csv"]
+    assert landing.pending_files() == [".hidden.csv", "fresh.csv", "old.csv"]
+    assert landing.complete_files() == [".hidden.csv", "old.csv"]
+    assert landing.complete_files(now=time.time() + 10) == [".hidden.csv", "fresh.csv", "old.csv"]
 
 
 def test_archive_keeps_the_bytes_and_leaves_landing(landing, reference):
@@ -24,15 +28,7 @@ def test_archive_keeps_the_bytes_and_leaves_landing(landing, reference):
     assert archived.read_bytes() == original
     assert not path.exists()
     assert landing.source_path("a.csv") == archived  # a re-run reads the archived copy
-
-
-def test_same_name_twice_keeps_both_files(landing, reference):
-    land(landing, "a.csv", reference.head(3))
-    first = landing.archive("a.csv")
-    land(landing, "a.csv", reference.head(4))
-    second = landing.archive("a.csv")
-    assert first != second and first.exists() and second.exists()
-    assert second.read_bytes() == reference.head(4).to_csv(index=False).encode()
+    assert landing.whereabouts("a.csv") == "archived"
 
 
 def test_quarantine_keeps_the_bytes_and_writes_a_reason(landing):
@@ -41,43 +37,93 @@ def test_quarantine_keeps_the_bytes_and_writes_a_reason(landing):
     assert stored.read_bytes() == b"\x00\x01garbage"
     reason = json.loads(stored.with_name(stored.name + REASON_SUFFIX).read_text())
     assert reason["file"] == "bad.csv" and reason["error"] == "unreadable"
-    assert landing.ledger().as_dict() == {
-        "landed": 1,
-        "archived": 0,
-        "quarantined": 1,
-        "pending": 0,
-    }
+    assert landing.ledger().as_dict() == {"landed": 1, "archived": 0, "quarantined": 1, "pending": 0}
 
 
-def test_ledger_counts_every_file(landing, reference):
+def test_ledger_counts_every_file_and_finds_lost_ones(landing, reference):
     for name in ("a.csv", "b.csv", "c.csv"):
         land(landing, name, reference.head(2))
     landing.archive("a.csv")
     landing.quarantine("b.csv", {"error": "x"})
-    assert landing.ledger().as_dict() == {
-        "landed": 3,
-        "archived": 1,
-        "quarantined": 1,
-        "pending": 1,
-    }
+    assert landing.ledger().as_dict() == {"landed": 3, "archived": 1, "quarantined": 1, "pending": 1}
+    ledger = landing.ledger(registered={"a.csv", "b.csv", "c.csv", "gone.csv"})
+    assert ledger.lost == ["gone.csv"]
+    assert ledger.as_dict()["registered"] == 4
 
 
-@pytest.mark.parametrize("name", ["../escape.csv", "sub/x.csv", "..", "", "a\\b.csv"])
+@pytest.mark.parametrize("name", ["../escape.csv", "sub/x.csv", "..", "", "a\x00b.csv"])
 def test_paths_that_leave_the_folder_are_refused(landing, name):
     with pytest.raises(ValueError, match="not a plain file name"):
         landing.source_path(name)
 
 
-def test_unsupported_and_unparseable_files(landing, reference):
-    land(landing, "a.txt", b"hello")
-    with pytest.raises(UnsupportedFile, match="unsupported file type"):
-        landing.read_table("a.txt")
-    land(landing, "b.parquet", b"not parquet at all")
-    with pytest.raises(UnsupportedFile, match="cannot be read"):
-        landing.read_table("b.parquet")
+@pytest.mark.parametrize(
+    ("name", "safe"),
+    [
+        ("batch 1.csv", True),
+        ("données-été.csv", True),
+        (".hidden.csv", True),
+        ("..\\..\\evil.csv", False),
+        ("a,b.csv", False),
+        ("a[1].csv", False),
+        ("a...b.csv", False),
+        ("line\nbreak.csv", False),
+        ("x" * 201 + ".csv", False),
+        ("é" * 100 + ".csv", False),  # 200 characters but 204 bytes
+    ],
+)
+def test_which_names_are_safe_keys(name, safe):
+    assert is_safe_key(name) is safe
+    cleaned = cleaned_key(name, "0123456789abcdef")
+    assert is_safe_key(cleaned)
+    assert cleaned.endswith(".csv") and "0123456789ab" in cleaned
+
+
+def test_claim_keeps_safe_names_and_renames_the_rest(landing, reference):
+    land(landing, "good.csv", reference.head(2))
+    assert landing.claim("good.csv", set())[0] == "good.csv"
+    land(landing, "a,b.csv", reference.head(2))
+    key, digest = landing.claim("a,b.csv", set())
+    assert key == f"a_b.{digest[:12]}.csv"
+    assert landing.pending_files() == [key, "good.csv"]
+
+
+def test_a_name_used_before_gets_a_new_key_and_both_files_are_kept(landing, reference):
+    land(landing, "batch.csv", reference.head(2))
+    assert landing.claim("batch.csv", set())[0] == "batch.csv"
+    assert landing.claim("batch.csv", {"batch.csv"})[0] == "batch.csv"  # still waiting: same
+    first = landing.archive("batch.csv")
+    land(landing, "batch.csv", reference.head(3))
+    key, digest = landing.claim("batch.csv", {"batch.csv"})
+    assert key == f"batch.{digest[:12]}.csv"
+    land(landing, "batch.csv", reference.head(3))  # the same content a third time
+    again, _ = landing.claim("batch.csv", {"batch.csv", key})
+    assert again == f"batch.{digest[:12]}-1.csv"
+    assert first.exists() and (landing.landing / key).exists() and (landing.landing / again).exists()
+
+
+def test_a_symlink_is_never_followed(landing, tmp_path):
+    secret = tmp_path / "secret.csv"
+    secret.write_text("age\n1\n")
+    os.symlink(secret, landing.landing / "link.csv")
+    assert landing.pending_files() == ["link.csv"]
+    landing.fingerprint("link.csv")  # hashes the link, not the target
+    with pytest.raises(UnreadableFile, match="symbolic link"):
+        landing.read_table("link.csv")
+    stored = landing.quarantine("link.csv", {"error": "link"})
+    assert stored.is_symlink() and os.readlink(stored) == str(secret)
+    assert secret.read_text() == "age\n1\n"
+
+
+def test_files_over_the_size_limit_are_refused_unread(data_dir, reference):
+    small = LandingZone(data_dir=str(data_dir), max_file_bytes=100)
+    land(small, "big.csv", reference.head(20))
+    with pytest.raises(UnreadableFile, match="over the limit of 100"):
+        small.read_table("big.csv")
 
 
 def test_parquet_is_read(landing, reference):
     path = landing.landing / "a.parquet"
     reference.head(4).to_parquet(path, index=False)
-    assert landing.read_table("a.parquet").equals(reference.head(4))
+    table, notes = landing.read_table("a.parquet")
+    assert table.equals(reference.head(4)) and notes == []

@@ -11,9 +11,9 @@ from ml_assets.contract import (
     table_schema,
     validate,
 )
-from ml_assets.files import file_sha256
-from ml_assets.landing import LandingZone, UnsupportedFile
+from ml_assets.landing import LandingZone
 from ml_assets.reporting import table_metadata
+from ml_assets.tables import UnreadableFile
 
 landed_files = dg.DynamicPartitionsDefinition(name="landed_files")
 
@@ -46,15 +46,15 @@ CONTRACT_CHECK = dg.AssetCheckSpec(
 )
 def raw_batches(context: dg.AssetExecutionContext, landing: LandingZone):
     """One landed file's rows, validated against the data contract, then archived."""
-    name = context.partition_key
-    sha256 = file_sha256(landing.source_path(name))
+    key = context.partition_key
+    sha256 = landing.fingerprint(key) if landing.whereabouts(key) == "pending" else None
     try:
-        landed = landing.read_table(name)
-        table = validate(landed, source=name)
-    except (ContractViolation, UnsupportedFile) as error:
+        landed, notes = landing.read_table(key)
+        table = validate(landed, source=key)
+    except (ContractViolation, UnreadableFile) as error:
         problems = getattr(error, "problems", [{"column": None, "check": str(error), "rows": []}])
         stored = landing.quarantine(
-            name, {"sha256": sha256, "error": str(error), "problems": problems}
+            key, {"sha256": sha256, "error": str(error), "problems": problems}
         )
         context.log.error(f"{error}\nQuarantined as {stored}")
         # The failed check is recorded before the step fails, so the UI shows it per file.
@@ -62,24 +62,30 @@ def raw_batches(context: dg.AssetExecutionContext, landing: LandingZone):
             check_name=CONTRACT_CHECK.name,
             passed=False,
             description=str(error),
-            metadata={"problems": dg.MetadataValue.json(problems), "file": name},
+            metadata={"problems": dg.MetadataValue.json(problems), "file": key},
         )
         raise dg.Failure(
             description=str(error),
-            metadata={"file": name, "quarantined_as": str(stored), "sha256": sha256},
+            metadata={"file": key, "quarantined_as": str(stored), "sha256": sha256},
             allow_retries=False,
         ) from None
-    archived = landing.archive(name)
-    ignored = [str(column) for column in landed.columns if column not in COLUMNS]
-    context.log.info(f"{name}: {len(table)} rows accepted, archived as {archived}")
+    try:
+        archived = landing.archive(key)
+    except OSError as error:  # retried by the policy; the file stays in landing/ meanwhile
+        context.log.error(f"{key}: archiving failed ({error}); the file stays in landing/")
+        raise
+    ignored = [column for column in landed.columns if column not in COLUMNS]
+    context.log.info(f"{key}: {len(table)} rows accepted, archived as {archived}")
     yield dg.Output(
         table,
         metadata={
             **table_metadata(table, table_schema()),
-            "file": name,
-            "sha256": sha256,
-            "archived_as": str(archived),
+            "file": key,
+            "sha256": dg.MetadataValue.text(sha256 or ""),
+            "archived_as": dg.MetadataValue.path(str(archived)),
             "ignored_columns": dg.MetadataValue.json(ignored),
+            "normalised": dg.MetadataValue.json(notes),
+            "duplicate_rows": dg.MetadataValue.int(int(table.duplicated().sum())),
         },
     )
     yield dg.AssetCheckResult(check_name=CONTRACT_CHECK.name, passed=True)
