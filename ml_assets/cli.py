@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from ml_assets.assets.deployment import rollback_materialization
+from ml_assets.assets.ingestion import landed_files
 from ml_assets.contract import ContractViolation, load_reference_table, validate_features
 from ml_assets.files import write_atomically
 from ml_assets.landing import LandingZone
@@ -45,14 +46,34 @@ def version_summary(version: ModelVersion) -> dict:
     }
 
 
+def dagster_home() -> Path | None:
+    """The Dagster instance folder: $DAGSTER_HOME, else ./.dagster_home; None if absent."""
+    home = Path(os.environ.get("DAGSTER_HOME") or ".dagster_home")
+    return home.resolve() if home.is_dir() else None
+
+
+def registered_files() -> set[str] | None:
+    """The landed files Dagster knows (raw_batches partitions), when an instance is here."""
+    home = dagster_home()
+    if home is None:
+        return None
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return set(instance.get_dynamic_partitions(landed_files.name))
+
+
 def status_report(data_dir: str | None) -> dict:
-    """The production model, the one before it and the file ledger, as a JSON-ready dict."""
+    """The production model, the one before it and the file ledger, as a JSON-ready dict.
+
+    With a Dagster instance at hand the ledger is checked against the files Dagster
+    registered: `lost` names any that is neither pending, archived nor quarantined.
+    """
     registry = ModelRegistry(data_dir=data_dir)
     production, previous = registry.production(), registry.previous()
+    ledger = LandingZone(data_dir=data_dir).ledger(registered_files())
     return {
         "production": None if production is None else version_summary(production),
         "previous": None if previous is None else previous.version,
-        "files": LandingZone(data_dir=data_dir).ledger().as_dict(),
+        "files": ledger.as_dict(),
     }
 
 
@@ -79,6 +100,9 @@ def status_command(args: argparse.Namespace) -> int:
         f"files: {files['landed']} landed = {files['archived']} archived"
         f" + {files['quarantined']} quarantined + {files['pending']} pending"
     )
+    if files.get("lost"):
+        print(f"LOST: registered but nowhere: {files['lost']}")
+        return 1
     return 0
 
 
@@ -116,15 +140,15 @@ def rollback_command(args: argparse.Namespace) -> int:
     registry = ModelRegistry(data_dir=args.data_dir)
     switch = registry.rollback(args.version)
     print(f"production: {switch.from_version} -> {switch.to_version}")
-    home = Path(os.environ.get("DAGSTER_HOME") or ".dagster_home")
-    if not home.is_dir():
+    home = dagster_home()
+    if home is None:
         print(
-            f"warning: no Dagster instance at {home} (set DAGSTER_HOME): the rollback is done"
-            " but not recorded in the UI's history of production_model",
+            "warning: no Dagster instance ($DAGSTER_HOME, else ./.dagster_home): the rollback"
+            " is done but not recorded in the UI's history of production_model",
             file=sys.stderr,
         )
         return 0
-    with dg.DagsterInstance.from_config(str(home.resolve())) as instance:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
         instance.report_runless_asset_event(rollback_materialization(registry, switch))
     print(f"recorded as a materialization of production_model in {home}")
     return 0

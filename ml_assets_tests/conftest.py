@@ -14,6 +14,14 @@ from ml_assets.registry import ModelRegistry
 from ml_assets.settings import DATA_DIR_VARIABLE
 
 
+@pytest.fixture(autouse=True)
+def isolated_from_the_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's instance or data: not via the environment, not via cwd."""
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.delenv(DATA_DIR_VARIABLE, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh data folder, also set as $ML_ASSETS_DATA_DIR for code that reads it."""

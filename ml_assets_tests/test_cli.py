@@ -122,3 +122,20 @@ def test_models_lists_versions_and_rollback_warns_without_an_instance(
     assert registry.production().version == first.version
     assert main(["rollback", "not-a-version"]) == 1
     assert "is not in" in capsys.readouterr().err
+
+
+def test_status_checks_the_ledger_against_dagster(data_dir, landing, reference, tmp_path, capsys):
+    import dagster as dg
+
+    home = tmp_path / ".dagster_home"  # found in the working directory
+    home.mkdir()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.add_dynamic_partitions("landed_files", ["a.csv", "b.csv"])
+    land(landing, "a.csv", reference.head(3))
+    report = json.loads(
+        (capsys.readouterr(), main(["status", "--json"]), capsys.readouterr())[2].out
+    )
+    assert report["files"]["registered"] == 2
+    assert report["files"]["lost"] == ["b.csv"]
+    assert main(["status"]) == 1
+    assert "LOST: registered but nowhere: ['b.csv']" in capsys.readouterr().out

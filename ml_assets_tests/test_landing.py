@@ -37,7 +37,12 @@ def test_quarantine_keeps_the_bytes_and_writes_a_reason(landing):
     assert stored.read_bytes() == b"\x00\x01garbage"
     reason = json.loads(stored.with_name(stored.name + REASON_SUFFIX).read_text())
     assert reason["file"] == "bad.csv" and reason["error"] == "unreadable"
-    assert landing.ledger().as_dict() == {"landed": 1, "archived": 0, "quarantined": 1, "pending": 0}
+    assert landing.ledger().as_dict() == {
+        "landed": 1,
+        "archived": 0,
+        "quarantined": 1,
+        "pending": 0,
+    }
 
 
 def test_ledger_counts_every_file_and_finds_lost_ones(landing, reference):
@@ -45,7 +50,12 @@ def test_ledger_counts_every_file_and_finds_lost_ones(landing, reference):
         land(landing, name, reference.head(2))
     landing.archive("a.csv")
     landing.quarantine("b.csv", {"error": "x"})
-    assert landing.ledger().as_dict() == {"landed": 3, "archived": 1, "quarantined": 1, "pending": 1}
+    assert landing.ledger().as_dict() == {
+        "landed": 3,
+        "archived": 1,
+        "quarantined": 1,
+        "pending": 1,
+    }
     ledger = landing.ledger(registered={"a.csv", "b.csv", "c.csv", "gone.csv"})
     assert ledger.lost == ["gone.csv"]
     assert ledger.as_dict()["registered"] == 4
@@ -99,7 +109,9 @@ def test_a_name_used_before_gets_a_new_key_and_both_files_are_kept(landing, refe
     land(landing, "batch.csv", reference.head(3))  # the same content a third time
     again, _ = landing.claim("batch.csv", {"batch.csv", key})
     assert again == f"batch.{digest[:12]}-1.csv"
-    assert first.exists() and (landing.landing / key).exists() and (landing.landing / again).exists()
+    assert (
+        first.exists() and (landing.landing / key).exists() and (landing.landing / again).exists()
+    )
 
 
 def test_a_symlink_is_never_followed(landing, tmp_path):
