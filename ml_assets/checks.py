@@ -5,15 +5,46 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 from pydantic import Field
+from scipy.stats import ks_2samp
 
+from ml_assets.assets.ingestion import landed_files
 from ml_assets.conditions import check_with_asset
-from ml_assets.contract import TARGET, column_rules
+from ml_assets.contract import COLUMNS, TARGET, column_rules, load_reference_table
 from ml_assets.splits import HOLDOUT, TRAIN
 
+DRIFT_P_VALUE = 0.01  # two-sample Kolmogorov–Smirnov test, per column
+DRIFT_MIN_STATISTIC = 0.1  # and a difference large enough to matter, not only to detect
 MIN_TRAINING_ROWS = 100
 MIN_HOLDOUT_ROWS = 20
 
 GATE_CHECKS = ("mse_below_threshold", "not_worse_than_production")
+
+
+@dg.asset_check(asset="raw_batches", partitions_def=landed_files)
+def no_drift_from_reference(raw_batches: pd.DataFrame) -> dg.AssetCheckResult:
+    """Each column of the batch is distributed like the reference data (warns, never blocks)."""
+    # The reference comes from the contract's loader, not the reference_data asset: a
+    # warning-only check must not fail an ingestion run on an instance that has not
+    # materialized reference_data yet.
+    reference = load_reference_table()
+    drifted, statistics = [], {}
+    for column in COLUMNS:
+        test = ks_2samp(raw_batches[column], reference[column])
+        statistics[column] = {"ks_statistic": float(test.statistic), "p_value": float(test.pvalue)}
+        if test.pvalue < DRIFT_P_VALUE and test.statistic > DRIFT_MIN_STATISTIC:
+            drifted.append(column)
+    return dg.AssetCheckResult(
+        passed=not drifted,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"drift in {', '.join(drifted)}" if drifted else "no column drifted",
+        metadata={
+            "drifted_columns": dg.MetadataValue.json(drifted),
+            "largest_ks_statistic": dg.MetadataValue.float(
+                max(value["ks_statistic"] for value in statistics.values())
+            ),
+            "per_column": dg.MetadataValue.json(statistics),
+        },
+    )
 
 
 @dg.asset_check(asset="features", blocking=True, automation_condition=check_with_asset())

@@ -16,6 +16,7 @@ from ml_assets.automation import (
 from ml_assets.checks import (
     deployment_gate,
     enough_rows,
+    no_drift_from_reference,
     no_missing_values,
     target_in_plausible_range,
     unique_row_ids,
@@ -37,6 +38,7 @@ defs = dg.Definitions(
         predictions,
     ],
     asset_checks=[
+        no_drift_from_reference,
         no_missing_values,
         unique_row_ids,
         enough_rows,

@@ -59,3 +59,12 @@ def land(landing: LandingZone, name: str, content: bytes | pd.DataFrame, age: fl
     then = time.time() - age
     os.utime(path, (then, then))
     return path
+
+
+def contract_evaluations(result) -> list:
+    """The `matches_data_contract` evaluations of a run's result."""
+    return [
+        evaluation
+        for evaluation in result.get_asset_check_evaluations()
+        if evaluation.check_name == "matches_data_contract"
+    ]

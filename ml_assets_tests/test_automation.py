@@ -14,7 +14,7 @@ import pytest
 from ml_assets import definitions
 from ml_assets.automation import landing_sensor, run_failure_alert, weekly_retraining_schedule
 from ml_assets.settings import TIMEZONE_VARIABLE, WEBHOOK_VARIABLE
-from ml_assets_tests.conftest import land
+from ml_assets_tests.conftest import contract_evaluations, land
 
 
 def tick(instance, landing):
@@ -76,10 +76,10 @@ def test_a_bad_file_does_not_stop_the_good_ones(instance, landing, reference):
         "good-2.csv": True,
     }
     for key, run in runs.items():
-        [evaluation] = run.get_asset_check_evaluations()
+        [evaluation] = contract_evaluations(run)
         assert (evaluation.check_name, evaluation.partition) == ("matches_data_contract", key)
         assert evaluation.passed is (key != "bad.csv")
-    refused = runs["bad.csv"].get_asset_check_evaluations()[0]
+    [refused] = contract_evaluations(runs["bad.csv"])
     assert "column 'bmi': column is missing" in refused.description
     assert landing.ledger().as_dict() == {
         "landed": 3,

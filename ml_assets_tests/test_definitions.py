@@ -38,6 +38,7 @@ def test_every_public_name_is_defined():
     }
     assert checks == {
         "raw_batches:matches_data_contract",
+        "raw_batches:no_drift_from_reference",
         "features:no_missing_values",
         "features:unique_row_ids",
         "features:enough_rows",

@@ -10,7 +10,7 @@ import pytest
 from ml_assets.automation import LANDED_AS_TAG, landing_sensor
 from ml_assets.definitions import defs
 from ml_assets.landing import REASON_SUFFIX, LandingZone
-from ml_assets_tests.conftest import land
+from ml_assets_tests.conftest import contract_evaluations, land
 from ml_assets_tests.hostile import ARCHIVED, QUARANTINED, corpus, csv, good
 
 pytestmark = pytest.mark.slow
@@ -77,7 +77,7 @@ def test_every_hostile_file_is_archived_or_quarantined_and_nothing_is_lost(
             reason = json.loads((folder / f"{key}{REASON_SUFFIX}").read_text())
             assert reason["file"] == key and reason["error"].startswith(key)
             assert case.says in reason["error"], (case.name, reason["error"])
-            [check] = result.get_asset_check_evaluations()
+            [check] = contract_evaluations(result)
             assert check.passed is False and check.partition == key
         elif case.says:
             [materialization] = result.get_asset_materialization_events()
