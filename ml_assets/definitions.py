@@ -23,6 +23,7 @@ from ml_assets.checks import (
 )
 from ml_assets.landing import LandingZone
 from ml_assets.registry import ModelRegistry
+from ml_assets.run_health import dead_run_reaper
 from ml_assets.settings import schedule_timezone
 from ml_assets.storage import AssetStorage
 
@@ -47,7 +48,7 @@ defs = dg.Definitions(
     ],
     jobs=[ingestion_job, training_job, rollback_production],
     schedules=[weekly_retraining_schedule(schedule_timezone())],
-    sensors=[landing_sensor, retraining_automation, run_failure_alert],
+    sensors=[landing_sensor, retraining_automation, run_failure_alert, dead_run_reaper],
     resources={
         "io_manager": AssetStorage(format="parquet"),
         "model_io_manager": AssetStorage(format="skops"),

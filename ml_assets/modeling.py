@@ -1,5 +1,6 @@
 """The model family a run may choose, and how a model is scored."""
 
+import hashlib
 from typing import Literal
 
 import dagster as dg
@@ -58,3 +59,9 @@ def regression_metrics(model: Pipeline, rows: pd.DataFrame, target: pd.Series) -
         "mae": float(mean_absolute_error(target, predicted)),
         "r2": float(r2_score(target, predicted)),
     }
+
+
+def prediction_fingerprint(model: Pipeline, rows: pd.DataFrame) -> str:
+    """A sha256 of a model's predictions on given rows: the same model, the same fingerprint."""
+    predicted = np.ascontiguousarray(model.predict(rows[FEATURES]).round(9) + 0.0)
+    return hashlib.sha256(predicted.tobytes()).hexdigest()

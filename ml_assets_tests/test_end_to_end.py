@@ -86,11 +86,22 @@ def test_gate_passes_then_fails_and_production_stays(instance, registry):
     reasons = failure_reasons(instance, failing.run_id)
     assert any(r.startswith("check mse_below_threshold failed: candidate") for r in reasons)
 
+    # A candidate swapped after it was measured is not deployed, even with the gate passed.
+    assert materialize(instance).success
+    deployed = registry.production().version
+    ridge = {"ops": {"candidate_model": {"config": {"model_kind": "ridge", "ridge_alpha": 50}}}}
+    assert materialize(
+        instance, selection=dg.AssetSelection.assets("candidate_model"), run_config=ridge
+    ).success
+    swapped = materialize(instance, selection=dg.AssetSelection.assets("production_model"))
+    assert not swapped.success
+    assert registry.production().version == deployed
+    assert materialize(instance, run_config=GATE).success is False  # the gate fails again
+
     # Selecting production_model alone after a failed gate does not deploy either.
     alone = materialize(instance, selection=dg.AssetSelection.assets("production_model"))
     assert not alone.success
-    assert registry.production().version == production.version
-    assert len(registry.versions()) == 1
+    assert registry.production().version == deployed
 
 
 def test_a_landed_batch_is_ingested_and_retrains(instance, landing, registry, reference):

@@ -13,7 +13,7 @@ from ml_assets.checks import GATE_CHECKS
 from ml_assets.conditions import follow_upstream
 from ml_assets.contract import FEATURES, TARGET, table_schema
 from ml_assets.model_card import PLOT_FILES, card_markdown, holdout_plots
-from ml_assets.modeling import regression_metrics
+from ml_assets.modeling import prediction_fingerprint, regression_metrics
 from ml_assets.registry import ModelRegistry, ModelVersion, Switch
 from ml_assets.reporting import float_metadata, table_metadata
 from ml_assets.splits import reference_holdout
@@ -111,8 +111,14 @@ def production_model(
         raise dg.Failure(
             description=f"not deployed: {refusal}; production is unchanged", allow_retries=False
         )
-    regressor = candidate_model.named_steps["regressor"]
     holdout = reference_holdout(features)
+    if prediction_fingerprint(candidate_model, holdout) != model_metrics["candidate_fingerprint"]:
+        raise dg.Failure(
+            description="not deployed: the stored candidate_model is not the model that"
+            " model_metrics measured (another run replaced it meanwhile); production is unchanged",
+            allow_retries=False,
+        )
+    regressor = candidate_model.named_steps["regressor"]
     plots = holdout_plots(holdout[TARGET], candidate_model.predict(holdout[FEATURES]))
     version = registry.register(
         candidate_model,

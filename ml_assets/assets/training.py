@@ -9,7 +9,12 @@ from sklearn.pipeline import Pipeline
 from ml_assets.assets.ingestion import FILE_SYSTEM_RETRY
 from ml_assets.conditions import follow_upstream, retrain_on_new_batches
 from ml_assets.contract import COLUMNS, FEATURES, TARGET, column_rules, table_schema
-from ml_assets.modeling import ModelConfig, build_pipeline, regression_metrics
+from ml_assets.modeling import (
+    ModelConfig,
+    build_pipeline,
+    prediction_fingerprint,
+    regression_metrics,
+)
 from ml_assets.registry import ModelRegistry
 from ml_assets.reporting import float_metadata, table_metadata
 from ml_assets.splits import (
@@ -161,6 +166,8 @@ def model_metrics(
         "all_holdout": everything,
         "training_rows": int((features["split"] == TRAIN).sum()),
         "data_fingerprint": data_fingerprint(features),
+        # production_model checks it deploys the very model measured here.
+        "candidate_fingerprint": prediction_fingerprint(candidate_model, trusted),
     }
     context.log.info(
         f"reference holdout ({gate['rows']} rows): candidate MSE {gate['candidate']['mse']:.2f}, "

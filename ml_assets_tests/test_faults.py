@@ -1,0 +1,244 @@
+"""Faults: a full disk while archiving, a flaky read, SIGKILL in training and in promotion,
+two runs at once. Nothing is lost, the registry stays consistent, the next run succeeds."""
+
+import errno
+import itertools
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from ml_assets.landing import LandingZone
+from ml_assets.registry import ModelRegistry
+from ml_assets.run_health import reap_dead_runs
+from ml_assets_tests.conftest import land
+from ml_assets_tests.test_automation import tick
+from ml_assets_tests.test_end_to_end import materialize
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TRAINING = "key:reference_data or group:training or key:production_model"
+
+
+def ingest(instance, key):
+    return materialize(
+        instance, selection=dg.AssetSelection.assets("raw_batches"), partition_key=key
+    )
+
+
+def test_a_full_disk_while_archiving_leaves_the_file_in_landing(
+    instance, landing, reference, monkeypatch, capfd
+):
+    original = land(landing, "batch.csv", reference.head(30)).read_bytes()
+    tick(instance, landing)
+    real_move = LandingZone._move
+
+    def disk_full(self, source, folder):
+        if folder.name == "archive":
+            raise OSError(errno.ENOSPC, "No space left on device", str(folder))
+        return real_move(self, source, folder)
+
+    monkeypatch.setattr(LandingZone, "_move", disk_full)
+    failed = ingest(instance, "batch.csv")
+    assert not failed.success
+    restarts = [e for e in failed.all_events if e.event_type_value == "STEP_RESTARTED"]
+    assert len(restarts) == 3  # the RetryPolicy tried again, three times
+    assert (landing.landing / "batch.csv").read_bytes() == original
+    assert landing.ledger().as_dict()["pending"] == 1
+    logged = capfd.readouterr().err
+    assert "batch.csv: archiving failed" in logged and "No space left on device" in logged
+
+    monkeypatch.setattr(LandingZone, "_move", real_move)  # space is back
+    assert ingest(instance, "batch.csv").success
+    assert (landing.archive_dir / "batch.csv").read_bytes() == original
+
+
+def test_a_transient_read_error_is_retried(instance, landing, reference, monkeypatch):
+    import ml_assets.landing as landing_module
+
+    land(landing, "flaky.csv", reference.head(30))
+    tick(instance, landing)
+    real_read, calls = landing_module.read_table, []
+
+    def flaky(path, name=None):
+        calls.append(name)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "Input/output error")
+        return real_read(path, name)
+
+    monkeypatch.setattr(landing_module, "read_table", flaky)
+    result = ingest(instance, "flaky.csv")
+    assert result.success
+    assert len(calls) == 2
+    assert landing.whereabouts("flaky.csv") == "archived"
+
+
+PROMOTER = textwrap.dedent(
+    """
+    import sys
+    from ml_assets.contract import FEATURES, TARGET, load_reference_table
+    from ml_assets.modeling import ModelConfig, build_pipeline
+    from ml_assets.registry import ModelRegistry
+
+    reference = load_reference_table()
+    registry = ModelRegistry(data_dir=sys.argv[1])
+    config = ModelConfig(model_kind="gradient_boosting", n_estimators=60)
+    for seed in range(1000):
+        model = build_pipeline(config.model_copy(update={"random_seed": seed}))
+        model.fit(reference[FEATURES], reference[TARGET])
+        registry.promote(registry.register(model, card={"seed": seed}).version)
+        print(seed, flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+def test_sigkill_during_promotion_leaves_production_on_a_complete_version(data_dir, reference):
+    registry = ModelRegistry(data_dir=str(data_dir))
+    rng = np.random.default_rng(3)
+    for _ in range(6):
+        worker = subprocess.Popen(
+            [sys.executable, "-c", PROMOTER, str(data_dir)], stdout=subprocess.PIPE, text=True
+        )
+        worker.stdout.readline()  # at least one promotion done, more under way
+        time.sleep(float(rng.uniform(0.0, 0.6)))
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+        production = registry.production()
+        assert production is not None
+        registry.load(production.version)  # complete and intact: the sha256 matches
+        history = registry.history()
+        assert history[-1]["to_version"] == production.version
+        assert all(b["from_version"] == a["to_version"] for a, b in itertools.pairwise(history))
+    assert {v.version for v in registry.versions()} >= {h["to_version"] for h in history}
+
+
+def instance_home(tmp_path: Path) -> Path:
+    """A DAGSTER_HOME with the default dagster.yaml (the training pool limited to one),
+    its storage created once, as `make dev` does before any run."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(REPO / "config" / "dagster.yaml", home / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(home)):
+        pass
+    return home
+
+
+def materialize_command(config: Path) -> list[str]:
+    return [
+        str(BIN / "dagster"),
+        "asset",
+        "materialize",
+        "-m",
+        "ml_assets.definitions",
+        "--select",
+        TRAINING,
+        "-c",
+        str(config),
+    ]
+
+
+def write_config(path: Path, model: str) -> Path:
+    path.write_text(
+        "execution: {config: {in_process: {}}}\n"
+        f"ops: {{candidate_model: {{config: {model}}}}}\n"
+    )
+    return path
+
+
+@pytest.mark.slow
+def test_sigkill_during_training_then_the_next_run_succeeds(tmp_path, data_dir, monkeypatch):
+    home = instance_home(tmp_path)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "ML_ASSETS_DATA_DIR": str(data_dir)}
+    slow = write_config(
+        tmp_path / "slow.yaml", "{model_kind: gradient_boosting, n_estimators: 50000}"
+    )
+    log = (tmp_path / "killed.log").open("w")
+    killed = subprocess.Popen(
+        materialize_command(slow),
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.time() + 120
+    while "candidate_model - STEP_START" not in (tmp_path / "killed.log").read_text():
+        assert time.time() < deadline and killed.poll() is None, "training never started"
+        time.sleep(0.5)
+    time.sleep(1)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait(timeout=30)
+
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        assert instance.event_log_storage.get_concurrency_info("training").claimed_slots
+        # What the dead_run_reaper sensor does under `make dev`, after its grace period:
+        assert len(reap_dead_runs(instance, now=time.time() + 60)) == 1
+        assert not instance.event_log_storage.get_concurrency_info("training").claimed_slots
+
+    quick = write_config(tmp_path / "quick.yaml", "{model_kind: linear}")
+    after = subprocess.run(
+        materialize_command(quick),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert after.returncode == 0, after.stdout[-2000:] + after.stderr[-2000:]
+    registry = ModelRegistry(data_dir=str(data_dir))
+    registry.load(registry.production().version)
+    assert len(registry.versions()) == 1  # the killed run registered nothing
+
+
+@pytest.mark.slow
+def test_two_runs_at_once_both_finish_and_nothing_is_corrupted(tmp_path, data_dir, monkeypatch):
+    home = instance_home(tmp_path)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "ML_ASSETS_DATA_DIR": str(data_dir)}
+    configs = [
+        write_config(tmp_path / "a.yaml", "{model_kind: gradient_boosting, n_estimators: 400}"),
+        write_config(tmp_path / "b.yaml", "{model_kind: ridge}"),
+    ]
+    runs = [
+        subprocess.Popen(
+            materialize_command(config),
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for config in configs
+    ]
+    outputs = [run.communicate(timeout=300)[0] for run in runs]
+    for run, output in zip(runs, outputs, strict=True):
+        # Each run finishes: deployed, or stopped by the gate (the second candidate may be
+        # worse than the first's), or by production_model's own guards when the other run
+        # replaced the measured candidate or its gate evaluation meanwhile.
+        failed_steps = set(re.findall(r" - (\w+) - STEP_FAILURE", output))
+        assert run.returncode == 0 or failed_steps <= {"deployment_gate", "production_model"}, (
+            output[-3000:]
+        )
+        if "production_model" in failed_steps:  # the gate or the candidate moved meanwhile
+            assert "not deployed:" in output and "production is unchanged" in output
+    registry = ModelRegistry(data_dir=str(data_dir))
+    assert len(registry.versions()) <= 2
+    production = registry.production()  # both may have stood down; never a broken one
+    if production is not None:
+        registry.load(production.version)
+    history = registry.history()
+    assert all(b["from_version"] == a["to_version"] for a, b in itertools.pairwise(history))
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        assert instance.event_log_storage.get_concurrency_info("training").slot_count == 1
