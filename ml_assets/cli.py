@@ -5,15 +5,14 @@ import io
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import dagster as dg
 
-from ml_assets.assets.deployment import rollback_materialization
-from ml_assets.assets.ingestion import landed_files
 from ml_assets.contract import ContractViolation, load_reference_table, validate_features
 from ml_assets.files import write_atomically
-from ml_assets.landing import LandingZone
+from ml_assets.landing import LANDED_FILES, LandingZone
 from ml_assets.registry import ModelRegistry, ModelVersion, RegistryError
 from ml_assets.simulate import batch_file_name, simulate_batch
 from ml_assets.tables import UnreadableFile, read_table
@@ -58,7 +57,7 @@ def registered_files() -> set[str] | None:
     if home is None:
         return None
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        return set(instance.get_dynamic_partitions(landed_files.name))
+        return set(instance.get_dynamic_partitions(LANDED_FILES))
 
 
 def status_report(data_dir: str | None) -> dict:
@@ -148,6 +147,10 @@ def rollback_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 0
+    with warnings.catch_warnings():  # Dagster's preview notices are for developers
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        from ml_assets.assets.deployment import rollback_materialization
+
     with dg.DagsterInstance.from_config(str(home)) as instance:
         instance.report_runless_asset_event(rollback_materialization(registry, switch))
     print(f"recorded as a materialization of production_model in {home}")

@@ -27,6 +27,10 @@ from ml_assets.run_health import dead_run_reaper
 from ml_assets.settings import schedule_timezone
 from ml_assets.storage import AssetStorage
 
+# Our steps are small: running them in the run's own process saves a process start per step.
+# A run config can still choose `execution: {config: {multiprocess: {}}}`.
+EXECUTOR = dg.multi_or_in_process_executor.configured({"in_process": {}})
+
 defs = dg.Definitions(
     assets=[
         reference_data,
@@ -49,6 +53,7 @@ defs = dg.Definitions(
     jobs=[ingestion_job, training_job, rollback_production],
     schedules=[weekly_retraining_schedule(schedule_timezone())],
     sensors=[landing_sensor, retraining_automation, run_failure_alert, dead_run_reaper],
+    executor=EXECUTOR,
     resources={
         "io_manager": AssetStorage(format="parquet"),
         "model_io_manager": AssetStorage(format="skops"),

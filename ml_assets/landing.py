@@ -27,6 +27,7 @@ from ml_assets import settings
 from ml_assets.files import file_sha256, write_atomically
 from ml_assets.tables import UnreadableFile, read_table
 
+LANDED_FILES = "landed_files"  # the dynamic partitions of raw_batches: one per landed file
 REASON_SUFFIX = ".reason.json"
 # Names writers use while a file is not finished; such files are never taken.
 TEMPORARY_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".filepart", ".swp")

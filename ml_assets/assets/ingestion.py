@@ -11,11 +11,11 @@ from ml_assets.contract import (
     table_schema,
     validate,
 )
-from ml_assets.landing import LandingZone
+from ml_assets.landing import LANDED_FILES, LandingZone
 from ml_assets.reporting import table_metadata
 from ml_assets.tables import UnreadableFile
 
-landed_files = dg.DynamicPartitionsDefinition(name="landed_files")
+landed_files = dg.DynamicPartitionsDefinition(name=LANDED_FILES)
 
 # Transient file-system errors (a busy network share, a full disk being cleaned) are retried;
 # a file that breaks the contract is not: retrying cannot change its bytes.
