@@ -34,7 +34,7 @@ dev: install instance
 materialize: install instance
 	$(BIN)/dagster asset materialize -m ml_assets.definitions --select 'key:reference_data or group:training or key:production_model'
 
-## test: the whole suite
+## test: the whole suite, the live end-to-end tests (real dagster dev, browser) included
 test: install
 	$(BIN)/python -m pytest
 

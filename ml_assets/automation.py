@@ -12,6 +12,7 @@ from ml_assets.settings import alert_webhook_url
 WEEKLY_CRON = "0 23 * * 0"  # Sunday 23:00
 LANDING_INTERVAL_SECONDS = 10
 AUTOMATION_INTERVAL_SECONDS = 10
+RETRAIN_INTERVAL_SECONDS = 10
 LANDED_AS_TAG = "ml_assets/landed_as"  # the file's name as it landed, before any renaming
 
 ingestion_job = dg.define_asset_job(
@@ -28,12 +29,52 @@ training_job = dg.define_asset_job(
 )
 
 
+INGESTING = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+@dg.sensor(
+    name="retrain_after_ingestion",
+    job=training_job,
+    minimum_interval_seconds=RETRAIN_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def retrain_after_ingestion(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    """Launches one retrain once new batches are ingested and no ingestion is still running.
+
+    Its cursor is the newest raw_batches materialization it has retrained for, so a batch is
+    never missed, whatever else runs meanwhile, and a burst of files causes one retrain.
+    """
+    after = int(context.cursor) if context.cursor else None
+    newest = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_batches"), after_storage_id=after),
+        limit=1,
+    ).records
+    if not newest:
+        return dg.SkipReason("no batch ingested since the last retrain")
+    ingesting = context.instance.get_run_records(
+        filters=dg.RunsFilter(job_name=ingestion_job.name, statuses=INGESTING), limit=1
+    )
+    if ingesting:
+        return dg.SkipReason("new batches are in; waiting for the ingestion runs still going")
+    storage_id = newest[0].storage_id
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=f"batches-up-to-{storage_id}")],
+        cursor=str(storage_id),
+    )
+
+
 retraining_automation = dg.AutomationConditionSensorDefinition(
     "retraining_automation",
     target=dg.AssetSelection.all(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=AUTOMATION_INTERVAL_SECONDS,
-    description="Evaluates the automation conditions: the retrain that follows ingestion.",
+    description="Evaluates the automation conditions: the reference table when it is missing,"
+    " and deployment after a gate passed in a run that stopped short of production_model.",
 )
 
 

@@ -8,7 +8,6 @@ from pydantic import Field
 from scipy.stats import ks_2samp
 
 from ml_assets.assets.ingestion import landed_files
-from ml_assets.conditions import check_with_asset
 from ml_assets.contract import COLUMNS, TARGET, column_rules, load_reference_table
 from ml_assets.splits import HOLDOUT, TRAIN
 
@@ -47,7 +46,7 @@ def no_drift_from_reference(raw_batches: pd.DataFrame) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset="features", blocking=True, automation_condition=check_with_asset())
+@dg.asset_check(asset="features", blocking=True)
 def no_missing_values(features: pd.DataFrame) -> dg.AssetCheckResult:
     """Every feature and target value is present."""
     missing = features.isna().sum()
@@ -58,7 +57,7 @@ def no_missing_values(features: pd.DataFrame) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset="features", blocking=True, automation_condition=check_with_asset())
+@dg.asset_check(asset="features", blocking=True)
 def unique_row_ids(features: pd.DataFrame) -> dg.AssetCheckResult:
     """No row id appears twice, so no row can sit in both the train and the holdout split."""
     duplicated = features["row_id"][features["row_id"].duplicated()]
@@ -71,7 +70,7 @@ def unique_row_ids(features: pd.DataFrame) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset="features", blocking=True, automation_condition=check_with_asset())
+@dg.asset_check(asset="features", blocking=True)
 def enough_rows(features: pd.DataFrame) -> dg.AssetCheckResult:
     """Enough training and holdout rows to fit and to judge a model."""
     train = int((features["split"] == TRAIN).sum())
@@ -87,7 +86,7 @@ def enough_rows(features: pd.DataFrame) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset="features", blocking=True, automation_condition=check_with_asset())
+@dg.asset_check(asset="features", blocking=True)
 def target_in_plausible_range(features: pd.DataFrame) -> dg.AssetCheckResult:
     """Every target lies in the contract's plausible range."""
     rule = next(rule for rule in column_rules() if rule.name == TARGET)
@@ -193,7 +192,6 @@ def not_worse_than_production_result(metrics: dict, config: GateConfig) -> dg.As
             asset="model_metrics",
             blocking=True,
             description=description,
-            automation_condition=check_with_asset(),
         )
         for name, description in zip(
             GATE_CHECKS,

@@ -8,6 +8,7 @@ from ml_assets.assets.training import candidate_model, dataset, features, model_
 from ml_assets.automation import (
     ingestion_job,
     landing_sensor,
+    retrain_after_ingestion,
     retraining_automation,
     run_failure_alert,
     training_job,
@@ -52,7 +53,13 @@ defs = dg.Definitions(
     ],
     jobs=[ingestion_job, training_job, rollback_production],
     schedules=[weekly_retraining_schedule(schedule_timezone())],
-    sensors=[landing_sensor, retraining_automation, run_failure_alert, dead_run_reaper],
+    sensors=[
+        landing_sensor,
+        retrain_after_ingestion,
+        retraining_automation,
+        run_failure_alert,
+        dead_run_reaper,
+    ],
     executor=EXECUTOR,
     resources={
         "io_manager": AssetStorage(format="parquet"),

@@ -207,6 +207,7 @@ class ModelRegistry(dg.ConfigurableResource):
         self.get(version)  # refuse an unknown or damaged version before touching an alias
         with self._locked():
             current = self._alias_version("production")
+            self._record_unlogged_switch(current)
             if current == version:
                 return Switch(current, version, reason)
             if current is not None:
@@ -282,6 +283,14 @@ class ModelRegistry(dg.ConfigurableResource):
     def _set_alias(self, name: str, version: str) -> None:
         pointer = {"version": version, "switched_at": datetime.now(UTC).isoformat()}
         write_atomically(self.root / f"{name}.json", _json_bytes(pointer))
+
+    def _record_unlogged_switch(self, current: str | None) -> None:
+        """The aliases are the truth and the history follows them: a writer killed between
+        the two left the last switch unlogged, which is recorded now."""
+        history = self.history()
+        logged = history[-1]["to_version"] if history else None
+        if current is not None and current != logged:
+            self._append_history(Switch(logged, current, "recovered"))
 
     def _append_history(self, switch: Switch) -> None:
         entry = {

@@ -143,7 +143,13 @@ def test_schedule_timezone_comes_from_the_environment(monkeypatch):
 
 
 def test_sensors_run_by_default():
-    for name in ("landing_sensor", "retraining_automation", "run_failure_alert"):
+    for name in (
+        "landing_sensor",
+        "retrain_after_ingestion",
+        "retraining_automation",
+        "run_failure_alert",
+        "dead_run_reaper",
+    ):
         sensor = definitions.defs.resolve_sensor_def(name)
         assert sensor.default_status == dg.DefaultSensorStatus.RUNNING, name
     assert definitions.defs.resolve_sensor_def("landing_sensor").minimum_interval_seconds <= 10

@@ -8,7 +8,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_squared_error
 from sklearn.model_selection import train_test_split
 
-from ml_assets.automation import failure_reasons, training_job
+from ml_assets.automation import failure_reasons, retrain_after_ingestion, training_job
 from ml_assets.definitions import defs
 from ml_assets.simulate import simulate_batch
 from ml_assets_tests.conftest import land
@@ -104,12 +104,20 @@ def test_gate_passes_then_fails_and_production_stays(instance, registry):
     assert registry.production().version == deployed
 
 
+def retrain_tick(instance, cursor=None):
+    """One evaluation of retrain_after_ingestion; its run requests and new cursor."""
+    with dg.build_sensor_context(instance=instance, cursor=cursor) as context:
+        result = retrain_after_ingestion(context)
+    if isinstance(result, dg.SkipReason):
+        return [], cursor
+    return result.run_requests, result.cursor
+
+
 def test_a_landed_batch_is_ingested_and_retrains(instance, landing, registry, reference):
     assert materialize(instance).success
     first = registry.production().version
-    # The automation sensor has been evaluating since start-up; its cursor remembers that.
-    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance)
-    landed = land(landing, "new.csv", simulate_batch(reference, rows=200, seed=3)).read_bytes()
+    assert retrain_tick(instance) == ([], None)  # nothing ingested: nothing to retrain
+    landed = land(landing, "new.csv", simulate_batch(reference, rows=200, seed=10)).read_bytes()
     requests = tick(instance, landing).run_requests
     assert [r.partition_key for r in requests] == ["new.csv"]
     assert materialize(
@@ -117,38 +125,24 @@ def test_a_landed_batch_is_ingested_and_retrains(instance, landing, registry, re
     ).success
     assert (landing.archive_dir / "new.csv").read_bytes() == landed
 
-    evaluation = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, cursor=evaluation.cursor
+    [request], cursor = retrain_tick(instance)
+    run = defs.resolve_job_def("training_job").execute_in_process(
+        instance=instance, run_config=request.run_config, tags=request.tags
     )
-    requested = {
-        key.to_user_string()
-        for key in (a.key for a in defs.assets)
-        if evaluation.get_num_requested(key) == 1
-    }
-    assert requested == {
-        "dataset",
-        "features",
-        "candidate_model",
-        "model_metrics",
-        "production_model",
-    }
-    retrain = materialize(instance, selection=dg.AssetSelection.assets(*requested))
-    assert set(evaluations(retrain)) >= {"mse_below_threshold", "not_worse_than_production"}
+    assert run.success
     assert latest_metadata(instance, "dataset")["dagster/row_count"].value == 442 + 200
     assert latest_metadata(instance, "dataset")["batches"].value == 1
-    # Whether it deploys is the gate's decision; either way the ledger is whole.
+    assert registry.production().version != first  # this batch lowers the holdout MSE
+    assert retrain_tick(instance, cursor) == ([], cursor)  # retrained: nothing left to do
     assert landing.ledger().as_dict() == {
         "landed": 1,
         "archived": 1,
         "quarantined": 0,
         "pending": 0,
     }
-    assert registry.production().version in {first, registry.versions()[-1].version}
 
 
 def test_a_burst_of_batches_causes_one_retrain(instance, landing, reference):
-    assert materialize(instance).success
-    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance)
     for seed in range(3):
         land(landing, f"burst-{seed}.csv", simulate_batch(reference, rows=50, seed=seed))
     for request in tick(instance, landing).run_requests:
@@ -157,14 +151,34 @@ def test_a_burst_of_batches_causes_one_retrain(instance, landing, reference):
             selection=dg.AssetSelection.assets("raw_batches"),
             partition_key=request.partition_key,
         )
-    evaluation = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, cursor=evaluation.cursor
+    requests, cursor = retrain_tick(instance)
+    assert len(requests) == 1
+    assert retrain_tick(instance, cursor) == ([], cursor)
+
+
+def test_the_retrain_waits_while_ingestion_runs_are_still_going(instance, landing, reference):
+    land(landing, "first.csv", simulate_batch(reference, rows=50, seed=1))
+    tick(instance, landing)
+    materialize(
+        instance, selection=dg.AssetSelection.assets("raw_batches"), partition_key="first.csv"
     )
-    assert evaluation.get_num_requested(dg.AssetKey("dataset")) == 1
-    again = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, cursor=evaluation.cursor
-    )
-    assert again.get_num_requested(dg.AssetKey("dataset")) == 0  # handled: no second retrain
+    instance.add_run(dg.DagsterRun(job_name="ingestion_job", status=dg.DagsterRunStatus.STARTED))
+    assert retrain_tick(instance) == ([], None)  # the file being ingested will be in it too
+
+
+def test_a_batch_ingested_while_training_runs_is_not_missed(instance, landing, reference):
+    land(landing, "a.csv", simulate_batch(reference, rows=50, seed=1))
+    tick(instance, landing)
+    materialize(instance, selection=dg.AssetSelection.assets("raw_batches"), partition_key="a.csv")
+    _, cursor = retrain_tick(instance)
+    # The training run it asked for takes a while; another batch lands and is ingested
+    # meanwhile, and a scheduled run materializes the dataset too.
+    land(landing, "b.csv", simulate_batch(reference, rows=50, seed=2))
+    tick(instance, landing)
+    materialize(instance, selection=dg.AssetSelection.assets("raw_batches"), partition_key="b.csv")
+    assert materialize(instance).success
+    requests, _ = retrain_tick(instance, cursor)
+    assert len(requests) == 1  # b.csv still gets its retrain
 
 
 def test_a_batch_that_makes_the_model_worse_is_not_deployed(instance, landing, registry, reference):
@@ -181,6 +195,22 @@ def test_a_batch_that_makes_the_model_worse_is_not_deployed(instance, landing, r
     assert evaluations(retrain)["not_worse_than_production"] is False
     assert "production_model" not in materialized(retrain)
     assert registry.production().version == champion
+
+
+def test_automation_deploys_after_a_gate_passed_in_a_partial_run(instance, registry):
+    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    partial = TRAINING - dg.AssetSelection.assets("production_model")
+    assert materialize(instance, selection=partial).success
+    assert registry.production() is None
+    evaluation = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=evaluation.cursor
+    )
+    assert evaluation.get_num_requested(dg.AssetKey("production_model")) == 1
+    assert materialize(instance, selection=dg.AssetSelection.assets("production_model")).success
+    evaluation = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=evaluation.cursor
+    )
+    assert evaluation.get_num_requested(dg.AssetKey("production_model")) == 0
 
 
 def test_automation_does_not_deploy_after_a_failed_gate(instance, registry):

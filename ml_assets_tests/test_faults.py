@@ -117,8 +117,14 @@ def test_sigkill_during_promotion_leaves_production_on_a_complete_version(data_d
         assert production is not None
         registry.load(production.version)  # complete and intact: the sha256 matches
         history = registry.history()
-        assert history[-1]["to_version"] == production.version
         assert all(b["from_version"] == a["to_version"] for a, b in itertools.pairwise(history))
+        if history[-1]["to_version"] != production.version:  # killed between switch and log
+            assert registry.previous().version == history[-1]["to_version"]
+    # The next promotion records a switch that a kill left unlogged, then its own.
+    registry.promote(registry.previous().version)
+    history = registry.history()
+    assert all(b["from_version"] == a["to_version"] for a, b in itertools.pairwise(history))
+    assert history[-1]["to_version"] == registry.production().version
     assert {v.version for v in registry.versions()} >= {h["to_version"] for h in history}
 
 

@@ -201,3 +201,15 @@ def test_promotions_racing_in_two_processes_stay_consistent(registry, reference,
         assert after["from_version"] == before["to_version"]  # no switch was lost
     assert history[-1]["to_version"] == production.version
     assert registry.previous().version == history[-1]["from_version"]
+
+
+def test_a_switch_left_unlogged_by_a_kill_is_recorded_by_the_next_promotion(registry, reference):
+    a, b, c = (registry.register(fitted(reference), card={}).version for _ in range(3))
+    registry.promote(a)
+    registry._set_alias("production", b)  # the writer died between the switch and the log
+    registry.promote(c)
+    assert [(h["from_version"], h["to_version"], h["reason"]) for h in registry.history()] == [
+        (None, a, "promotion"),
+        (a, b, "recovered"),
+        (b, c, "promotion"),
+    ]

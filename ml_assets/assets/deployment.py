@@ -10,7 +10,7 @@ from sklearn.pipeline import Pipeline
 
 from ml_assets.assets.ingestion import FILE_SYSTEM_RETRY, landed_files
 from ml_assets.checks import GATE_CHECKS
-from ml_assets.conditions import follow_upstream
+from ml_assets.conditions import deploy_after_passed_gate
 from ml_assets.contract import FEATURES, TARGET, table_schema
 from ml_assets.model_card import PLOT_FILES, card_markdown, holdout_plots
 from ml_assets.modeling import prediction_fingerprint, regression_metrics
@@ -94,7 +94,7 @@ def rollback_materialization(registry: ModelRegistry, switch: Switch) -> dg.Asse
 @dg.asset(
     group_name="deployment",
     retry_policy=FILE_SYSTEM_RETRY,
-    automation_condition=follow_upstream(),
+    automation_condition=deploy_after_passed_gate(),
     freshness_policy=PRODUCTION_FRESHNESS,
     kinds={"scikitlearn"},
 )

@@ -7,7 +7,6 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from ml_assets.assets.ingestion import FILE_SYSTEM_RETRY
-from ml_assets.conditions import follow_upstream, retrain_on_new_batches
 from ml_assets.contract import COLUMNS, FEATURES, TARGET, column_rules, table_schema
 from ml_assets.modeling import (
     ModelConfig,
@@ -53,7 +52,6 @@ def _split_counts(table: pd.DataFrame) -> dict[str, dg.MetadataValue]:
     group_name="training",
     ins={"raw_batches": dg.AssetIn(metadata={"allow_missing_partitions": True})},
     retry_policy=FILE_SYSTEM_RETRY,
-    automation_condition=retrain_on_new_batches(),
     kinds={"pandas", "parquet"},
 )
 def dataset(
@@ -83,7 +81,7 @@ def dataset(
     )
 
 
-@dg.asset(group_name="training", automation_condition=follow_upstream(), kinds={"pandas"})
+@dg.asset(group_name="training", kinds={"pandas"})
 def features(dataset: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """The cleaned table the model trains on: complete rows with plausible values."""
     values = dataset[COLUMNS].apply(pd.to_numeric, errors="coerce").astype("float64")
@@ -108,7 +106,6 @@ def features(dataset: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     group_name="training",
     io_manager_key="model_io_manager",
     pool="training",
-    automation_condition=follow_upstream(),
     kinds={"scikitlearn"},
 )
 def candidate_model(config: ModelConfig, features: pd.DataFrame) -> dg.Output[Pipeline]:
@@ -133,7 +130,6 @@ def candidate_model(config: ModelConfig, features: pd.DataFrame) -> dg.Output[Pi
     group_name="training",
     io_manager_key="json_io_manager",
     retry_policy=FILE_SYSTEM_RETRY,
-    automation_condition=follow_upstream(),
     kinds={"scikitlearn"},
 )
 def model_metrics(

@@ -1,0 +1,123 @@
+"""A live `dagster dev` for end-to-end tests: started on a free loopback port with its own
+DAGSTER_HOME and data folder, and stopped by its process group whatever happens."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+LOCATION = "ml_assets"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class LiveDagster:
+    """`dagster dev` (webserver and daemon) on 127.0.0.1, as `make dev` runs it."""
+
+    def __init__(self, root: Path):
+        self.home = root / "dagster_home"
+        self.data = root / "data"
+        self.log_path = root / "dagster-dev.log"
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "DAGSTER_HOME": str(self.home),
+            "ML_ASSETS_DATA_DIR": str(self.data),
+        }
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 180) -> None:
+        self.home.mkdir(parents=True)
+        shutil.copy(REPO / "config" / "dagster.yaml", self.home / "dagster.yaml")
+        self.log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [
+                str(BIN / "dagster"), "dev", "-w", str(REPO / "workspace.yaml"),
+                "-h", "127.0.0.1", "-p", str(self.port),
+            ],
+            cwd=REPO,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopped with all its children
+        )  # fmt: skip
+        deadline = time.time() + timeout
+        while not self._location_loaded():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"dagster dev exited early; see {self.log_path}")
+            if time.time() > deadline:
+                raise TimeoutError(f"dagster dev not ready in {timeout}s; see {self.log_path}")
+            time.sleep(1)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pass
+        try:  # dagster dev can leave its children behind on a slow shutdown
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=20)
+        self.log.close()
+
+    def graphql(self, query: str, variables: dict | None = None) -> dict:
+        """POST a GraphQL query to the webserver; its `data`, or an error."""
+        body = json.dumps({"query": query, "variables": variables or {}}).encode()
+        request = urllib.request.Request(
+            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            document = json.loads(response.read())
+        if document.get("errors"):
+            raise RuntimeError(document["errors"])
+        return document["data"]
+
+    def _location_loaded(self) -> bool:
+        try:
+            data = self.graphql(
+                "{ workspaceOrError { ... on Workspace { locationEntries {"
+                " name locationOrLoadError { __typename } } } } }"
+            )
+        except OSError:
+            return False
+        entries = data["workspaceOrError"].get("locationEntries", [])
+        return any(
+            entry["name"] == LOCATION
+            and (entry["locationOrLoadError"] or {}).get("__typename") == "RepositoryLocation"
+            for entry in entries
+        )
+
+
+def wait_for(condition, timeout: float, interval: float = 2.0, what: str = "condition"):
+    """Poll until `condition()` is truthy; return its value, or fail after `timeout`."""
+    deadline = time.time() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise TimeoutError(f"{what} not reached in {timeout}s")
+        time.sleep(interval)

@@ -1,0 +1,243 @@
+"""The platform as users meet it: the real `dagster dev` (webserver and daemon), its GraphQL
+API, and the UI in a real browser. One server for the module; tests run in file order, and
+the poisoned batch comes last (after it, retraining on all data is rightly refused)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+from dagster_graphql import DagsterGraphQLClient
+
+from ml_assets.contract import load_reference_table
+from ml_assets.registry import ModelRegistry
+from ml_assets.simulate import simulate_batch
+from ml_assets_tests.live import REPO, LiveDagster, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+BIN = Path(sys.executable).parent
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+IMPROVING_BATCH = ["--rows", "200", "--seed", "10"]  # lowers the reference-holdout MSE
+GATE_FAILS = {"ops": {"deployment_gate": {"config": {"mse_threshold": 100.0}}}}
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory, request):
+    server = LiveDagster(tmp_path_factory.mktemp("live"))
+    failed_before = request.session.testsfailed
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        if request.session.testsfailed > failed_before:
+            ARTIFACTS.mkdir(exist_ok=True)
+            shutil.copy(server.log_path, ARTIFACTS / f"dagster-dev-{int(time.time())}.log")
+
+
+@pytest.fixture(scope="module")
+def client(live):
+    return DagsterGraphQLClient("127.0.0.1", port_number=live.port)
+
+
+def registry(live) -> ModelRegistry:
+    return ModelRegistry(data_dir=str(live.data))
+
+
+def production_version(live) -> str | None:
+    production = registry(live).production()
+    return production.version if production else None
+
+
+def run_to_end(client, run_id: str, timeout: float = 240) -> str:
+    return wait_for(
+        lambda: (
+            (status := client.get_run_status(run_id).value) in ("SUCCESS", "FAILURE") and status
+        ),
+        timeout,
+        what=f"run {run_id} to end",
+    )
+
+
+CHECKS_QUERY = """
+query ($path: [String!]!) {
+  assetNodes(assetKeys: [{path: $path}]) {
+    assetChecksOrError { ... on AssetChecks { checks {
+      name
+      executionForLatestMaterialization { status runId evaluation { success description } }
+    } } }
+  }
+}
+"""
+
+
+def check_results(live, asset: str) -> dict:
+    data = live.graphql(CHECKS_QUERY, {"path": [asset]})
+    checks = data["assetNodes"][0]["assetChecksOrError"]["checks"]
+    return {check["name"]: check["executionForLatestMaterialization"] for check in checks}
+
+
+def latest_metadata(live, asset: str) -> dict:
+    data = live.graphql(
+        """query ($path: [String!]!) { assetOrError(assetKey: {path: $path}) { ... on Asset {
+             assetMaterializations(limit: 1) { runId metadataEntries {
+               label ... on TextMetadataEntry { text } ... on BoolMetadataEntry { boolValue }
+             } } } } }""",
+        {"path": [asset]},
+    )
+    [materialization] = data["assetOrError"]["assetMaterializations"]
+    return {
+        e["label"]: e.get("text", e.get("boolValue")) for e in materialization["metadataEntries"]
+    }
+
+
+def cli(live, *args) -> str:
+    result = subprocess.run(
+        [str(BIN / "ml-assets"), *args], env=live.env, capture_output=True, text=True,
+        timeout=60, check=True,
+    )  # fmt: skip
+    return result.stdout
+
+
+def test_graphql_client_launches_training_and_reads_the_gate(live, client):
+    run_id = client.submit_job_execution("training_job")
+    assert run_to_end(client, run_id) == "SUCCESS"
+    checks = check_results(live, "model_metrics")
+    assert checks["mse_below_threshold"]["evaluation"]["success"] is True
+    assert checks["not_worse_than_production"]["evaluation"]["success"] is True
+    deployed = production_version(live)
+    assert latest_metadata(live, "production_model")["version"] == deployed
+
+    failing = client.submit_job_execution("training_job", run_config=GATE_FAILS)
+    assert run_to_end(client, failing) == "FAILURE"
+    gate = check_results(live, "model_metrics")["mse_below_threshold"]
+    assert gate["runId"] == failing and gate["evaluation"]["success"] is False
+    assert "not below the threshold 100" in gate["evaluation"]["description"]
+    assert production_version(live) == deployed
+
+
+def test_schedule_is_running_and_ticks_on_sunday_at_23(live):
+    data = live.graphql(
+        """{ schedulesOrError(repositorySelector: {repositoryLocationName: "ml_assets",
+             repositoryName: "__repository__"}) { ... on Schedules { results {
+             name cronSchedule executionTimezone scheduleState { status }
+             futureTicks(limit: 4) { results { timestamp } } } } } }"""
+    )
+    [schedule] = data["schedulesOrError"]["results"]
+    assert schedule["name"] == "weekly_retraining"
+    assert schedule["scheduleState"]["status"] == "RUNNING"
+    zone = ZoneInfo(schedule["executionTimezone"])
+    ticks = [
+        datetime.fromtimestamp(tick["timestamp"], zone)
+        for tick in schedule["futureTicks"]["results"]
+    ]
+    assert len(ticks) == 4
+    assert all((t.weekday(), t.hour, t.minute) == (6, 23, 0) for t in ticks)
+
+
+def test_a_landed_batch_becomes_a_new_production_version_by_itself(live):
+    before = production_version(live)
+    landed_at = time.time()
+    path = Path(cli(live, "simulate-batch", *IMPROVING_BATCH).strip())
+    after = wait_for(
+        lambda: (version := production_version(live)) != before and version,
+        timeout=240,
+        what="a new production version",
+    )
+    elapsed = time.time() - landed_at
+    print(f"\nfile landed -> new production version {after}: {elapsed:.1f} s")
+    assert (live.data / "archive" / path.name).exists()
+    status = json.loads(cli(live, "status", "--json"))
+    assert status["production"]["version"] == after
+    assert status["files"]["lost"] == [] and status["files"]["pending"] == 0
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists() and os.environ.get("CI") != "true",
+    reason="Debian's chromium is not installed (`.ci/run` installs it)",
+)
+def test_the_ui_in_a_browser_materializes_and_shows_the_new_version(live):
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    before = production_version(live)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run",
+            ],
+        )  # fmt: skip
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 950})
+            page.goto(f"{live.url}/assets", wait_until="networkidle", timeout=60_000)
+            skip = page.get_by_role("button", name="Skip")  # Dagster's newsletter prompt
+            if skip.is_visible():
+                skip.click()
+            for asset in ("reference_data", "raw_batches", "dataset", "features",
+                          "candidate_model", "model_metrics", "production_model",
+                          "predictions"):  # fmt: skip
+                expect(page.get_by_text(asset, exact=True).first).to_be_visible()
+            page.screenshot(path=ARTIFACTS / "ui-assets.png")
+
+            page.goto(f"{live.url}/locations/ml_assets/jobs/training_job", wait_until="networkidle")
+            page.get_by_role("button", name="Materialize all").click()
+            page.wait_for_timeout(2000)
+            page.screenshot(path=ARTIFACTS / "ui-launched.png")
+            after = wait_for(
+                lambda: (version := production_version(live)) != before and version,
+                timeout=240,
+                what="a new production version after Materialize all",
+            )
+
+            page.goto(f"{live.url}/assets/production_model", wait_until="networkidle")
+            expect(page.get_by_text(after).first).to_be_visible(timeout=60_000)
+            page.screenshot(path=ARTIFACTS / "ui-production-model.png", full_page=True)
+        finally:
+            browser.close()
+
+
+def test_a_poisoned_batch_under_the_daemon_does_not_change_production(live, client):
+    before = production_version(live)
+    batch = simulate_batch(load_reference_table(), rows=300, seed=13)
+    batch["target"] = np.random.default_rng(0).permutation(batch["target"].to_numpy())
+    landing = live.data / "landing"
+    batch.to_csv(landing / ".poisoned.csv.tmp", index=False)
+    os.replace(landing / ".poisoned.csv.tmp", landing / "poisoned.csv")
+    wait_for(
+        lambda: (live.data / "archive" / "poisoned.csv").exists(), timeout=120, what="ingestion"
+    )
+    archived_at = time.time()
+
+    def retrain_finished():
+        runs = live.graphql(
+            """{ runsOrError(filter: {pipelineName: "training_job", tags: [
+                 {key: "dagster/sensor_name", value: "retrain_after_ingestion"}]}) {
+                 ... on Runs { results { runId status startTime } } } }"""
+        )["runsOrError"]["results"]
+        return next(
+            (
+                run
+                for run in runs
+                if (run["startTime"] or 0) >= archived_at - 1
+                and run["status"] in ("SUCCESS", "FAILURE")
+            ),
+            None,
+        )
+
+    retrain = wait_for(retrain_finished, timeout=240, what="the retrain after the poisoned batch")
+    assert retrain["status"] == "FAILURE"
+    gate = check_results(live, "model_metrics")["not_worse_than_production"]
+    assert gate["runId"] == retrain["runId"]
+    assert gate["evaluation"]["success"] is False
+    assert production_version(live) == before
