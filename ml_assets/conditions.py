@@ -21,11 +21,13 @@ def deploy_after_passed_gate() -> dg.AutomationCondition:
     the gate passed.
 
     Runs of training_job (the schedule, the retrain after ingestion, a person's) include
-    production_model and are not counted. The condition has no memory on purpose: a gate
-    that failed when model_metrics was updated is never revisited later.
+    production_model: when it updated with its inputs, there is nothing to follow. The
+    condition has no memory on purpose: a gate that failed when model_metrics was updated is
+    never revisited later.
     """
     return (
         dg.AutomationCondition.any_deps_updated()
+        & ~dg.AutomationCondition.newly_updated()
         & dg.AutomationCondition.all_deps_blocking_checks_passed()
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
