@@ -7,23 +7,16 @@ import os
 import dagster as dg
 import pytest
 
-from ml_assets.automation import LANDED_AS_TAG, landing_sensor
+from ml_assets.automation import LANDED_AS_TAG
 from ml_assets.definitions import defs
 from ml_assets.landing import REASON_SUFFIX, LandingZone
 from ml_assets_tests.conftest import contract_evaluations, land
 from ml_assets_tests.hostile import ARCHIVED, QUARANTINED, corpus, csv, good
+from ml_assets_tests.test_automation import tick
 
 pytestmark = pytest.mark.slow
 
 SIZE_LIMIT = 100_000
-
-
-def tick(instance, landing):
-    with dg.build_sensor_context(instance=instance, resources={"landing": landing}) as context:
-        result = landing_sensor(context)
-    for request in result.dynamic_partitions_requests:
-        instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
-    return result
 
 
 def ingest(instance, landing, key):
