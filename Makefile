@@ -20,11 +20,11 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-$(DAGSTER_HOME)/dagster.yaml: config/dagster.yaml
+# The default instance's dagster.yaml is written once; an instance's own (PostgreSQL in
+# production: deploy/dagster.yaml) is never overwritten.
+instance:
 	mkdir -p $(DAGSTER_HOME)
-	cp $< $@
-
-instance: $(DAGSTER_HOME)/dagster.yaml
+	test -f $(DAGSTER_HOME)/dagster.yaml || cp config/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 ## dev: the Dagster UI and daemon (schedule and sensors running) on http://$(HOST):$(PORT)
 dev: install instance
