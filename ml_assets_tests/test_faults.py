@@ -26,7 +26,7 @@ from ml_assets_tests.test_end_to_end import materialize
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-TRAINING = "key:reference_data or group:training or key:production_model"
+TRAINING_ASSETS = "key:reference_data or group:training or key:production_model"
 
 
 def ingest(instance, key):
@@ -147,7 +147,7 @@ def materialize_command(config: Path) -> list[str]:
         "-m",
         "ml_assets.definitions",
         "--select",
-        TRAINING,
+        TRAINING_ASSETS,
         "-c",
         str(config),
     ]

@@ -5,7 +5,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -17,11 +16,11 @@ from ml_assets.registry import ModelRegistry
 from ml_assets_tests.conftest import land
 from ml_assets_tests.test_automation import tick
 from ml_assets_tests.test_end_to_end import materialize
+from ml_assets_tests.test_faults import materialize_command
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 SERVER = {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": "5432", "DAGSTER_PG_USER": "postgres"}
 
 
@@ -78,11 +77,7 @@ def test_four_runs_at_once_finish_without_lock_errors(postgres_home, data_dir, t
     config.write_text("execution: {config: {in_process: {}}}\n")
     with dg.DagsterInstance.get():  # the schema, created once as `dagster dev` would
         pass
-    command = [
-        str(BIN / "dagster"), "asset", "materialize", "-m", "ml_assets.definitions",
-        "--select", "key:reference_data or group:training or key:production_model",
-        "-c", str(config),
-    ]  # fmt: skip
+    command = materialize_command(config)
     runs = [
         subprocess.Popen(
             command,
