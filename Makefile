@@ -10,7 +10,7 @@ PORT ?= 3000
 export DAGSTER_HOME := $(abspath $(or $(DAGSTER_HOME),.dagster_home))
 export ML_ASSETS_DATA_DIR := $(abspath $(or $(ML_ASSETS_DATA_DIR),data))
 
-.PHONY: install instance dev materialize test test-fast lint
+.PHONY: install instance dev materialize worker test test-fast lint
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ dev: install instance
 ## materialize: a headless run of the whole graph (reference data to production model)
 materialize: install instance
 	$(BIN)/dagster asset materialize -m ml_assets.definitions --select 'key:reference_data or group:training or key:production_model'
+
+## worker: a Celery worker that runs the steps of runs launched with deploy/run_on_celery.yaml
+worker: install
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dagster-celery worker start -A dagster_celery.app -y deploy/celery_worker.yaml
 
 ## test: the whole suite, the live end-to-end tests (real dagster dev, browser) included
 test: install

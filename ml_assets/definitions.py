@@ -22,15 +22,12 @@ from ml_assets.checks import (
     target_in_plausible_range,
     unique_row_ids,
 )
+from ml_assets.execution import step_executor
 from ml_assets.landing import LandingZone
 from ml_assets.registry import ModelRegistry
 from ml_assets.run_health import dead_run_reaper
 from ml_assets.settings import schedule_timezone
 from ml_assets.storage import AssetStorage
-
-# Our steps are small: running them in the run's own process saves a process start per step.
-# A run config can still choose `execution: {config: {multiprocess: {}}}`.
-EXECUTOR = dg.multi_or_in_process_executor.configured({"in_process": {}})
 
 defs = dg.Definitions(
     assets=[
@@ -60,7 +57,7 @@ defs = dg.Definitions(
         run_failure_alert,
         dead_run_reaper,
     ],
-    executor=EXECUTOR,
+    executor=step_executor,
     resources={
         "io_manager": AssetStorage(format="parquet"),
         "model_io_manager": AssetStorage(format="skops"),

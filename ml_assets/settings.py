@@ -7,11 +7,18 @@ DATA_DIR_VARIABLE = "ML_ASSETS_DATA_DIR"
 TIMEZONE_VARIABLE = "ML_ASSETS_TIMEZONE"
 WEBHOOK_VARIABLE = "ML_ASSETS_ALERT_WEBHOOK_URL"
 REVISION_VARIABLE = "ML_ASSETS_GIT_REVISION"
+STORAGE_VARIABLE = "ML_ASSETS_STORAGE_URL"
 
 
 def data_dir(explicit: str | None = None) -> Path:
     """The data folder: the explicit value, else $ML_ASSETS_DATA_DIR, else ./data."""
     return Path(explicit or os.environ.get(DATA_DIR_VARIABLE) or "data").resolve()
+
+
+def storage_url() -> str:
+    """Where asset values live: $ML_ASSETS_STORAGE_URL (a folder or an fsspec URL such as
+    s3://bucket/prefix), else <data dir>/storage."""
+    return os.environ.get(STORAGE_VARIABLE) or str(data_dir() / "storage")
 
 
 def schedule_timezone() -> str:

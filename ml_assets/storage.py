@@ -15,7 +15,7 @@ from upath import UPath
 
 from ml_assets.files import write_atomically
 from ml_assets.registry import model_from_bytes, model_to_bytes
-from ml_assets.settings import data_dir
+from ml_assets.settings import storage_url
 
 
 class _BytesIOManager(dg.UPathIOManager):
@@ -86,11 +86,11 @@ _FORMATS = {"parquet": ParquetIOManager, "skops": SkopsIOManager, "json": JsonIO
 
 
 class AssetStorage(dg.ConfigurableIOManagerFactory):
-    """Where asset values live: `<data dir>/storage` unless `base_dir` names another place."""
+    """Where asset values live: `base_dir` if set, else $ML_ASSETS_STORAGE_URL, else
+    `<data dir>/storage`."""
 
     format: Literal["parquet", "skops", "json"] = "parquet"
     base_dir: str | None = None
 
     def create_io_manager(self, context) -> dg.UPathIOManager:
-        base = UPath(self.base_dir) if self.base_dir else UPath(data_dir() / "storage")
-        return _FORMATS[self.format](base_path=base)
+        return _FORMATS[self.format](base_path=UPath(self.base_dir or storage_url()))

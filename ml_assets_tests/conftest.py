@@ -1,7 +1,11 @@
-"""Shared fixtures: a temporary data folder and Dagster instance, and landing helpers."""
+"""Shared fixtures: a temporary data folder, Dagster instances (temporary, and on a fresh
+PostgreSQL database), and landing helpers."""
 
 import os
+import shutil
+import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -68,3 +72,44 @@ def contract_evaluations(result) -> list:
         for evaluation in result.get_asset_check_evaluations()
         if evaluation.check_name == "matches_data_contract"
     ]
+
+
+REPO = Path(__file__).resolve().parents[1]
+SERVER = {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": "5432", "DAGSTER_PG_USER": "postgres"}
+
+
+def require_service(service: str, answers: bool) -> None:
+    """Skip a test whose service is not running here; in CI (CI=true) the service must be."""
+    if answers:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{service} must answer in CI")
+    pytest.skip(f"{service} does not answer")
+
+
+def psql(*sql: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc", *sql],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def postgres_home(tmp_path, monkeypatch):
+    """A fresh database and a DAGSTER_HOME holding deploy/dagster.yaml; dropped afterwards."""
+    require_service(
+        "PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth)",
+        shutil.which("psql") is not None and psql("select 1").returncode == 0,
+    )
+    database = f"ml_assets_test_{uuid.uuid4().hex[:12]}"
+    assert psql(f"create database {database}").returncode == 0
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    for key, value in {**SERVER, "DAGSTER_PG_PASSWORD": "", "DAGSTER_PG_DB": database}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    try:
+        yield home
+    finally:
+        psql(f"drop database if exists {database} with (force)")

@@ -3,10 +3,7 @@ sensor tick, a schedule tick, and four runs at once without lock errors."""
 
 import os
 import re
-import shutil
 import subprocess
-import uuid
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -19,37 +16,6 @@ from ml_assets_tests.test_end_to_end import materialize
 from ml_assets_tests.test_faults import materialize_command
 
 pytestmark = pytest.mark.slow
-
-REPO = Path(__file__).resolve().parents[1]
-SERVER = {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": "5432", "DAGSTER_PG_USER": "postgres"}
-
-
-def psql(*sql: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc", *sql],
-        capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
-
-
-@pytest.fixture
-def postgres_home(tmp_path, monkeypatch):
-    """A fresh database and a DAGSTER_HOME holding deploy/dagster.yaml; dropped afterwards."""
-    if shutil.which("psql") is None or psql("select 1").returncode != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL must answer on 127.0.0.1:5432 in CI")
-        pytest.skip("no PostgreSQL answers on 127.0.0.1:5432 (user postgres, trust auth)")
-    database = f"ml_assets_test_{uuid.uuid4().hex[:12]}"
-    assert psql(f"create database {database}").returncode == 0
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
-    for key, value in {**SERVER, "DAGSTER_PG_PASSWORD": "", "DAGSTER_PG_DB": database}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    try:
-        yield home
-    finally:
-        psql(f"drop database if exists {database} with (force)")
 
 
 def test_the_graph_sensor_and_schedule_run_on_postgres(postgres_home, landing, reference):
