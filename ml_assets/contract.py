@@ -1,87 +1,86 @@
-"""The data contract: one pandera declaration of the columns, their units and plausible ranges.
+"""The data contract: one declaration of the columns, their units and plausible ranges, checked
+with pandera.
 
 Ingestion validation, the simulated-batch generator, the UI's column schema and the features
 checks all read this module. A team that brings its own data changes this module and
 `load_reference_table`, nothing else.
 """
 
+from __future__ import annotations
+
+import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
-import pandera.pandas as pa
-from pandera.errors import SchemaErrors
-from sklearn.datasets import load_diabetes
+
+if TYPE_CHECKING:  # pandas and pandera are imported when a table is checked, not at load
+    import pandas as pd
+    import pandera.pandas as pa
+    from pandera.errors import SchemaErrors
 
 TARGET = "target"
 FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
 COLUMNS = [*FEATURES, TARGET]
-
-
-def _column(description: str, low: float, high: float, decimals: int, **checks) -> pa.Field:
-    return pa.Field(
-        ge=low,
-        le=high,
-        nullable=False,
-        description=description,
-        metadata={"decimals": decimals},
-        **checks,
-    )
-
-
-class DiabetesRecord(pa.DataFrameModel):
-    """One patient at baseline and their disease progression one year later (raw units)."""
-
-    age: float = _column("age in years", 0, 120, 0)
-    sex: float = _column("sex, coded 1 or 2", 1, 2, 0, isin=[1.0, 2.0])
-    bmi: float = _column("body mass index, kg/m²", 10, 80, 1)
-    bp: float = _column("average blood pressure, mm Hg", 30, 250, 2)
-    s1: float = _column("tc, total serum cholesterol, mg/dL", 50, 600, 0)
-    s2: float = _column("ldl, low-density lipoproteins, mg/dL", 10, 500, 1)
-    s3: float = _column("hdl, high-density lipoproteins, mg/dL", 5, 200, 0)
-    s4: float = _column("tch, total cholesterol / HDL", 0.5, 30, 2)
-    s5: float = _column("ltg, log of serum triglycerides", 2, 9, 4)
-    s6: float = _column("glu, blood sugar level, mg/dL", 20, 600, 0)
-    target: float = _column("disease progression one year after baseline", 0, 1000, 0)
-
-    class Config:
-        coerce = True
-        strict = "filter"  # extra columns are dropped; missing ones are an error
-        ordered = False
+RECORD = "One patient at baseline and their disease progression one year later (raw units)."
 
 
 @dataclass(frozen=True)
 class ColumnRule:
-    """What the contract says about one column, in plain values."""
+    """What the contract says about one column: a float in [low, high], never missing."""
 
     name: str
     description: str
     low: float
     high: float
     decimals: int
+    allowed: tuple[float, ...] = ()  # when set, the only values the column may take
+
+
+_RULES = (
+    ColumnRule("age", "age in years", 0, 120, 0),
+    ColumnRule("sex", "sex, coded 1 or 2", 1, 2, 0, allowed=(1.0, 2.0)),
+    ColumnRule("bmi", "body mass index, kg/m²", 10, 80, 1),
+    ColumnRule("bp", "average blood pressure, mm Hg", 30, 250, 2),
+    ColumnRule("s1", "tc, total serum cholesterol, mg/dL", 50, 600, 0),
+    ColumnRule("s2", "ldl, low-density lipoproteins, mg/dL", 10, 500, 1),
+    ColumnRule("s3", "hdl, high-density lipoproteins, mg/dL", 5, 200, 0),
+    ColumnRule("s4", "tch, total cholesterol / HDL", 0.5, 30, 2),
+    ColumnRule("s5", "ltg, log of serum triglycerides", 2, 9, 4),
+    ColumnRule("s6", "glu, blood sugar level, mg/dL", 20, 600, 0),
+    ColumnRule(TARGET, "disease progression one year after baseline", 0, 1000, 0),
+)
 
 
 def column_rules() -> list[ColumnRule]:
     """The contract's columns in table order, for generators and reports."""
-    schema = DiabetesRecord.to_schema()
-    rules = []
-    for name in COLUMNS:
-        column = schema.columns[name]
-        low = high = None
-        for check in column.checks:
-            stats = check.statistics or {}
-            low = stats.get("min_value", low)
-            high = stats.get("max_value", high)
-        rules.append(
-            ColumnRule(
-                name=name,
-                description=column.description or "",
-                low=float(low),
-                high=float(high),
-                decimals=int((column.metadata or {}).get("decimals", 4)),
-            )
+    return list(_RULES)
+
+
+@functools.cache
+def record_schema() -> pa.DataFrameSchema:
+    """The contract as a pandera schema: coerced to float, extra columns dropped."""
+    import pandera.pandas as pa
+
+    def column(rule: ColumnRule) -> pa.Column:
+        checks = [pa.Check.ge(rule.low), pa.Check.le(rule.high)]
+        if rule.allowed:
+            checks.append(pa.Check.isin(list(rule.allowed)))
+        return pa.Column(
+            float,
+            checks=checks,
+            nullable=False,
+            description=rule.description,
+            metadata={"decimals": rule.decimals},
         )
-    return rules
+
+    return pa.DataFrameSchema(
+        {rule.name: column(rule) for rule in _RULES},
+        coerce=True,
+        strict="filter",  # extra columns are dropped; missing ones are an error
+        ordered=False,
+        description=RECORD,
+    )
 
 
 class ContractViolation(ValueError):
@@ -130,6 +129,8 @@ def _problems(errors: SchemaErrors) -> list[dict]:
 
 
 def _checked(table: pd.DataFrame, schema: pa.DataFrameSchema, source: str) -> pd.DataFrame:
+    from pandera.errors import SchemaErrors
+
     try:
         valid = schema.validate(table.reset_index(drop=True), lazy=True)
     except SchemaErrors as errors:
@@ -143,7 +144,7 @@ def _checked(table: pd.DataFrame, schema: pa.DataFrameSchema, source: str) -> pd
 
 def validate(table: pd.DataFrame, source: str) -> pd.DataFrame:
     """Return the table coerced to the contract (float64 columns in contract order) or raise."""
-    return _checked(table, DiabetesRecord.to_schema(), source)[COLUMNS].astype("float64")
+    return _checked(table, record_schema(), source)[COLUMNS].astype("float64")
 
 
 def validate_features(table: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -151,12 +152,14 @@ def validate_features(table: pd.DataFrame, source: str) -> pd.DataFrame:
 
     The target and any other column may be present and are left out of the result.
     """
-    schema = DiabetesRecord.to_schema().remove_columns([TARGET])
+    schema = record_schema().remove_columns([TARGET])
     return _checked(table, schema, source)[FEATURES].astype("float64")
 
 
 def load_reference_table() -> pd.DataFrame:
     """The diabetes table bundled with scikit-learn, in raw units, validated by the contract."""
+    from sklearn.datasets import load_diabetes
+
     frame = load_diabetes(scaled=False, as_frame=True).frame
     return validate(frame, source="scikit-learn diabetes table")
 

@@ -10,6 +10,8 @@ or that was already used by an earlier file, is renamed in landing/ first: to a 
 with the content's hash. So every landing is ingested once, under its own key.
 """
 
+from __future__ import annotations
+
 import hashlib
 import itertools
 import json
@@ -18,14 +20,17 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from ml_assets import settings
 from ml_assets.files import file_sha256, write_atomically
 from ml_assets.tables import UnreadableFile, read_table
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LANDED_FILES = "landed_files"  # the dynamic partitions of raw_batches: one per landed file
 REASON_SUFFIX = ".reason.json"

@@ -1,9 +1,13 @@
 """The model card shown on production_model in the UI: a metrics table and holdout plots."""
 
+from __future__ import annotations
+
 import base64
 import io
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 METRIC_LABELS = {"mse": "MSE", "rmse": "RMSE", "mae": "MAE", "r2": "R²"}
 PLOT_FILES = ("predicted_vs_actual.png", "residuals.png")
@@ -27,6 +31,7 @@ def metrics_table(candidate: dict, champion: dict | None, champion_version: str 
 def holdout_plots(actual: np.ndarray, predicted: np.ndarray) -> dict[str, bytes]:
     """Predicted-vs-actual and residual plots of the holdout, as PNG bytes by file name."""
     import matplotlib  # imported here: only promotion needs it, not loading the definitions
+    import numpy as np
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure

@@ -1,19 +1,18 @@
 """The model family a run may choose, and how a model is scored."""
 
+from __future__ import annotations
+
 import hashlib
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import dagster as dg
-import numpy as np
-import pandas as pd
 from pydantic import Field
-from sklearn.ensemble import GradientBoostingRegressor
-from sklearn.linear_model import LinearRegression, Ridge
-from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 from ml_assets.contract import FEATURES
+
+if TYPE_CHECKING:  # scikit-learn is imported by the steps that use it, not at load
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
 
 
 class ModelConfig(dg.Config):
@@ -34,6 +33,11 @@ class ModelConfig(dg.Config):
 
 def build_pipeline(config: ModelConfig) -> Pipeline:
     """A scikit-learn Pipeline: standardise the features, then the chosen regressor."""
+    from sklearn.ensemble import GradientBoostingRegressor
+    from sklearn.linear_model import LinearRegression, Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
     if config.model_kind == "linear":
         regressor = LinearRegression()
     elif config.model_kind == "ridge":
@@ -51,6 +55,9 @@ def build_pipeline(config: ModelConfig) -> Pipeline:
 
 def regression_metrics(model: Pipeline, rows: pd.DataFrame, target: pd.Series) -> dict[str, float]:
     """MSE, RMSE, MAE and R² of a model on the given rows, as plain floats."""
+    import numpy as np
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
     predicted = model.predict(rows[FEATURES])
     mse = float(mean_squared_error(target, predicted))
     return {
@@ -63,5 +70,7 @@ def regression_metrics(model: Pipeline, rows: pd.DataFrame, target: pd.Series) -
 
 def prediction_fingerprint(model: Pipeline, rows: pd.DataFrame) -> str:
     """A sha256 of a model's predictions on given rows: the same model, the same fingerprint."""
+    import numpy as np
+
     predicted = np.ascontiguousarray(model.predict(rows[FEATURES]).round(9) + 0.0)
     return hashlib.sha256(predicted.tobytes()).hexdigest()

@@ -12,6 +12,8 @@ reader sees a complete version or none. Alias switches hold an exclusive lock, s
 promotions racing in two processes leave production and previous consistent.
 """
 
+from __future__ import annotations
+
 import contextlib
 import fcntl
 import hashlib
@@ -28,14 +30,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import skops.io as sio
 from pydantic import Field
-from sklearn.pipeline import Pipeline
 
 from ml_assets import settings
 from ml_assets.files import write_atomically
+
+if TYPE_CHECKING:  # skops and scikit-learn are imported when a model is read or written
+    from sklearn.pipeline import Pipeline
 
 MODEL_FILE = "model.skops"
 CARD_FILE = "card.json"
@@ -74,11 +78,15 @@ class Switch:
 
 def model_to_bytes(model: Pipeline) -> bytes:
     """Serialise a model with skops."""
+    import skops.io as sio
+
     return sio.dumps(model)
 
 
 def model_from_bytes(data: bytes, source: str) -> Pipeline:
     """Load a skops model, refusing any type outside skops's defaults and our allow-list."""
+    import skops.io as sio
+
     try:
         untrusted = set(sio.get_untrusted_types(data=data))
     except (zipfile.BadZipFile, ValueError, KeyError) as error:

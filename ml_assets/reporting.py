@@ -1,7 +1,13 @@
 """Metadata that people want to see on a materialization: counts, previews, schemas."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import dagster as dg
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PREVIEW_ROWS = 5
 

@@ -6,13 +6,15 @@ reference flow (`train_test_split(test_size=0.2, random_state=42)`), every other
 assigned from its id. So a model is never scored on rows it was trained on, whatever lands.
 """
 
-import hashlib
+from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-from sklearn.model_selection import train_test_split
+import hashlib
+from typing import TYPE_CHECKING
 
 from ml_assets.contract import COLUMNS
+
+if TYPE_CHECKING:  # imported where used: loading the definitions stays light
+    import pandas as pd
 
 HOLDOUT_FRACTION = 0.2
 REFERENCE_SPLIT_SEED = 42
@@ -22,13 +24,21 @@ REFERENCE_SOURCE = "reference"
 
 def row_ids(table: pd.DataFrame) -> pd.Series:
     """A 16-hex-digit id per row from its contract values (float64, rounded to 1e-9)."""
+    import numpy as np
+    import pandas as pd
+
     values = np.ascontiguousarray(table[COLUMNS].to_numpy(dtype="float64").round(9) + 0.0)
-    ids = [hashlib.sha256(row.tobytes()).hexdigest()[:16] for row in values]
+    rows = values.view(np.dtype((np.void, values.shape[1] * 8))).ravel()  # one bytes per row
+    ids = [hashlib.sha256(row).hexdigest()[:16] for row in rows.tolist()]
     return pd.Series(ids, index=table.index, name="row_id")
 
 
 def reference_split(table: pd.DataFrame) -> pd.Series:
     """The reference flow's split of the bundled table, by position."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.model_selection import train_test_split
+
     _, holdout_positions = train_test_split(
         np.arange(len(table)), test_size=HOLDOUT_FRACTION, random_state=REFERENCE_SPLIT_SEED
     )
@@ -39,7 +49,12 @@ def reference_split(table: pd.DataFrame) -> pd.Series:
 
 def hashed_split(ids: pd.Series) -> pd.Series:
     """A split drawn from each row id: holdout when the id's first 32 bits fall below 20%."""
-    fraction = ids.map(lambda row_id: int(row_id[:8], 16) / 2**32)
+    import numpy as np
+    import pandas as pd
+
+    # Each id is 16 hex digits: decode them all at once, keep the first 32 bits of each.
+    leading = np.frombuffer(bytes.fromhex("".join(ids.tolist())), dtype=">u8") >> 32
+    fraction = leading / 2**32
     return pd.Series(
         np.where(fraction < HOLDOUT_FRACTION, HOLDOUT, TRAIN), index=ids.index, name="split"
     )

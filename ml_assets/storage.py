@@ -4,18 +4,22 @@ Each writes under a base folder that may be a local path or any fsspec URL (`s3:
 through universal-pathlib, so the steps of a distributed run can share it.
 """
 
+from __future__ import annotations
+
 import io
 import json
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import dagster as dg
-import pandas as pd
 from upath import UPath
 
 from ml_assets.files import write_atomically
 from ml_assets.registry import model_from_bytes, model_to_bytes
 from ml_assets.settings import storage_url
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class _BytesIOManager(dg.UPathIOManager):
@@ -59,6 +63,8 @@ class ParquetIOManager(_BytesIOManager):
         return obj.to_parquet(engine="pyarrow", index=False)
 
     def from_bytes(self, data: bytes, path: UPath) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.read_parquet(io.BytesIO(data), engine="pyarrow")
 
 

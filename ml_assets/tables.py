@@ -6,14 +6,17 @@ in another case or with spaces around them. Everything else that is wrong is an 
 says what: the contract then judges the values.
 """
 
+from __future__ import annotations
+
 import csv
 import gzip
 import io
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-import pyarrow as pa
+if TYPE_CHECKING:  # pandas and pyarrow are imported when a file is read, not at load
+    import pandas as pd
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -50,6 +53,8 @@ def read_table(path: Path, name: str | None = None) -> tuple[pd.DataFrame, list[
 
 
 def _read_csv(name: str, data: bytes, notes: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
     if data.startswith(GZIP_MAGIC):
         try:
             data = gzip.decompress(data)
@@ -76,6 +81,9 @@ def _read_csv(name: str, data: bytes, notes: list[str]) -> pd.DataFrame:
 
 
 def _read_parquet(name: str, data: bytes) -> pd.DataFrame:
+    import pandas as pd
+    import pyarrow as pa
+
     try:
         return pd.read_parquet(io.BytesIO(data), engine="pyarrow")
     except (ValueError, pa.ArrowException) as error:

@@ -4,9 +4,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
-from sklearn.pipeline import Pipeline
 
 from ml_assets.assets.ingestion import FILE_SYSTEM_RETRY, landed_files
 from ml_assets.checks import GATE_CHECKS
@@ -100,9 +98,9 @@ def rollback_materialization(registry: ModelRegistry, switch: Switch) -> dg.Asse
 )
 def production_model(
     context: dg.AssetExecutionContext,
-    candidate_model: Pipeline,
+    candidate_model,
     model_metrics: dict,
-    features: pd.DataFrame,
+    features,
     registry: ModelRegistry,
 ) -> dg.MaterializeResult:
     """The candidate, registered as a new model version and promoted to production."""
@@ -153,8 +151,8 @@ def production_model(
     kinds={"scikitlearn", "parquet"},
 )
 def predictions(
-    context: dg.AssetExecutionContext, raw_batches: pd.DataFrame, registry: ModelRegistry
-) -> Iterator[dg.Output[pd.DataFrame]]:
+    context: dg.AssetExecutionContext, raw_batches, registry: ModelRegistry
+) -> Iterator[dg.Output]:
     """Each landed batch scored by the production model of that moment, with its live MSE."""
     production = registry.production()
     if production is None:

@@ -1,7 +1,6 @@
 """Ingestion: the bundled reference table and one partition per landed file."""
 
 import dagster as dg
-import pandas as pd
 
 from ml_assets.conditions import when_missing
 from ml_assets.contract import (
@@ -23,7 +22,7 @@ FILE_SYSTEM_RETRY = dg.RetryPolicy(max_retries=3, delay=0.5, backoff=dg.Backoff.
 
 
 @dg.asset(group_name="ingestion", automation_condition=when_missing(), kinds={"pandas", "parquet"})
-def reference_data() -> dg.Output[pd.DataFrame]:
+def reference_data() -> dg.Output:
     """The diabetes table that ships with scikit-learn, in raw units."""
     table = load_reference_table()
     return dg.Output(table, metadata=table_metadata(table, table_schema()))

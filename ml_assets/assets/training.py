@@ -1,10 +1,9 @@
 """Training: the dataset, its cleaned features, the candidate model and its holdout metrics."""
 
 import hashlib
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
-from sklearn.pipeline import Pipeline
 
 from ml_assets.assets.ingestion import FILE_SYSTEM_RETRY
 from ml_assets.contract import COLUMNS, FEATURES, TARGET, column_rules, table_schema
@@ -26,6 +25,11 @@ from ml_assets.splits import (
     row_ids,
 )
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+# The assets' tables are pandas DataFrames and the model a scikit-learn Pipeline; their
+# parameters carry no such annotations so that loading the definitions imports neither.
 ROW_COLUMNS = {
     "row_id": ("string", "hash of the row's values: the same record has the same id everywhere"),
     "split": ("string", "train or holdout; never changes once given"),
@@ -33,13 +37,16 @@ ROW_COLUMNS = {
 }
 
 
-def data_fingerprint(table: pd.DataFrame) -> str:
+def data_fingerprint(table: "pd.DataFrame") -> str:
     """A sha256 over the sorted row ids and their splits: equal tables, equal fingerprints."""
-    pairs = sorted(zip(table["row_id"], table["split"], strict=True))
-    return hashlib.sha256("\n".join(f"{i} {s}" for i, s in pairs).encode()).hexdigest()
+    import numpy as np
+
+    # Ids have a fixed width, so sorting "id split" strings sorts by id, then split.
+    pairs = np.sort((table["row_id"] + " " + table["split"]).to_numpy(dtype=str))
+    return hashlib.sha256("\n".join(pairs).encode()).hexdigest()
 
 
-def _split_counts(table: pd.DataFrame) -> dict[str, dg.MetadataValue]:
+def _split_counts(table: "pd.DataFrame") -> dict[str, dg.MetadataValue]:
     counts = table["split"].value_counts()
     return {
         "train_rows": dg.MetadataValue.int(int(counts.get(TRAIN, 0))),
@@ -54,10 +61,10 @@ def _split_counts(table: pd.DataFrame) -> dict[str, dg.MetadataValue]:
     retry_policy=FILE_SYSTEM_RETRY,
     kinds={"pandas", "parquet"},
 )
-def dataset(
-    reference_data: pd.DataFrame, raw_batches: dict[str, pd.DataFrame]
-) -> dg.Output[pd.DataFrame]:
+def dataset(reference_data, raw_batches: dict) -> dg.Output:
     """Reference rows plus every ingested batch, de-duplicated, with stable ids and splits."""
+    import pandas as pd
+
     reference = reference_data[COLUMNS].assign(source=REFERENCE_SOURCE)
     reference["row_id"] = row_ids(reference)
     reference["split"] = reference_split(reference)
@@ -82,8 +89,10 @@ def dataset(
 
 
 @dg.asset(group_name="training", kinds={"pandas"})
-def features(dataset: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+def features(dataset) -> dg.Output:
     """The cleaned table the model trains on: complete rows with plausible values."""
+    import pandas as pd
+
     values = dataset[COLUMNS].apply(pd.to_numeric, errors="coerce").astype("float64")
     complete = values.notna().all(axis=1)
     plausible = pd.Series(True, index=dataset.index)
@@ -108,7 +117,7 @@ def features(dataset: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     pool="training",
     kinds={"scikitlearn"},
 )
-def candidate_model(config: ModelConfig, features: pd.DataFrame) -> dg.Output[Pipeline]:
+def candidate_model(config: ModelConfig, features) -> dg.Output:
     """A scikit-learn Pipeline fitted on the training rows of the features."""
     train = features[features["split"] == TRAIN]
     model = build_pipeline(config).fit(train[FEATURES], train[TARGET])
@@ -134,8 +143,8 @@ def candidate_model(config: ModelConfig, features: pd.DataFrame) -> dg.Output[Pi
 )
 def model_metrics(
     context: dg.AssetExecutionContext,
-    candidate_model: Pipeline,
-    features: pd.DataFrame,
+    candidate_model,
+    features,
     registry: ModelRegistry,
 ) -> dg.Output[dict]:
     """Holdout metrics of the candidate and of the current production model, on the same rows."""
@@ -144,7 +153,7 @@ def model_metrics(
     production = registry.production()
     champion = registry.load(production.version) if production is not None else None
 
-    def score(rows: pd.DataFrame) -> dict:
+    def score(rows: "pd.DataFrame") -> dict:
         return {
             "rows": len(rows),
             "candidate": regression_metrics(candidate_model, rows, rows[TARGET]),
