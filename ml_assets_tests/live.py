@@ -46,7 +46,7 @@ class LiveDagster:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 180) -> None:
-        self.home.mkdir(parents=True)
+        self.home.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / "config" / "dagster.yaml", self.home / "dagster.yaml")
         self.log = self.log_path.open("w")
         self.process = subprocess.Popen(
@@ -95,6 +95,18 @@ class LiveDagster:
             raise RuntimeError(document["errors"])
         return document["data"]
 
+    def wait_until_idle(self, timeout: float = 240) -> None:
+        """Until no run is queued or going: what one step launched never leaks into the next."""
+
+        def idle():
+            runs = self.graphql(
+                """{ runsOrError(filter: {statuses: [QUEUED, NOT_STARTED, STARTING, STARTED]}) {
+                     ... on Runs { results { runId } } } }"""
+            )["runsOrError"]["results"]
+            return not runs
+
+        wait_for(idle, timeout, what="no run in flight")
+
     def _location_loaded(self) -> bool:
         try:
             data = self.graphql(
@@ -121,3 +133,15 @@ def wait_for(condition, timeout: float, interval: float = 2.0, what: str = "cond
         if time.time() > deadline:
             raise TimeoutError(f"{what} not reached in {timeout}s")
         time.sleep(interval)
+
+
+def run_to_end(client, run_id: str, timeout: float = 240, interval: float = 2.0) -> str:
+    """Wait for a run launched through the GraphQL client to end; its final status."""
+    return wait_for(
+        lambda: (
+            (status := client.get_run_status(run_id).value) in ("SUCCESS", "FAILURE") and status
+        ),
+        timeout,
+        interval,
+        what=f"run {run_id} to end",
+    )

@@ -19,7 +19,7 @@ from dagster_graphql import DagsterGraphQLClient
 from ml_assets.contract import load_reference_table
 from ml_assets.registry import ModelRegistry
 from ml_assets.simulate import simulate_batch
-from ml_assets_tests.live import REPO, LiveDagster, wait_for
+from ml_assets_tests.live import REPO, LiveDagster, run_to_end, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -56,29 +56,6 @@ def registry(live) -> ModelRegistry:
 def production_version(live) -> str | None:
     production = registry(live).production()
     return production.version if production else None
-
-
-def wait_until_idle(live, timeout: float = 240) -> None:
-    """Until no run is queued or going: what one test launched never leaks into the next."""
-
-    def idle():
-        runs = live.graphql(
-            """{ runsOrError(filter: {statuses: [QUEUED, NOT_STARTED, STARTING, STARTED]}) {
-                 ... on Runs { results { runId } } } }"""
-        )["runsOrError"]["results"]
-        return not runs
-
-    wait_for(idle, timeout, what="no run in flight")
-
-
-def run_to_end(client, run_id: str, timeout: float = 240) -> str:
-    return wait_for(
-        lambda: (
-            (status := client.get_run_status(run_id).value) in ("SUCCESS", "FAILURE") and status
-        ),
-        timeout,
-        what=f"run {run_id} to end",
-    )
 
 
 CHECKS_QUERY = """
@@ -136,7 +113,7 @@ def test_graphql_client_launches_training_and_reads_the_gate(live, client):
     assert gate["runId"] == failing and gate["evaluation"]["success"] is False
     assert "not below the threshold 100" in gate["evaluation"]["description"]
     assert production_version(live) == deployed
-    wait_until_idle(live)
+    live.wait_until_idle()
 
 
 def test_schedule_is_running_and_ticks_on_sunday_at_23(live):
@@ -173,7 +150,7 @@ def test_a_landed_batch_becomes_a_new_production_version_by_itself(live):
     status = json.loads(cli(live, "status", "--json"))
     assert status["production"]["version"] == after
     assert status["files"]["lost"] == [] and status["files"]["pending"] == 0
-    wait_until_idle(live)
+    live.wait_until_idle()
 
 
 @pytest.mark.skipif(
@@ -220,11 +197,11 @@ def test_the_ui_in_a_browser_materializes_and_shows_the_new_version(live):
             page.screenshot(path=ARTIFACTS / "ui-production-model.png", full_page=True)
         finally:
             browser.close()
-    wait_until_idle(live)
+    live.wait_until_idle()
 
 
 def test_a_poisoned_batch_under_the_daemon_does_not_change_production(live, client):
-    wait_until_idle(live)
+    live.wait_until_idle()
     before = production_version(live)
     batch = simulate_batch(load_reference_table(), rows=300, seed=13)
     batch["target"] = np.random.default_rng(0).permutation(batch["target"].to_numpy())

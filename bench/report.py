@@ -1,0 +1,145 @@
+"""The benchmark's report: medians, ratios to the plain script, and the targets, as Markdown."""
+
+import statistics
+from dataclasses import dataclass
+
+GRAPH_RATIO_SMALL = 2.5  # whole graph at 442 rows, against the plain script
+GRAPH_RATIO_LARGE = 1.25  # at 1 000 000 rows
+MEMORY_RATIO_LARGE = 1.5
+DEFINITIONS_OVERHEAD_SECONDS = 0.3  # loading our definitions beyond `import dagster`
+INGESTION_GROWTH = 1.5  # a 1 000-row batch into 1M stored rows, against into 442
+LATENCY_SECONDS = 20.0
+
+
+@dataclass
+class Measurement:
+    """One size and one way of launching: (seconds, peak MiB) per run, plain and graph."""
+
+    rows: int
+    launched_by: str
+    plain: list[tuple[float, float]]
+    graph: list[tuple[float, float]]
+
+    @property
+    def plain_seconds(self) -> float:
+        return statistics.median(seconds for seconds, _ in self.plain)
+
+    @property
+    def graph_seconds(self) -> float:
+        return statistics.median(seconds for seconds, _ in self.graph)
+
+    @property
+    def plain_memory(self) -> float:
+        return max(memory for _, memory in self.plain)
+
+    @property
+    def graph_memory(self) -> float:
+        return max(memory for _, memory in self.graph)
+
+    @property
+    def time_ratio(self) -> float:
+        return self.graph_seconds / self.plain_seconds
+
+    @property
+    def memory_ratio(self) -> float:
+        return self.graph_memory / self.plain_memory
+
+    def line(self) -> str:
+        return (
+            f"| {self.rows:,} | {self.launched_by} | {self.plain_seconds:.2f} s "
+            f"| {self.graph_seconds:.2f} s | **{self.time_ratio:.2f}×** "
+            f"| {self.plain_memory:.0f} MiB | {self.graph_memory:.0f} MiB "
+            f"| {self.memory_ratio:.2f}× |"
+        )
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def render_report(machine, repeats, measurements, definitions, ingestion, latency, minutes):
+    """docs/performance.md: what was measured, on what, and against which targets."""
+    median = statistics.median
+    bare, ours = (median(runs) for runs in definitions)
+    ingest = {label: median(runs) for label, runs in ingestion.items()}
+    small_ingest, large_ingest, _ = ingest.values()
+    by_rows = {(m.rows, m.launched_by): m for m in measurements}
+    smallest, largest = min(m.rows for m in measurements), max(m.rows for m in measurements)
+    cli_small = by_rows[(smallest, "dagster asset materialize")]
+    cli_large = by_rows[(largest, "dagster asset materialize")]
+
+    lines = [
+        "# Performance",
+        "",
+        (
+            "Written by `make bench` (`python -m bench.run`); do not edit by hand. "
+            f"Medians of {repeats} runs after one untimed run of each; the plain script and the "
+            "graph run in turn, on the same files. Peak memory is the largest resident set of "
+            f"the process that did the work. The whole benchmark took {minutes:.0f} minutes."
+        ),
+        "",
+        "## Machine",
+        "",
+        *(f"- {key}: {value}" for key, value in machine.items()),
+        "",
+        "## The whole graph against the plain script",
+        "",
+        (
+            "The plain script (`bench/plain_script.py`) loads, cleans, splits, fits, evaluates and "
+            "saves the model with skops, with no orchestrator. The graph is `reference_data`, the "
+            "`training` group and `production_model`, with every check, as `make materialize` "
+            "runs it, and as the training job launched through `dagster dev`'s GraphQL API "
+            "(launch to the run's success, through the run queue)."
+        ),
+        "",
+        (
+            "| rows | graph launched by | plain script | graph | ratio | plain peak | graph peak "
+            "| memory ratio |"
+        ),
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        *(m.line() for m in measurements),
+        "",
+        "## Around the runs",
+        "",
+        "| what | median |",
+        "|---|---:|",
+        f"| `python -c 'import dagster'` | {bare:.2f} s |",
+        f"| `python -c 'import ml_assets.definitions'` (what a reload pays) | {ours:.2f} s |",
+        *(
+            f"| ingesting {label} (the raw_batches step) | {s:.3f} s |"
+            for label, s in ingest.items()
+        ),
+        f"| a file landed → a new production version under `dagster dev` | {median(latency):.1f} s |",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | |",
+        "|---|---:|---|",
+        (
+            f"| whole graph at {smallest:,} rows ≤ {GRAPH_RATIO_SMALL}× the plain script "
+            f"| {cli_small.time_ratio:.2f}× | {_met(cli_small.time_ratio <= GRAPH_RATIO_SMALL)} |"
+        ),
+        (
+            f"| whole graph at {largest:,} rows ≤ {GRAPH_RATIO_LARGE}× the plain script's time "
+            f"| {cli_large.time_ratio:.2f}× | {_met(cli_large.time_ratio <= GRAPH_RATIO_LARGE)} |"
+        ),
+        (
+            f"| … and ≤ {MEMORY_RATIO_LARGE}× its peak memory | {cli_large.memory_ratio:.2f}× "
+            f"| {_met(cli_large.memory_ratio <= MEMORY_RATIO_LARGE)} |"
+        ),
+        (
+            f"| loading the definitions ≤ {DEFINITIONS_OVERHEAD_SECONDS} s more than `import "
+            f"dagster` | +{ours - bare:.2f} s | {_met(ours - bare <= DEFINITIONS_OVERHEAD_SECONDS)} |"
+        ),
+        (
+            f"| ingesting 1 000 rows: not growing with the rows stored (≤ {INGESTION_GROWTH}×) "
+            f"| {large_ingest / small_ingest:.2f}× "
+            f"| {_met(large_ingest / small_ingest <= INGESTION_GROWTH)} |"
+        ),
+        (
+            f"| file landed → new production version ≤ {LATENCY_SECONDS:.0f} s "
+            f"| {median(latency):.1f} s | {_met(median(latency) <= LATENCY_SECONDS)} |"
+        ),
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,354 @@
+"""`make bench`: our graph against the plain scikit-learn script, side by side.
+
+At each size (the 442 reference rows, then 100 000 and 1 000 000 rows landed as simulated
+Parquet batches and ingested), it alternates the plain script with our whole graph launched
+the way users launch it: `dagster asset materialize` on the project's definitions, then a run
+launched through `dagster dev`'s GraphQL API. It also times loading the definitions against
+`import dagster`, ingesting a 1 000-row batch with and without 1 000 000 rows stored, and a
+file landing until a new production version under `dagster dev`. Medians of --repeats runs;
+the report is printed and written to docs/performance.md.
+
+    python -m bench.run [--sizes 442 100000 1000000] [--repeats 5] [--output docs/performance.md]
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import psutil
+
+from bench.report import Measurement, render_report
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+BATCH_ROWS = 100_000  # rows per simulated batch when landing a size
+TRAINING = "key:reference_data or group:training or key:production_model"
+IMPROVING_BATCH = {"rows": 200, "seed": 10}  # lowers the reference-holdout MSE
+
+
+@dataclass
+class Workspace:
+    """One size's instance, data folder and copies of its batches for the plain script."""
+
+    root: Path
+    rows: int
+    batches: list[str] = field(default_factory=list)
+
+    @property
+    def home(self) -> Path:
+        return self.root / "dagster_home"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def plain_batches(self) -> Path:
+        return self.root / "plain_batches"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "DAGSTER_HOME": str(self.home), "ML_ASSETS_DATA_DIR": str(self.data)}
+
+
+def timed(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """Run a command to its end: its wall time in seconds and its peak memory in MiB."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{command} failed:\n{output.decode(errors='replace')[-4000:]}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def land_batches(workspace: Workspace) -> None:
+    """Land simulated batches up to the size, ingest them, keep their bytes for the script."""
+    from ml_assets.contract import load_reference_table
+    from ml_assets.landing import LandingZone
+    from ml_assets.simulate import simulate_batch
+
+    workspace.home.mkdir(parents=True)
+    shutil.copy(REPO / "config" / "dagster.yaml", workspace.home / "dagster.yaml")
+    workspace.plain_batches.mkdir(parents=True)
+    landing = LandingZone(data_dir=str(workspace.data))
+    reference = load_reference_table()
+    remaining, seed = workspace.rows - len(reference), 0
+    while remaining > 0:
+        rows = min(BATCH_ROWS, remaining)
+        name = f"batch-{seed:04d}.parquet"
+        batch = simulate_batch(reference, rows=rows, seed=seed)
+        batch.to_parquet(landing.landing / name, engine="pyarrow", index=False)
+        shutil.copy(landing.landing / name, workspace.plain_batches / name)
+        workspace.batches.append(name)
+        remaining, seed = remaining - rows, seed + 1
+    if workspace.batches:
+        ingest_landed(workspace)
+
+
+def ingest_landed(workspace: Workspace) -> list[float]:
+    """Ingest what is in landing/ as the landing sensor would: the raw_batches step times."""
+    import dagster as dg
+
+    from ml_assets.automation import landing_sensor
+    from ml_assets.definitions import defs
+    from ml_assets.landing import LandingZone
+
+    os.environ["ML_ASSETS_DATA_DIR"] = str(workspace.data)
+    landing = LandingZone(data_dir=str(workspace.data))
+    step_seconds = []
+    with dg.DagsterInstance.from_config(str(workspace.home)) as instance:
+        with dg.build_sensor_context(instance=instance, resources={"landing": landing}) as context:
+            result = landing_sensor(context)
+        for request in result.dynamic_partitions_requests:
+            instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+        for request in result.run_requests:
+            run = defs.resolve_job_def("ingestion_job").execute_in_process(
+                instance=instance, partition_key=request.partition_key, tags=request.tags
+            )
+            step_seconds.append(step_duration(run, "raw_batches"))
+    return step_seconds
+
+
+def step_duration(run, step_key: str) -> float:
+    """Seconds from a step's start to its success, from the run's own events."""
+    times = {
+        event.event_type_value: event.timestamp
+        for event in run.all_events
+        if event.step_key == step_key and event.event_type_value in ("STEP_START", "STEP_SUCCESS")
+    }
+    return times["STEP_SUCCESS"] - times["STEP_START"]
+
+
+def plain_command(workspace: Workspace, ranges: Path) -> list[str]:
+    return [
+        sys.executable, str(REPO / "bench" / "plain_script.py"),
+        "--batches", str(workspace.plain_batches), "--ranges", str(ranges),
+        "--model", str(workspace.root / "plain_model.skops"),
+    ]  # fmt: skip
+
+
+def materialize_command() -> list[str]:
+    return [
+        str(BIN / "dagster"), "asset", "materialize",
+        "-m", "ml_assets.definitions", "--select", TRAINING,
+    ]  # fmt: skip
+
+
+def alternate(workspace, ranges, repeats, graph) -> tuple[list, list]:
+    """Plain script and graph in turn, after one untimed run of each."""
+    plain = lambda: timed(plain_command(workspace, ranges), workspace.env, workspace.root)
+    plain(), graph()
+    plain_runs, graph_runs = [], []
+    for _ in range(repeats):
+        plain_runs.append(plain())
+        graph_runs.append(graph())
+    return plain_runs, graph_runs
+
+
+def through_dagster_dev(workspace: Workspace, ranges: Path, repeats: int):
+    """The same alternation with the graph launched through `dagster dev`'s GraphQL API."""
+    from dagster_graphql import DagsterGraphQLClient
+
+    from ml_assets_tests.live import LiveDagster
+
+    live = LiveDagster(workspace.root)
+    live.start()
+    try:
+        client = DagsterGraphQLClient("127.0.0.1", port_number=live.port)
+
+        def launch() -> tuple[float, float]:
+            live.wait_until_idle()
+            started, launched_at = time.perf_counter(), time.time()
+            run_id = client.submit_job_execution("training_job")
+            peak = watch_run_memory(live.process.pid, run_id, client, launched_at)
+            elapsed = time.perf_counter() - started
+            assert client.get_run_status(run_id).value == "SUCCESS", run_id
+            return elapsed, peak
+
+        time.sleep(15)  # sensors that react to the ingested batches launch their runs first
+        live.wait_until_idle()
+        return alternate(workspace, ranges, repeats, launch)
+    finally:
+        live.stop()
+
+
+def watch_run_memory(dev_pid: int, run_id: str, client, launched_at: float) -> float:
+    """Poll a run to its end; the peak memory (MiB) of the processes started for it."""
+    from ml_assets_tests.live import run_to_end
+
+    peak = 0.0
+    deadline = time.time() + 900
+    while client.get_run_status(run_id).value not in ("SUCCESS", "FAILURE", "CANCELED"):
+        for process in psutil.Process(dev_pid).children(recursive=True):
+            try:
+                if process.create_time() >= launched_at - 0.5:
+                    peak = max(peak, high_water_mark(process.pid))
+            except (psutil.Error, OSError):
+                continue
+        if time.time() > deadline:
+            raise TimeoutError(run_id)
+        time.sleep(0.05)
+    run_to_end(client, run_id, interval=0.05)
+    return peak
+
+
+def high_water_mark(pid: int) -> float:
+    """The peak resident memory of a live process, in MiB (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def definitions_load(repeats: int) -> tuple[list[float], list[float]]:
+    """`import dagster`, then loading our definitions, each in a fresh interpreter, in turn."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    bare = [sys.executable, "-c", "import dagster"]
+    ours = [sys.executable, "-c", "import ml_assets.definitions"]
+    timed(bare, env, REPO), timed(ours, env, REPO)
+    bare_runs, our_runs = [], []
+    for _ in range(repeats):
+        bare_runs.append(timed(bare, env, REPO)[0])
+        our_runs.append(timed(ours, env, REPO)[0])
+    return bare_runs, our_runs
+
+
+def ingestion_cost(workspace: Workspace, rows: int, repeats: int) -> list[float]:
+    """The raw_batches step's seconds for new batches of `rows` rows, one at a time."""
+    from ml_assets.contract import load_reference_table
+    from ml_assets.simulate import simulate_batch
+
+    reference = load_reference_table()
+    seconds = []
+    for attempt in range(repeats):
+        batch = simulate_batch(reference, rows=rows, seed=10_000 + attempt)
+        path = workspace.data / "landing" / f"probe-{rows}-{attempt}.parquet"
+        batch.to_parquet(path, engine="pyarrow", index=False)
+        seconds.extend(ingest_landed(workspace))
+    return seconds
+
+
+def landed_to_production(root: Path, repeats: int) -> list[float]:
+    """Seconds from a file landing to a new production version, each on a fresh `dagster dev`."""
+    from dagster_graphql import DagsterGraphQLClient
+
+    from ml_assets.contract import load_reference_table
+    from ml_assets.files import write_atomically
+    from ml_assets.registry import ModelRegistry
+    from ml_assets.simulate import simulate_batch
+    from ml_assets_tests.live import LiveDagster, run_to_end, wait_for
+
+    batch = simulate_batch(load_reference_table(), **IMPROVING_BATCH).to_csv(index=False)
+    seconds = []
+    for attempt in range(repeats):
+        live = LiveDagster(root / f"latency-{attempt}")
+        live.start()
+        try:
+            client = DagsterGraphQLClient("127.0.0.1", port_number=live.port)
+            assert run_to_end(client, client.submit_job_execution("training_job")) == "SUCCESS"
+            live.wait_until_idle()
+            registry = ModelRegistry(data_dir=str(live.data))
+            before = registry.production().version
+            landed_at = time.perf_counter()
+            write_atomically(live.data / "landing" / "new-batch.csv", batch.encode())
+            wait_for(
+                lambda: registry.production().version != before,  # noqa: B023
+                timeout=300,
+                interval=0.1,
+                what="a new production version",
+            )
+            seconds.append(time.perf_counter() - landed_at)
+        finally:
+            live.stop()
+    return seconds
+
+
+def machine() -> dict[str, str]:
+    """What the numbers were measured on."""
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
+    packages = ("dagster", "scikit-learn", "pandas", "pyarrow", "skops", "pandera")
+    return {
+        "CPU": f"{cpu}, {os.cpu_count()} cores",
+        "memory": f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
+        "system": f"{platform.system()} {platform.release()}",
+        "Python": platform.python_version(),
+        "packages": ", ".join(f"{name} {metadata.version(name)}" for name in packages),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[442, 100_000, 1_000_000])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--output", type=Path, default=REPO / "docs" / "performance.md")
+    args = parser.parse_args()
+
+    from ml_assets.contract import column_rules
+
+    root = Path(tempfile.mkdtemp(prefix="ml_assets_bench-"))
+    ranges = root / "ranges.json"
+    ranges.write_text(json.dumps({rule.name: [rule.low, rule.high] for rule in column_rules()}))
+    started = time.time()
+    try:
+        workspaces, measurements = [], []
+        for rows in args.sizes:
+            workspace = Workspace(root / f"rows-{rows}", rows)
+            land_batches(workspace)
+            workspaces.append(workspace)
+
+            def cli(workspace=workspace) -> tuple[float, float]:
+                return timed(materialize_command(), workspace.env, workspace.root)
+
+            plain, graph = alternate(workspace, ranges, args.repeats, cli)
+            measurements.append(Measurement(rows, "dagster asset materialize", plain, graph))
+            print(measurements[-1].line(), flush=True)
+            plain, graph = through_dagster_dev(workspace, ranges, args.repeats)
+            measurements.append(Measurement(rows, "dagster dev GraphQL API", plain, graph))
+            print(measurements[-1].line(), flush=True)
+
+        bare, ours = definitions_load(args.repeats)
+        smallest, largest = workspaces[0], workspaces[-1]
+        ingestion = {
+            f"1 000 rows into {smallest.rows:,} stored": ingestion_cost(
+                smallest, 1000, args.repeats
+            ),
+            f"1 000 rows into {largest.rows:,} stored": ingestion_cost(largest, 1000, args.repeats),
+            f"10 000 rows into {largest.rows:,} stored": ingestion_cost(
+                largest, 10_000, args.repeats
+            ),
+        }
+        latency = landed_to_production(root, args.repeats)
+        report = render_report(
+            machine(), args.repeats, measurements, (bare, ours), ingestion, latency,
+            minutes=(time.time() - started) / 60,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(report)
+    args.output.write_text(report)
+    print(f"written to {args.output}")
+
+
+if __name__ == "__main__":
+    main()
