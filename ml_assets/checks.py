@@ -46,22 +46,22 @@ def no_drift_from_reference(raw_batches) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset="features", blocking=True)
 def no_missing_values(features) -> dg.AssetCheckResult:
     """Every feature and target value is present."""
     missing = features.isna().sum()
     missing = missing[missing > 0]
     return dg.AssetCheckResult(
+        check_name="no_missing_values",
         passed=missing.empty,
         metadata={"missing_by_column": dg.MetadataValue.json(missing.astype(int).to_dict())},
     )
 
 
-@dg.asset_check(asset="features", blocking=True)
 def unique_row_ids(features) -> dg.AssetCheckResult:
     """No row id appears twice, so no row can sit in both the train and the holdout split."""
     duplicated = features["row_id"][features["row_id"].duplicated()]
     return dg.AssetCheckResult(
+        check_name="unique_row_ids",
         passed=duplicated.empty,
         metadata={
             "duplicate_ids": dg.MetadataValue.int(len(duplicated)),
@@ -70,12 +70,12 @@ def unique_row_ids(features) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset="features", blocking=True)
 def enough_rows(features) -> dg.AssetCheckResult:
     """Enough training and holdout rows to fit and to judge a model."""
     train = int((features["split"] == TRAIN).sum())
     holdout = int((features["split"] == HOLDOUT).sum())
     return dg.AssetCheckResult(
+        check_name="enough_rows",
         passed=train >= MIN_TRAINING_ROWS and holdout >= MIN_HOLDOUT_ROWS,
         metadata={
             "train_rows": dg.MetadataValue.int(train),
@@ -86,12 +86,12 @@ def enough_rows(features) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset="features", blocking=True)
 def target_in_plausible_range(features) -> dg.AssetCheckResult:
     """Every target lies in the contract's plausible range."""
     rule = next(rule for rule in column_rules() if rule.name == TARGET)
     outside = features[~features[TARGET].between(rule.low, rule.high)]
     return dg.AssetCheckResult(
+        check_name="target_in_plausible_range",
         passed=outside.empty,
         metadata={
             "rows_outside": dg.MetadataValue.int(len(outside)),
@@ -100,6 +100,29 @@ def target_in_plausible_range(features) -> dg.AssetCheckResult:
             "target_max": dg.MetadataValue.float(float(features[TARGET].max())),
         },
     )
+
+
+FEATURE_CHECKS = {
+    check.__name__: check
+    for check in (no_missing_values, unique_row_ids, enough_rows, target_in_plausible_range)
+}
+
+
+@dg.multi_asset_check(
+    name="feature_checks",
+    specs=[
+        dg.AssetCheckSpec(name, asset="features", blocking=True, description=check.__doc__)
+        for name, check in FEATURE_CHECKS.items()
+    ],
+    ins={"features": dg.AssetIn("features")},
+    can_subset=True,
+)
+def feature_checks(
+    context: dg.AssetCheckExecutionContext, features
+) -> Iterator[dg.AssetCheckResult]:
+    """The blocking checks on the features, in one step: the table is read once, not four times."""
+    for key in sorted(context.selected_asset_check_keys, key=lambda key: key.name):
+        yield FEATURE_CHECKS[key.name](features)
 
 
 class GateConfig(dg.Config):

@@ -16,11 +16,8 @@ from ml_assets.automation import (
 )
 from ml_assets.checks import (
     deployment_gate,
-    enough_rows,
+    feature_checks,
     no_drift_from_reference,
-    no_missing_values,
-    target_in_plausible_range,
-    unique_row_ids,
 )
 from ml_assets.execution import step_executor
 from ml_assets.landing import LandingZone
@@ -42,10 +39,7 @@ defs = dg.Definitions(
     ],
     asset_checks=[
         no_drift_from_reference,
-        no_missing_values,
-        unique_row_ids,
-        enough_rows,
-        target_in_plausible_range,
+        feature_checks,
         deployment_gate,
     ],
     jobs=[ingestion_job, training_job, rollback_production],

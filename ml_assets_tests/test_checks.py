@@ -1,3 +1,4 @@
+import dagster as dg
 import numpy as np
 import pytest
 
@@ -11,6 +12,7 @@ from ml_assets.checks import (
     target_in_plausible_range,
     unique_row_ids,
 )
+from ml_assets.definitions import defs
 
 
 @pytest.fixture
@@ -107,3 +109,15 @@ def test_gate_config_refuses_nonsense():
         GateConfig(mse_threshold=-1)
     with pytest.raises(ValueError):
         GateConfig(max_relative_increase=-1.5)
+
+
+def test_each_feature_check_can_run_alone(instance, reference, data_dir):
+    enough = dg.AssetCheckKey(dg.AssetKey("features"), "enough_rows")
+    result = dg.materialize(
+        [*defs.assets, *defs.asset_checks],
+        selection=dg.AssetSelection.assets("reference_data", "dataset", "features").without_checks()
+        | dg.AssetSelection.checks(enough),
+        instance=instance,
+        resources=defs.resources,
+    )
+    assert [e.check_name for e in result.get_asset_check_evaluations()] == ["enough_rows"]
