@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING
 from ml_assets.contract import COLUMNS
 
 if TYPE_CHECKING:  # imported where used: loading the definitions stays light
+    import numpy as np
     import pandas as pd
 
 HOLDOUT_FRACTION = 0.2
 REFERENCE_SPLIT_SEED = 42
 TRAIN, HOLDOUT = "train", "holdout"
+ROW_ID_COLUMN = ("string", "hash of the row's values: the same record has the same id everywhere")
 REFERENCE_SOURCE = "reference"
 
 
@@ -52,12 +54,17 @@ def hashed_split(ids: pd.Series) -> pd.Series:
     import numpy as np
     import pandas as pd
 
-    # Each id is 16 hex digits: decode them all at once, keep the first 32 bits of each.
-    leading = np.frombuffer(bytes.fromhex("".join(ids.tolist())), dtype=">u8") >> 32
-    fraction = leading / 2**32
+    fraction = (id_numbers(ids) >> 32) / 2**32  # the first 8 hex digits, as a fraction
     return pd.Series(
         np.where(fraction < HOLDOUT_FRACTION, HOLDOUT, TRAIN), index=ids.index, name="split"
     )
+
+
+def id_numbers(ids: pd.Series) -> np.ndarray:
+    """The 16-hex-digit ids as unsigned 64-bit integers, decoded all at once."""
+    import numpy as np
+
+    return np.frombuffer(bytes.fromhex("".join(ids.tolist())), dtype=">u8")
 
 
 def reference_holdout(table: pd.DataFrame) -> pd.DataFrame:

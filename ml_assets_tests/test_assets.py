@@ -1,5 +1,6 @@
 """Each asset called as a plain function, the way Dagster University tests them."""
 
+import hashlib
 import json
 
 import dagster as dg
@@ -41,7 +42,12 @@ def test_a_good_batch_is_validated_and_archived(landing, reference):
     path = land(landing, "good.csv", reference.head(20)[COLUMNS[::-1]])
     original = path.read_bytes()
     output = ingest(landing, "good.csv")
-    assert list(output.value.columns) == COLUMNS
+    assert list(output.value.columns) == [*COLUMNS, "row_id"]
+    expected_ids = [
+        hashlib.sha256(row.round(9).tobytes()).hexdigest()[:16]
+        for row in reference.head(20)[COLUMNS].to_numpy(dtype="float64")
+    ]
+    assert output.value["row_id"].tolist() == expected_ids
     assert len(output.value) == 20
     assert (landing.archive_dir / "good.csv").read_bytes() == original
     assert landing.pending_files() == []

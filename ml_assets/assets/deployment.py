@@ -14,12 +14,15 @@ from ml_assets.model_card import PLOT_FILES, card_markdown, holdout_plots
 from ml_assets.modeling import prediction_fingerprint, regression_metrics
 from ml_assets.registry import ModelRegistry, ModelVersion, Switch
 from ml_assets.reporting import float_metadata, table_metadata
-from ml_assets.splits import reference_holdout
+from ml_assets.splits import ROW_ID_COLUMN, reference_holdout
 
 METRICS_KEY = dg.AssetKey("model_metrics")
 CANDIDATE_KEY = dg.AssetKey("candidate_model")
 PRODUCTION_KEY = dg.AssetKey("production_model")
-PREDICTION_COLUMN = {"prediction": ("float64", "the production model's prediction of target")}
+PREDICTION_COLUMNS = {
+    "row_id": ROW_ID_COLUMN,
+    "prediction": ("float64", "the production model's prediction of target"),
+}
 # The schedule is weekly: a production model older than 8 days means a retrain was missed
 # (a warning); two weeks without one is a failure.
 PRODUCTION_FRESHNESS = dg.FreshnessPolicy.time_window(
@@ -164,7 +167,7 @@ def predictions(
     yield dg.Output(
         scored,
         metadata={
-            **table_metadata(scored, table_schema(PREDICTION_COLUMN)),
+            **table_metadata(scored, table_schema(PREDICTION_COLUMNS)),
             "production_version": dg.MetadataValue.text(production.version),
             **float_metadata("live", live),
         },

@@ -12,6 +12,7 @@ from ml_assets.contract import (
 )
 from ml_assets.landing import LANDED_FILES, LandingZone
 from ml_assets.reporting import table_metadata
+from ml_assets.splits import ROW_ID_COLUMN, row_ids
 from ml_assets.tables import UnreadableFile
 
 landed_files = dg.DynamicPartitionsDefinition(name=LANDED_FILES)
@@ -44,7 +45,7 @@ CONTRACT_CHECK = dg.AssetCheckSpec(
     kinds={"pandas", "parquet"},
 )
 def raw_batches(context: dg.AssetExecutionContext, landing: LandingZone):
-    """One landed file's rows, validated against the data contract, then archived."""
+    """One landed file's rows, validated against the data contract, with row ids; archived."""
     key = context.partition_key
     sha256 = landing.fingerprint(key) if landing.whereabouts(key) == "pending" else None
     try:
@@ -74,11 +75,13 @@ def raw_batches(context: dg.AssetExecutionContext, landing: LandingZone):
         context.log.error(f"{key}: archiving failed ({error}); the file stays in landing/")
         raise
     ignored = [column for column in landed.columns if column not in COLUMNS]
+    # Each row gets its id once, here, so retraining never hashes stored rows again.
+    table["row_id"] = row_ids(table)
     context.log.info(f"{key}: {len(table)} rows accepted, archived as {archived}")
     yield dg.Output(
         table,
         metadata={
-            **table_metadata(table, table_schema()),
+            **table_metadata(table, table_schema({"row_id": ROW_ID_COLUMN})),
             "file": key,
             "sha256": dg.MetadataValue.text(sha256 or ""),
             "archived_as": dg.MetadataValue.path(str(archived)),

@@ -18,8 +18,10 @@ from ml_assets.reporting import float_metadata, table_metadata
 from ml_assets.splits import (
     HOLDOUT,
     REFERENCE_SOURCE,
+    ROW_ID_COLUMN,
     TRAIN,
     hashed_split,
+    id_numbers,
     reference_holdout,
     reference_split,
     row_ids,
@@ -31,19 +33,19 @@ if TYPE_CHECKING:
 # The assets' tables are pandas DataFrames and the model a scikit-learn Pipeline; their
 # parameters carry no such annotations so that loading the definitions imports neither.
 ROW_COLUMNS = {
-    "row_id": ("string", "hash of the row's values: the same record has the same id everywhere"),
+    "row_id": ROW_ID_COLUMN,
     "split": ("string", "train or holdout; never changes once given"),
     "source": ("string", "'reference' or the landed file the row came from"),
 }
 
 
 def data_fingerprint(table: "pd.DataFrame") -> str:
-    """A sha256 over the sorted row ids and their splits: equal tables, equal fingerprints."""
+    """A sha256 over the row ids and their splits in id order: equal tables, equal fingerprints."""
     import numpy as np
 
-    # Ids have a fixed width, so sorting "id split" strings sorts by id, then split.
-    pairs = np.sort((table["row_id"] + " " + table["split"]).to_numpy(dtype=str))
-    return hashlib.sha256("\n".join(pairs).encode()).hexdigest()
+    ids, holdout = id_numbers(table["row_id"]), (table["split"] == HOLDOUT).to_numpy()
+    order = np.lexsort((holdout, ids))
+    return hashlib.sha256(ids[order].tobytes() + holdout[order].tobytes()).hexdigest()
 
 
 def _split_counts(table: "pd.DataFrame") -> dict[str, dg.MetadataValue]:
@@ -70,8 +72,10 @@ def dataset(reference_data, raw_batches: dict) -> dg.Output:
     reference["split"] = reference_split(reference)
     parts = [reference]
     for name in sorted(raw_batches):
-        batch = raw_batches[name][COLUMNS].assign(source=name)
-        batch["row_id"] = row_ids(batch)
+        stored = raw_batches[name]
+        batch = stored[COLUMNS].assign(source=name)
+        # Ingestion gives rows their ids; batches ingested before it did get them here.
+        batch["row_id"] = stored["row_id"] if "row_id" in stored else row_ids(batch)
         batch["split"] = hashed_split(batch["row_id"])
         parts.append(batch)
     combined = pd.concat(parts, ignore_index=True)
