@@ -10,7 +10,7 @@ PORT ?= 3000
 export DAGSTER_HOME := $(abspath $(or $(DAGSTER_HOME),.dagster_home))
 export ML_ASSETS_DATA_DIR := $(abspath $(or $(ML_ASSETS_DATA_DIR),data))
 
-.PHONY: install instance dev materialize worker test test-fast lint
+.PHONY: install instance dev materialize worker test test-fast bench lint
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,5 +46,10 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow and not e2e"
 
+## bench: the plain script against our graph at 442, 100 000 and 1 000 000 rows (about 20 min);
+## writes docs/performance.md. BENCH_ARGS="--sizes 442 --repeats 3" for a quick look.
+bench: install
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 lint: install
-	$(BIN)/ruff check ml_assets ml_assets_tests
+	$(BIN)/ruff check ml_assets ml_assets_tests bench

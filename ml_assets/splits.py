@@ -64,7 +64,7 @@ def id_numbers(ids: pd.Series) -> np.ndarray:
     """The 16-hex-digit ids as unsigned 64-bit integers, decoded all at once."""
     import numpy as np
 
-    return np.frombuffer(bytes.fromhex("".join(ids.tolist())), dtype=">u8")
+    return np.frombuffer(bytes.fromhex("".join(ids.tolist())), dtype=">u8").astype(np.uint64)
 
 
 def reference_holdout(table: pd.DataFrame) -> pd.DataFrame:
