@@ -1,0 +1,71 @@
+"""The benchmark measures what it says: its plain script does the graph's work, and its
+report judges the targets from the numbers it is given."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from sklearn.datasets import load_diabetes
+from sklearn.linear_model import LinearRegression
+from sklearn.metrics import mean_squared_error
+from sklearn.model_selection import train_test_split
+from skops.io import get_untrusted_types, load
+
+from bench.report import Measurement, render_report
+from ml_assets.contract import column_rules
+from ml_assets.simulate import simulate_batch
+from ml_assets_tests.live import REPO
+
+
+def plain_script(tmp_path, batches):
+    ranges = tmp_path / "ranges.json"
+    ranges.write_text(json.dumps({rule.name: [rule.low, rule.high] for rule in column_rules()}))
+    model = tmp_path / "model.skops"
+    done = subprocess.run(
+        [
+            sys.executable, str(REPO / "bench" / "plain_script.py"), "--batches", str(batches),
+            "--ranges", str(ranges), "--model", str(model),
+        ],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    return json.loads(done.stdout), model
+
+
+def test_the_plain_script_reproduces_the_reference_flow(tmp_path):
+    metrics, model = plain_script(tmp_path, tmp_path)
+    X, y = load_diabetes(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=42)
+    expected = mean_squared_error(y_test, LinearRegression().fit(X_train, y_train).predict(X_test))
+    assert metrics["mse"] == pytest.approx(expected, rel=1e-9)
+    assert metrics["training_rows"] == len(X_train)
+    data = model.read_bytes()
+    assert hasattr(load(model, trusted=get_untrusted_types(data=data)), "predict")
+
+
+def test_the_plain_script_trains_on_landed_batches_and_drops_implausible_rows(tmp_path, reference):
+    batches = tmp_path / "batches"
+    batches.mkdir()
+    batch = simulate_batch(reference, rows=1000, seed=3)
+    batch.loc[:9, "bmi"] = 500.0  # outside the contract's range: dropped, as features drops it
+    batch.to_parquet(batches / "a.parquet", index=False)
+    metrics, _ = plain_script(tmp_path, batches)
+    assert 353 + 700 < metrics["training_rows"] < 353 + 990
+
+
+def test_the_report_judges_each_target_from_its_numbers():
+    fast = Measurement(442, "dagster asset materialize", [(1.0, 100.0)] * 3, [(2.0, 120.0)] * 3)
+    slow = Measurement(
+        1_000_000, "dagster asset materialize", [(10.0, 1000.0)] * 3, [(20.0, 1200.0)] * 3
+    )
+    report = render_report(
+        {"CPU": "test"}, 3, [fast, slow], ([1.0] * 3, [1.2] * 3),
+        {"a": [0.1] * 3, "b": [0.3] * 3, "c": [0.2] * 3}, [15.0] * 3, minutes=1,
+    )  # fmt: skip
+    targets = report.split("## Targets")[1]
+    assert "| 2.00× | met |" in targets  # 442 rows: 2.0 ≤ 2.5
+    assert "| 2.00× | **not met** |" in targets  # 1M rows: 2.0 > 1.25
+    assert "| 1.20× | met |" in targets  # memory
+    assert "| +0.20 s | met |" in targets
+    assert "| 3.00× | **not met** |" in targets  # ingestion grew with the rows stored
+    assert "| 15.0 s | met |" in targets
