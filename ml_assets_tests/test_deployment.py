@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import mean_squared_error
 
-from ml_assets.assets.deployment import predictions
+from ml_assets.assets.deployment import gate_refusal, predictions
 from ml_assets.cli import main
 from ml_assets.contract import FEATURES, TARGET
 from ml_assets.definitions import defs
 from ml_assets.simulate import simulate_batch
+from ml_assets.storage import AssetStorage
 from ml_assets_tests.conftest import land
 from ml_assets_tests.test_automation import tick
 from ml_assets_tests.test_end_to_end import materialize
@@ -174,3 +175,33 @@ def test_predict_without_a_model_or_with_a_bad_file(registry, reference, tmp_pat
     text.write_text("hello")
     assert main(["predict", str(text)]) == 1
     assert "notes.txt: unsupported file type" in capsys.readouterr().err
+
+
+def test_a_concurrent_runs_unevaluated_gate_does_not_hide_this_runs_evaluation(
+    instance, registry, tmp_path
+):
+    assert materialize(instance).success
+    # Another run plans the gate but never evaluates it (its model_metrics cannot be read).
+    unreadable = AssetStorage(format="json", base_dir=str(tmp_path / "elsewhere"))
+    other = dg.materialize(
+        [*defs.assets, *defs.asset_checks],
+        selection=dg.AssetSelection.checks_for_assets("model_metrics"),
+        instance=instance,
+        resources={**defs.resources, "json_io_manager": unreadable},
+        raise_on_error=False,
+    )
+    assert not other.success
+    latest = instance.get_latest_asset_check_evaluation_record(
+        dg.AssetCheckKey(dg.AssetKey("model_metrics"), "mse_below_threshold")
+    )
+    assert latest.event.asset_check_evaluation is None  # the newest execution is that plan
+    assert gate_refusal(instance) is None
+
+
+def test_production_model_alone_is_refused_when_the_gate_never_ran_on_the_latest_metrics(
+    instance, registry
+):
+    assert materialize(instance).success
+    metrics_only = dg.AssetSelection.assets("model_metrics").without_checks()
+    assert materialize(instance, selection=metrics_only).success
+    assert "not evaluated on the latest model_metrics" in gate_refusal(instance)

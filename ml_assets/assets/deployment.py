@@ -19,6 +19,7 @@ from ml_assets.splits import ROW_ID_COLUMN, reference_holdout
 METRICS_KEY = dg.AssetKey("model_metrics")
 CANDIDATE_KEY = dg.AssetKey("candidate_model")
 PRODUCTION_KEY = dg.AssetKey("production_model")
+GATE_HISTORY = 20  # recent executions of a gate check searched for this run's evaluation
 PREDICTION_COLUMNS = {
     "row_id": ROW_ID_COLUMN,
     "prediction": ("float64", "the production model's prediction of target"),
@@ -40,17 +41,28 @@ def gate_refusal(instance: dg.DagsterInstance) -> str | None:
     if not latest:
         return "model_metrics has never been materialized"
     for name in GATE_CHECKS:
-        record = instance.get_latest_asset_check_evaluation_record(
-            dg.AssetCheckKey(METRICS_KEY, name)
-        )
-        evaluation = record.event.asset_check_evaluation if record and record.event else None
+        evaluation = _evaluation_of(instance, name, latest[0].storage_id)
         if evaluation is None:
-            return f"the gate check {name} has not been evaluated on model_metrics"
-        target = evaluation.target_materialization_data
-        if target is None or target.storage_id != latest[0].storage_id:
             return f"the gate check {name} was not evaluated on the latest model_metrics"
         if not evaluation.passed:
             return f"the gate check {name} failed: {evaluation.description or ''}".strip()
+    return None
+
+
+def _evaluation_of(instance: dg.DagsterInstance, name: str, storage_id: int):
+    """A gate check's evaluation of one model_metrics materialization, if there is one.
+
+    Searched among the check's recent executions, not only its latest: a concurrent run's
+    planned, not yet evaluated, execution must not hide this run's own evaluation.
+    """
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(METRICS_KEY, name), limit=GATE_HISTORY
+    )
+    for record in history:
+        evaluation = record.event.asset_check_evaluation if record.event else None
+        target = evaluation.target_materialization_data if evaluation else None
+        if target is not None and target.storage_id == storage_id:
+            return evaluation
     return None
 
 
