@@ -172,10 +172,11 @@ def test_the_ui_in_a_browser_materializes_and_shows_the_new_version(live):
         )  # fmt: skip
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 950})
+            # Dagster's newsletter prompt may open at any moment: dismissed whenever it shows.
+            page.add_locator_handler(
+                page.get_by_role("button", name="Skip"), lambda skip: skip.click()
+            )
             page.goto(f"{live.url}/assets", wait_until="networkidle", timeout=60_000)
-            skip = page.get_by_role("button", name="Skip")  # Dagster's newsletter prompt
-            if skip.is_visible():
-                skip.click()
             for asset in ("reference_data", "raw_batches", "dataset", "features",
                           "candidate_model", "model_metrics", "production_model",
                           "predictions"):  # fmt: skip
@@ -185,6 +186,11 @@ def test_the_ui_in_a_browser_materializes_and_shows_the_new_version(live):
             page.goto(f"{live.url}/locations/ml_assets/jobs/training_job", wait_until="networkidle")
             page.get_by_role("button", name="Materialize all").click()
             page.wait_for_timeout(2000)
+            # With no batch ingested yet, Dagster asks to confirm (raw_batches is missing).
+            confirm = page.get_by_role("button", name="Confirm")
+            if confirm.is_visible():
+                confirm.click()
+                page.wait_for_timeout(2000)
             page.screenshot(path=ARTIFACTS / "ui-launched.png")
             after = wait_for(
                 lambda: (version := production_version(live)) != before and version,
@@ -196,6 +202,8 @@ def test_the_ui_in_a_browser_materializes_and_shows_the_new_version(live):
             expect(page.get_by_text(after).first).to_be_visible(timeout=60_000)
             page.screenshot(path=ARTIFACTS / "ui-production-model.png", full_page=True)
         finally:
+            if browser.contexts and browser.contexts[0].pages:  # what the page showed last
+                browser.contexts[0].pages[0].screenshot(path=ARTIFACTS / "ui-last.png")
             browser.close()
     live.wait_until_idle()
 
