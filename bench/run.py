@@ -20,18 +20,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 import psutil
 
 from bench.report import Measurement, render_report
+from ml_assets_tests.live import materialize_command
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 BATCH_ROWS = 100_000  # rows per simulated batch when landing a size
-TRAINING = "key:reference_data or group:training or key:production_model"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 IMPROVING_BATCH = {"rows": 200, "seed": 10}  # lowers the reference-holdout MSE
 
@@ -42,7 +41,6 @@ class Workspace:
 
     root: Path
     rows: int
-    batches: list[str] = field(default_factory=list)
 
     @property
     def home(self) -> Path:
@@ -94,9 +92,8 @@ def land_batches(workspace: Workspace) -> None:
         batch = simulate_batch(reference, rows=rows, seed=seed)
         batch.to_parquet(landing.landing / name, engine="pyarrow", index=False)
         shutil.copy(landing.landing / name, workspace.plain_batches / name)
-        workspace.batches.append(name)
         remaining, seed = remaining - rows, seed + 1
-    if workspace.batches:
+    if landing.pending_files():
         ingest_landed(workspace)
 
 
@@ -150,13 +147,6 @@ def plain_command(workspace: Workspace, ranges: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def materialize_command() -> list[str]:
-    return [
-        str(BIN / "dagster"), "asset", "materialize",
-        "-m", "ml_assets.definitions", "--select", TRAINING,
-    ]  # fmt: skip
-
-
 def alternate(workspace, ranges, repeats, graph) -> tuple[list, list]:
     """Plain script and graph in turn, after one untimed run of each."""
     plain = lambda: timed(plain_command(workspace, ranges), workspace.env, workspace.root)
@@ -197,8 +187,6 @@ def through_dagster_dev(workspace: Workspace, ranges: Path, repeats: int):
 
 def watch_run_memory(dev_pid: int, run_id: str, client, launched_at: float) -> float:
     """Poll a run to its end; the peak memory (MiB) of the processes started for it."""
-    from ml_assets_tests.live import run_to_end
-
     peak = 0.0
     deadline = time.time() + 900
     while client.get_run_status(run_id).value not in ("SUCCESS", "FAILURE", "CANCELED"):
@@ -211,7 +199,6 @@ def watch_run_memory(dev_pid: int, run_id: str, client, launched_at: float) -> f
         if time.time() > deadline:
             raise TimeoutError(run_id)
         time.sleep(0.05)
-    run_to_end(client, run_id, interval=0.05)
     return peak
 
 

@@ -20,8 +20,6 @@ if TYPE_CHECKING:  # pandas and pandera are imported when a table is checked, no
     from pandera.errors import SchemaErrors
 
 TARGET = "target"
-FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
-COLUMNS = [*FEATURES, TARGET]
 RECORD = "One patient at baseline and their disease progression one year later (raw units)."
 
 
@@ -50,6 +48,8 @@ _RULES = (
     ColumnRule("s6", "glu, blood sugar level, mg/dL", 20, 600, 0),
     ColumnRule(TARGET, "disease progression one year after baseline", 0, 1000, 0),
 )
+COLUMNS = [rule.name for rule in _RULES]
+FEATURES = [name for name in COLUMNS if name != TARGET]
 
 
 def column_rules() -> list[ColumnRule]:

@@ -15,6 +15,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 LOCATION = "ml_assets"
+TRAINING_ASSETS = "key:reference_data or group:training or key:production_model"
+
+
+def materialize_command(config: Path | None = None) -> list[str]:
+    """The training graph as `make materialize` launches it, optionally with a run config."""
+    command = [
+        str(BIN / "dagster"), "asset", "materialize",
+        "-m", "ml_assets.definitions", "--select", TRAINING_ASSETS,
+    ]  # fmt: skip
+    return command if config is None else [*command, "-c", str(config)]
 
 
 def free_port() -> int:

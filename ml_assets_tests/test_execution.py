@@ -22,7 +22,7 @@ from kombu import Connection
 from ml_assets.definitions import defs
 from ml_assets.registry import ModelRegistry
 from ml_assets_tests.conftest import require_service
-from ml_assets_tests.test_faults import materialize_command
+from ml_assets_tests.live import materialize_command
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]

@@ -21,12 +21,11 @@ from ml_assets.landing import LandingZone
 from ml_assets.registry import ModelRegistry
 from ml_assets.run_health import reap_dead_runs
 from ml_assets_tests.conftest import land
+from ml_assets_tests.live import materialize_command
 from ml_assets_tests.test_automation import tick
 from ml_assets_tests.test_end_to_end import materialize
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-TRAINING_ASSETS = "key:reference_data or group:training or key:production_model"
 
 
 def ingest(instance, key):
@@ -137,20 +136,6 @@ def instance_home(tmp_path: Path) -> Path:
     with dg.DagsterInstance.from_config(str(home)):
         pass
     return home
-
-
-def materialize_command(config: Path) -> list[str]:
-    return [
-        str(BIN / "dagster"),
-        "asset",
-        "materialize",
-        "-m",
-        "ml_assets.definitions",
-        "--select",
-        TRAINING_ASSETS,
-        "-c",
-        str(config),
-    ]
 
 
 def write_config(path: Path, model: str) -> Path:

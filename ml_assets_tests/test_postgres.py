@@ -11,9 +11,9 @@ import pytest
 from ml_assets.definitions import defs
 from ml_assets.registry import ModelRegistry
 from ml_assets_tests.conftest import land
+from ml_assets_tests.live import materialize_command
 from ml_assets_tests.test_automation import tick
 from ml_assets_tests.test_end_to_end import materialize
-from ml_assets_tests.test_faults import materialize_command
 
 pytestmark = pytest.mark.slow
 
