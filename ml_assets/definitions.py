@@ -21,6 +21,7 @@ from ml_assets.checks import (
 )
 from ml_assets.execution import step_executor
 from ml_assets.landing import LandingZone
+from ml_assets.memory import settle_loaded_objects
 from ml_assets.registry import ModelRegistry
 from ml_assets.run_health import dead_run_reaper
 from ml_assets.settings import schedule_timezone
@@ -60,3 +61,5 @@ defs = dg.Definitions(
         "registry": ModelRegistry(),
     },
 )
+
+settle_loaded_objects()
