@@ -1,7 +1,16 @@
 import numpy as np
+import pandas as pd
+import pytest
 from sklearn.model_selection import train_test_split
 
-from ml_assets.splits import HOLDOUT, TRAIN, hashed_split, reference_split, row_ids
+from ml_assets.splits import (
+    HOLDOUT,
+    TRAIN,
+    hashed_split,
+    id_numbers,
+    reference_split,
+    row_ids,
+)
 
 
 def test_reference_split_is_the_reference_flow_split(reference):
@@ -37,3 +46,17 @@ def test_hashed_split_is_stable_and_near_twenty_percent(reference):
     # The same rows among others, in another order, keep their assignment.
     subset = ids.iloc[::7].iloc[::-1]
     assert (hashed_split(subset) == split.loc[subset.index]).all()
+
+
+def test_id_numbers_are_the_ids_read_as_hexadecimal(reference):
+    ids = row_ids(reference)
+    # Slices and filters of an Arrow-backed column, and a column of Python strings.
+    for part in (ids, ids.iloc[5:40], ids[ids.index % 3 == 1], ids.astype(object).iloc[::-1]):
+        assert id_numbers(part).tolist() == [int(text, 16) for text in part]
+    assert id_numbers(pd.Series([], dtype="str")).tolist() == []
+
+
+@pytest.mark.parametrize("ids", [["abc"], ["0123456789abcdef", None], ["0123456789abcdefff"]])
+def test_id_numbers_refuse_ids_that_are_not_sixteen_hex_digits(ids):
+    with pytest.raises(ValueError, match="16 hex digits"):
+        id_numbers(pd.Series(ids, dtype="str"))

@@ -20,14 +20,15 @@ from ml_assets.splits import (
     REFERENCE_SOURCE,
     ROW_ID_COLUMN,
     TRAIN,
-    hashed_split,
     id_numbers,
     reference_holdout,
     reference_split,
     row_ids,
+    split_of_numbers,
 )
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 # The assets' tables are pandas DataFrames and the model a scikit-learn Pipeline; their
@@ -39,21 +40,27 @@ ROW_COLUMNS = {
 }
 
 
-def data_fingerprint(table: "pd.DataFrame") -> str:
-    """A sha256 over the row ids and their splits in id order: equal tables, equal fingerprints."""
+def data_fingerprint(table: "pd.DataFrame", numbers: "np.ndarray | None" = None) -> str:
+    """A sha256 over the row ids and their splits in id order: equal tables, equal fingerprints.
+
+    `numbers` are the table's ids as id_numbers decodes them, when the caller has them.
+    """
     import numpy as np
 
-    ids, holdout = id_numbers(table["row_id"]), (table["split"] == HOLDOUT).to_numpy()
+    ids = id_numbers(table["row_id"]) if numbers is None else numbers
+    holdout = (table["split"] == HOLDOUT).to_numpy()
     order = np.lexsort((holdout, ids))
     return hashlib.sha256(ids[order].tobytes() + holdout[order].tobytes()).hexdigest()
 
 
-def _split_counts(table: "pd.DataFrame") -> dict[str, dg.MetadataValue]:
+def _split_counts(
+    table: "pd.DataFrame", numbers: "np.ndarray | None" = None
+) -> dict[str, dg.MetadataValue]:
     counts = table["split"].value_counts()
     return {
         "train_rows": dg.MetadataValue.int(int(counts.get(TRAIN, 0))),
         "holdout_rows": dg.MetadataValue.int(int(counts.get(HOLDOUT, 0))),
-        "data_fingerprint": dg.MetadataValue.text(data_fingerprint(table)),
+        "data_fingerprint": dg.MetadataValue.text(data_fingerprint(table, numbers)),
     }
 
 
@@ -68,25 +75,28 @@ def dataset(reference_data, raw_batches: dict) -> dg.Output:
     import pandas as pd
 
     reference = reference_data[COLUMNS].assign(source=REFERENCE_SOURCE)
-    reference["row_id"] = row_ids(reference)
-    reference["split"] = reference_split(reference)
+    reference.insert(0, "row_id", row_ids(reference))
     parts = [reference]
     for name in sorted(raw_batches):
         stored = raw_batches[name]
         batch = stored[COLUMNS].assign(source=name)
         # Ingestion gives rows their ids; batches ingested before it did get them here.
-        batch["row_id"] = stored["row_id"] if "row_id" in stored else row_ids(batch)
-        batch["split"] = hashed_split(batch["row_id"])
+        batch.insert(0, "row_id", stored["row_id"] if "row_id" in stored else row_ids(batch))
         parts.append(batch)
     combined = pd.concat(parts, ignore_index=True)
-    repeated = pd.Series(id_numbers(combined["row_id"])).duplicated(keep="first").to_numpy()
-    table = combined[~repeated].reset_index(drop=True)  # by id as an integer: faster to hash
-    table = table[["row_id", *COLUMNS, "split", "source"]]
+    # The ids decoded once, as integers: the split, the de-duplication and the fingerprint.
+    numbers = id_numbers(combined["row_id"])
+    split = split_of_numbers(numbers)
+    split[: len(reference)] = reference_split(reference)
+    combined.insert(len(COLUMNS) + 1, "split", split)
+    table, repeated = combined, pd.Series(numbers).duplicated(keep="first").to_numpy()
+    if repeated.any():  # filtering copies every column: only when there is something to drop
+        table, numbers = combined[~repeated].reset_index(drop=True), numbers[~repeated]
     return dg.Output(
         table,
         metadata={
             **table_metadata(table, table_schema(ROW_COLUMNS)),
-            **_split_counts(table),
+            **_split_counts(table, numbers),
             "batches": dg.MetadataValue.int(len(raw_batches)),
             "duplicate_rows_dropped": dg.MetadataValue.int(len(combined) - len(table)),
         },
