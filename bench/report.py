@@ -57,16 +57,34 @@ def _met(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
+def _graph_targets(measurements, smallest: int, largest: int) -> list[str]:
+    """The ratio targets, judged for each way the graph was launched."""
+    lines = []
+    for m in (m for m in measurements if m.rows == smallest):
+        lines.append(
+            f"| whole graph at {smallest:,} rows ({m.launched_by}) ≤ {GRAPH_RATIO_SMALL}× the "
+            f"plain script | {m.time_ratio:.2f}× | {_met(m.time_ratio <= GRAPH_RATIO_SMALL)} |"
+        )
+    for m in (m for m in measurements if m.rows == largest):
+        lines.append(
+            f"| whole graph at {largest:,} rows ({m.launched_by}) ≤ {GRAPH_RATIO_LARGE}× the "
+            f"plain script's time | {m.time_ratio:.2f}× "
+            f"| {_met(m.time_ratio <= GRAPH_RATIO_LARGE)} |"
+        )
+        lines.append(
+            f"| … and ≤ {MEMORY_RATIO_LARGE}× its peak memory | {m.memory_ratio:.2f}× "
+            f"| {_met(m.memory_ratio <= MEMORY_RATIO_LARGE)} |"
+        )
+    return lines
+
+
 def render_report(machine, repeats, measurements, definitions, ingestion, latency, minutes):
     """docs/performance.md: what was measured, on what, and against which targets."""
     median = statistics.median
     bare, ours = (median(runs) for runs in definitions)
     ingest = {label: median(runs) for label, runs in ingestion.items()}
     small_ingest, large_ingest, _ = ingest.values()
-    by_rows = {(m.rows, m.launched_by): m for m in measurements}
     smallest, largest = min(m.rows for m in measurements), max(m.rows for m in measurements)
-    cli_small = by_rows[(smallest, "dagster asset materialize")]
-    cli_large = by_rows[(largest, "dagster asset materialize")]
 
     lines = [
         "# Performance",
@@ -115,18 +133,7 @@ def render_report(machine, repeats, measurements, definitions, ingestion, latenc
         "",
         "| target | measured | |",
         "|---|---:|---|",
-        (
-            f"| whole graph at {smallest:,} rows ≤ {GRAPH_RATIO_SMALL}× the plain script "
-            f"| {cli_small.time_ratio:.2f}× | {_met(cli_small.time_ratio <= GRAPH_RATIO_SMALL)} |"
-        ),
-        (
-            f"| whole graph at {largest:,} rows ≤ {GRAPH_RATIO_LARGE}× the plain script's time "
-            f"| {cli_large.time_ratio:.2f}× | {_met(cli_large.time_ratio <= GRAPH_RATIO_LARGE)} |"
-        ),
-        (
-            f"| … and ≤ {MEMORY_RATIO_LARGE}× its peak memory | {cli_large.memory_ratio:.2f}× "
-            f"| {_met(cli_large.memory_ratio <= MEMORY_RATIO_LARGE)} |"
-        ),
+        *_graph_targets(measurements, smallest, largest),
         (
             f"| loading the definitions ≤ {DEFINITIONS_OVERHEAD_SECONDS} s more than `import "
             f"dagster` | {ours - bare:+.2f} s | {_met(ours - bare <= DEFINITIONS_OVERHEAD_SECONDS)} |"
