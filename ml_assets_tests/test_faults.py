@@ -1,6 +1,7 @@
 """Faults: a full disk while archiving, a flaky read, SIGKILL in training and in promotion,
 two runs at once. Nothing is lost, the registry stays consistent, the next run succeeds."""
 
+import contextlib
 import errno
 import itertools
 import os
@@ -162,13 +163,16 @@ def test_sigkill_during_training_then_the_next_run_succeeds(tmp_path, data_dir, 
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    deadline = time.time() + 120
-    while "candidate_model - STEP_START" not in (tmp_path / "killed.log").read_text():
-        assert time.time() < deadline and killed.poll() is None, "training never started"
-        time.sleep(0.5)
-    time.sleep(1)
-    os.killpg(killed.pid, signal.SIGKILL)
-    killed.wait(timeout=30)
+    try:
+        deadline = time.time() + 120
+        while "candidate_model - STEP_START" not in (tmp_path / "killed.log").read_text():
+            assert time.time() < deadline and killed.poll() is None, "training never started"
+            time.sleep(0.5)
+        time.sleep(1)
+    finally:  # killed here on purpose, and also when the test fails: never left running
+        with contextlib.suppress(ProcessLookupError):  # it may have died on its own
+            os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait(timeout=30)
 
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with dg.DagsterInstance.get() as instance:
