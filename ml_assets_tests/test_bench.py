@@ -12,7 +12,7 @@ from sklearn.metrics import mean_squared_error
 from sklearn.model_selection import train_test_split
 from skops.io import get_untrusted_types, load
 
-from bench.report import Measurement, render_report
+from bench.report import Measurement, ingestion_label, render_report
 from ml_assets.contract import column_rules
 from ml_assets.simulate import simulate_batch
 from ml_assets_tests.live import REPO
@@ -63,7 +63,12 @@ def test_the_report_judges_each_target_from_its_numbers():
     )
     report = render_report(
         {"CPU": "test"}, 3, [fast, through_dev, slow], ([1.0] * 3, [1.2] * 3),
-        {"a": [0.1] * 3, "b": [0.3] * 3, "c": [0.2] * 3}, [15.0] * 3, minutes=1,
+        {
+            ingestion_label(1000, 442): [0.1] * 3,
+            ingestion_label(1000, 1_000_000): [0.3] * 3,
+            ingestion_label(10_000, 1_000_000): [0.2] * 3,
+        },
+        [15.0] * 3, minutes=1,
     )  # fmt: skip
     targets = report.split("## Targets")[1]
     # Each way of launching is judged on its own: 2.0 ≤ 2.5, 2.6 > 2.5, and 2.0 > 1.25 at 1M.
@@ -77,3 +82,15 @@ def test_the_report_judges_each_target_from_its_numbers():
     assert "| +0.20 s | met |" in targets
     assert "| 3.00× | **not met** |" in targets  # ingestion grew with the rows stored
     assert "| 15.0 s | met |" in targets
+
+
+def test_a_quick_look_at_one_size_still_reports():
+    # `make bench BENCH_ARGS="--sizes 442 ..."`: smallest and largest are the same size.
+    only = Measurement(442, "dagster asset materialize", [(1.0, 100.0)] * 3, [(2.0, 120.0)] * 3)
+    report = render_report(
+        {"CPU": "test"}, 3, [only], ([1.0] * 3, [1.2] * 3),
+        {ingestion_label(1000, 442): [0.1] * 3, ingestion_label(10_000, 442): [0.2] * 3},
+        [15.0] * 3, minutes=1,
+    )  # fmt: skip
+    assert "| ingesting 1,000 rows into 442 stored (the raw_batches step) | 0.100 s |" in report
+    assert "not growing with the rows stored (≤ 1.5×) | 1.00× | met |" in report
