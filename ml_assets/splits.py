@@ -52,17 +52,13 @@ def reference_split(table: pd.DataFrame) -> pd.Series:
 
 def hashed_split(ids: pd.Series) -> pd.Series:
     """A split drawn from each row id: holdout when the id's first 32 bits fall below 20%."""
+    import numpy as np
     import pandas as pd
 
-    return pd.Series(split_of_numbers(id_numbers(ids)), index=ids.index, name="split")
-
-
-def split_of_numbers(numbers: np.ndarray) -> np.ndarray:
-    """hashed_split for ids already decoded by id_numbers."""
-    import numpy as np
-
-    fraction = (numbers >> 32) / 2**32  # the first 8 hex digits, as a fraction
-    return np.where(fraction < HOLDOUT_FRACTION, HOLDOUT, TRAIN)
+    fraction = (id_numbers(ids) >> 32) / 2**32  # the first 8 hex digits, as a fraction
+    return pd.Series(
+        np.where(fraction < HOLDOUT_FRACTION, HOLDOUT, TRAIN), index=ids.index, name="split"
+    )
 
 
 def id_numbers(ids: pd.Series) -> np.ndarray:

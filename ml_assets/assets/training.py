@@ -20,15 +20,14 @@ from ml_assets.splits import (
     REFERENCE_SOURCE,
     ROW_ID_COLUMN,
     TRAIN,
+    hashed_split,
     id_numbers,
     reference_holdout,
     reference_split,
     row_ids,
-    split_of_numbers,
 )
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
 # The assets' tables are pandas DataFrames and the model a scikit-learn Pipeline; their
@@ -40,27 +39,21 @@ ROW_COLUMNS = {
 }
 
 
-def data_fingerprint(table: "pd.DataFrame", numbers: "np.ndarray | None" = None) -> str:
-    """A sha256 over the row ids and their splits in id order: equal tables, equal fingerprints.
-
-    `numbers` are the table's ids as id_numbers decodes them, when the caller has them.
-    """
+def data_fingerprint(table: "pd.DataFrame") -> str:
+    """A sha256 over the row ids and their splits in id order: equal tables, equal fingerprints."""
     import numpy as np
 
-    ids = id_numbers(table["row_id"]) if numbers is None else numbers
-    holdout = (table["split"] == HOLDOUT).to_numpy()
+    ids, holdout = id_numbers(table["row_id"]), (table["split"] == HOLDOUT).to_numpy()
     order = np.lexsort((holdout, ids))
     return hashlib.sha256(ids[order].tobytes() + holdout[order].tobytes()).hexdigest()
 
 
-def _split_counts(
-    table: "pd.DataFrame", numbers: "np.ndarray | None" = None
-) -> dict[str, dg.MetadataValue]:
+def _split_counts(table: "pd.DataFrame") -> dict[str, dg.MetadataValue]:
     counts = table["split"].value_counts()
     return {
         "train_rows": dg.MetadataValue.int(int(counts.get(TRAIN, 0))),
         "holdout_rows": dg.MetadataValue.int(int(counts.get(HOLDOUT, 0))),
-        "data_fingerprint": dg.MetadataValue.text(data_fingerprint(table, numbers)),
+        "data_fingerprint": dg.MetadataValue.text(data_fingerprint(table)),
     }
 
 
@@ -84,19 +77,19 @@ def dataset(reference_data, raw_batches: dict) -> dg.Output:
         batch.insert(0, "row_id", stored["row_id"] if "row_id" in stored else row_ids(batch))
         parts.append(batch)
     combined = pd.concat(parts, ignore_index=True)
-    # The ids decoded once, as integers: the split, the de-duplication and the fingerprint.
-    numbers = id_numbers(combined["row_id"])
-    split = split_of_numbers(numbers)
-    split[: len(reference)] = reference_split(reference)
+    split = hashed_split(combined["row_id"])  # for all rows at once, then the reference's own
+    split.iloc[: len(reference)] = reference_split(reference).to_numpy()
     combined.insert(len(COLUMNS) + 1, "split", split)
-    table, repeated = combined, pd.Series(numbers).duplicated(keep="first").to_numpy()
+    # De-duplicated by id as an integer: faster to hash than the hex string.
+    repeated = pd.Series(id_numbers(combined["row_id"])).duplicated(keep="first").to_numpy()
+    table = combined
     if repeated.any():  # filtering copies every column: only when there is something to drop
-        table, numbers = combined[~repeated].reset_index(drop=True), numbers[~repeated]
+        table = combined[~repeated].reset_index(drop=True)
     return dg.Output(
         table,
         metadata={
             **table_metadata(table, table_schema(ROW_COLUMNS)),
-            **_split_counts(table, numbers),
+            **_split_counts(table),
             "batches": dg.MetadataValue.int(len(raw_batches)),
             "duplicate_rows_dropped": dg.MetadataValue.int(len(combined) - len(table)),
         },
