@@ -5,7 +5,8 @@ Parquet batches and ingested), it alternates the plain script with our whole gra
 the way users launch it: `dagster asset materialize` on the project's definitions, then a run
 launched through `dagster dev`'s GraphQL API. It also times loading the definitions against
 `import dagster`, ingesting a 1 000-row batch with and without 1 000 000 rows stored, and a
-file landing until a new production version under `dagster dev`. Medians of --repeats runs;
+file landing until a new production version under `dagster dev`, and Dagster's floor: the
+same graph with no work in it (bench/empty_graph.py). Medians of --repeats runs;
 the report is printed and written to docs/performance.md.
 
     python -m bench.run [--sizes 442 100000 1000000] [--repeats 5] [--output docs/performance.md]
@@ -27,7 +28,7 @@ from pathlib import Path
 import psutil
 
 from bench.report import Measurement, ingestion_label, render_report
-from ml_assets_tests.live import materialize_command
+from ml_assets_tests.live import BIN, materialize_command
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH_ROWS = 100_000  # rows per simulated batch when landing a size
@@ -230,6 +231,20 @@ def definitions_load(repeats: int) -> tuple[list[float], list[float]]:
     return bare_runs, our_runs
 
 
+def dagster_floor(root: Path, repeats: int) -> list[float]:
+    """Seconds of the same graph with no work in it (bench/empty_graph.py), launched alike."""
+    home = root / "empty_graph_home"
+    home.mkdir()
+    shutil.copy(REPO / "config" / "dagster.yaml", home / "dagster.yaml")
+    command = [
+        str(BIN / "dagster"), "asset", "materialize",
+        "-m", "bench.empty_graph", "--select", "*",
+    ]  # fmt: skip
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    timed(command, env, REPO)  # untimed: warm caches
+    return [timed(command, env, REPO)[0] for _ in range(repeats)]
+
+
 def import_seconds(module: str) -> float:
     """Seconds a fresh interpreter takes to import a module."""
     code = f"import time; s = time.perf_counter(); import {module}; print(time.perf_counter() - s)"
@@ -341,6 +356,7 @@ def main() -> None:
             print(measurements[-1].line(), flush=True)
 
         bare, ours = definitions_load(args.repeats)
+        floor = dagster_floor(root, args.repeats)
         smallest, largest = workspaces[0], workspaces[-1]
         # One size only (a quick look): the growth target compares that size with itself.
         stored_sizes = [smallest] if largest is smallest else [smallest, largest]
@@ -353,7 +369,7 @@ def main() -> None:
         )
         latency = landed_to_production(root, args.repeats)
         report = render_report(
-            machine(), args.repeats, measurements, (bare, ours), ingestion, latency,
+            machine(), args.repeats, measurements, (bare, ours), floor, ingestion, latency,
             minutes=(time.time() - started) / 60,
         )  # fmt: skip
     finally:

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import dagster as dg
 import pytest
 from sklearn.datasets import load_diabetes
 from sklearn.linear_model import LinearRegression
@@ -62,7 +63,7 @@ def test_the_report_judges_each_target_from_its_numbers():
         442, "dagster dev GraphQL API", [(1.0, 100.0)] * 3, [(2.6, 180.0)] * 3
     )
     report = render_report(
-        {"CPU": "test"}, 3, [fast, through_dev, slow], ([1.0] * 3, [1.2] * 3),
+        {"CPU": "test"}, 3, [fast, through_dev, slow], ([1.0] * 3, [1.2] * 3), [0.5, 0.6, 0.7],
         {
             ingestion_label(1000, 442): [0.1] * 3,
             ingestion_label(1000, 1_000_000): [0.3] * 3,
@@ -82,16 +83,42 @@ def test_the_report_judges_each_target_from_its_numbers():
     assert "| +0.20 s | met |" in targets
     assert "| 3.00× | **not met** |" in targets  # ingestion grew with the rows stored
     assert "| 15.0 s | met |" in targets
+    # The floor bounds the CLI's ratio: (0.6 + 1.0) / 1.0 at 442 rows, (0.6 + 10) / 10 at 1M.
+    assert "Dagster's floor | 0.60 s |" in report
+    assert (
+        "without doing less work than the script: 1.60× at 442 rows, 1.06× at 1,000,000" in targets
+    )
 
 
 def test_a_quick_look_at_one_size_still_reports():
     # `make bench BENCH_ARGS="--sizes 442 ..."`: smallest and largest are the same size.
     only = Measurement(442, "dagster asset materialize", [(1.0, 100.0)] * 3, [(2.0, 120.0)] * 3)
     report = render_report(
-        {"CPU": "test"}, 3, [only], ([1.0] * 3, [1.2] * 3),
+        {"CPU": "test"}, 3, [only], ([1.0] * 3, [1.2] * 3), [0.5] * 3,
         {ingestion_label(1000, 442): [0.1] * 3, ingestion_label(10_000, 442): [0.2] * 3},
         [15.0] * 3, minutes=1,
     )  # fmt: skip
     assert "| ingesting 1,000 rows into 442 stored (the raw_batches step) | 0.100 s |" in report
     assert "not growing with the rows stored (≤ 1.5×) | 1.00× | met |" in report
     assert "1.25×" not in report  # the large-size targets need a large size
+
+
+def test_the_empty_graph_has_our_graph_shape_and_runs():
+    # Dagster's floor is only a floor if its graph is ours with the work taken out.
+    from bench.empty_graph import defs as empty
+    from ml_assets.definitions import defs as ours
+    from ml_assets_tests.live import TRAINING_ASSETS
+
+    our_graph, empty_graph = ours.resolve_asset_graph(), empty.resolve_asset_graph()
+    keys = dg.AssetSelection.from_string(TRAINING_ASSETS).resolve(our_graph)
+    assert keys == empty_graph.materializable_asset_keys
+    for key in keys:
+        ours_node, empty_node = our_graph.get(key), empty_graph.get(key)
+        # raw_batches is data our graph reads from storage: the floor leaves it out.
+        assert ours_node.parent_keys - {dg.AssetKey("raw_batches")} == empty_node.parent_keys
+        assert ours_node.check_keys == empty_node.check_keys
+        assert ours_node.pools == empty_node.pools
+    result = empty.resolve_implicit_global_asset_job_def().execute_in_process()
+    assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == 6 and all(evaluation.passed for evaluation in evaluations)
