@@ -7,7 +7,7 @@ from pydantic import Field
 
 from ml_assets.assets.ingestion import landed_files
 from ml_assets.contract import COLUMNS, TARGET, column_rules, load_reference_table
-from ml_assets.splits import HOLDOUT, TRAIN
+from ml_assets.splits import HOLDOUT, TRAIN, id_numbers
 
 DRIFT_P_VALUE = 0.01  # two-sample Kolmogorov–Smirnov test, per column
 DRIFT_MIN_STATISTIC = 0.1  # and a difference large enough to matter, not only to detect
@@ -59,7 +59,11 @@ def no_missing_values(features) -> dg.AssetCheckResult:
 
 def unique_row_ids(features) -> dg.AssetCheckResult:
     """No row id appears twice, so no row can sit in both the train and the holdout split."""
-    duplicated = features["row_id"][features["row_id"].duplicated()]
+    import pandas as pd
+
+    # Compared as integers: a tenth of the time of hashing a million hex strings.
+    repeated = pd.Series(id_numbers(features["row_id"])).duplicated().to_numpy()
+    duplicated = features["row_id"][repeated]
     return dg.AssetCheckResult(
         check_name="unique_row_ids",
         passed=duplicated.empty,

@@ -13,7 +13,13 @@ from sklearn.model_selection import train_test_split
 
 from ml_assets.assets.deployment import production_model
 from ml_assets.assets.ingestion import raw_batches, reference_data
-from ml_assets.assets.training import candidate_model, dataset, features, model_metrics
+from ml_assets.assets.training import (
+    candidate_model,
+    data_fingerprint,
+    dataset,
+    features,
+    model_metrics,
+)
 from ml_assets.contract import COLUMNS, FEATURES, TARGET
 from ml_assets.landing import REASON_SUFFIX
 from ml_assets.modeling import ModelConfig, build_pipeline
@@ -104,6 +110,52 @@ def test_dataset_deduplicates_and_keeps_assignments_stable(reference):
     assert len(merged) == 442
     assert (merged["split_before"] == merged["split_after"]).all()
     assert (after.loc[after["source"] == "b.csv", "row_id"].isin(after["row_id"])).all()
+
+
+def test_dataset_keeps_the_first_of_rows_repeated_across_batches(reference):
+    first = reference.iloc[:40].assign(target=lambda t: t["target"] + 1)
+    second = pd.concat(
+        [first.iloc[:3], reference.iloc[40:60].assign(target=lambda t: t["target"] + 2)]
+    )
+    result = dataset(reference_data=reference, raw_batches={"b.csv": second, "a.csv": first})
+    table = result.value
+    assert len(table) == 442 + 40 + 20
+    assert table["row_id"].is_unique
+    assert (table["source"].value_counts()[["reference", "a.csv", "b.csv"]] == [442, 40, 20]).all()
+    assert result.metadata["duplicate_rows_dropped"].value == 3
+
+
+def test_a_repeated_reference_row_keeps_the_reference_flow_split(reference):
+    # The reference flow splits by position; a repeat inside the table is dropped after that.
+    doubled = pd.concat([reference.iloc[[7]], reference], ignore_index=True)  # 0 and 8 repeat
+    table = build_dataset(doubled, {})
+    _, holdout = train_test_split(np.arange(len(doubled)), test_size=0.2, random_state=42)
+    kept = np.delete(np.arange(len(doubled)), 8)
+    expected = np.where(np.isin(kept, holdout), "holdout", "train")
+    assert len(table) == 442
+    assert (table["split"].to_numpy() == expected).all()
+
+
+def test_data_fingerprint_is_the_ids_and_splits_in_id_order(reference):
+    table = build_dataset(reference, {})
+    pairs = sorted(zip(table["row_id"].map(lambda i: int(i, 16)), table["split"] == "holdout"))
+    expected = hashlib.sha256(
+        np.array([i for i, _ in pairs], dtype=np.uint64).tobytes()
+        + np.array([h for _, h in pairs], dtype=bool).tobytes()
+    ).hexdigest()
+    assert data_fingerprint(table) == expected
+    assert data_fingerprint(table.sample(frac=1, random_state=0)) == expected
+    row = table.index[table["split"] == "train"][0]
+    flipped = table.assign(split=table["split"].where(table.index != row, "holdout"))
+    assert data_fingerprint(flipped) != expected
+
+
+def test_data_fingerprint_of_repeated_ids_does_not_depend_on_row_order(reference):
+    table = build_dataset(reference, {}).head(20)
+    repeated = pd.concat([table, table.assign(split="holdout"), table.assign(split="train")])
+    shuffled = repeated.sample(frac=1, random_state=1)
+    assert data_fingerprint(shuffled) == data_fingerprint(repeated)
+    assert data_fingerprint(repeated) != data_fingerprint(table)
 
 
 def test_features_drop_incomplete_and_implausible_rows(reference):

@@ -37,6 +37,7 @@ def test_duplicate_ids_fail(feature_table):
     result = unique_row_ids(feature_table)
     assert not result.passed
     assert result.metadata["duplicate_ids"].value == 1
+    assert result.metadata["examples"].value == [feature_table.loc[6, "row_id"]]
 
 
 def test_too_few_rows_fail(feature_table):

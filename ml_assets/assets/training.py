@@ -1,6 +1,7 @@
 """Training: the dataset, its cleaned features, the candidate model and its holdout metrics."""
 
 import hashlib
+import itertools
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -22,6 +23,7 @@ from ml_assets.splits import (
     TRAIN,
     hashed_split,
     id_numbers,
+    pick_strings,
     reference_holdout,
     reference_split,
     row_ids,
@@ -44,7 +46,9 @@ def data_fingerprint(table: "pd.DataFrame") -> str:
     import numpy as np
 
     ids, holdout = id_numbers(table["row_id"]), (table["split"] == HOLDOUT).to_numpy()
-    order = np.lexsort((holdout, ids))
+    order = np.argsort(ids)  # a quarter of lexsort's time; the same order while ids are unique
+    if (ids[order][1:] == ids[order][:-1]).any():
+        order = np.lexsort((holdout, ids))  # repeated ids: order them by split too
     return hashlib.sha256(ids[order].tobytes() + holdout[order].tobytes()).hexdigest()
 
 
@@ -65,33 +69,39 @@ def _split_counts(table: "pd.DataFrame") -> dict[str, dg.MetadataValue]:
 )
 def dataset(reference_data, raw_batches: dict) -> dg.Output:
     """Reference rows plus every ingested batch, de-duplicated, with stable ids and splits."""
+    import numpy as np
     import pandas as pd
 
-    reference = reference_data[COLUMNS].assign(source=REFERENCE_SOURCE)
-    reference.insert(0, "row_id", row_ids(reference))
-    parts = [reference]
-    for name in sorted(raw_batches):
-        stored = raw_batches[name]
-        batch = stored[COLUMNS].assign(source=name)
-        # Ingestion gives rows their ids; batches ingested before it did get them here.
-        batch.insert(0, "row_id", stored["row_id"] if "row_id" in stored else row_ids(batch))
-        parts.append(batch)
-    combined = pd.concat(parts, ignore_index=True)
-    split = hashed_split(combined["row_id"])  # for all rows at once, then the reference's own
-    split.iloc[: len(reference)] = reference_split(reference).to_numpy()
-    combined.insert(len(COLUMNS) + 1, "split", split)
-    # De-duplicated by id as an integer: faster to hash than the hex string.
-    repeated = pd.Series(id_numbers(combined["row_id"])).duplicated(keep="first").to_numpy()
-    table = combined
-    if repeated.any():  # filtering copies every column: only when there is something to drop
-        table = combined[~repeated].reset_index(drop=True)
+    names = sorted(raw_batches)
+    # Ingestion gives rows their ids; batches ingested before it did get them here.
+    parts = [
+        part if "row_id" in part else part.assign(row_id=row_ids(part))
+        for part in [reference_data, *(raw_batches[name] for name in names)]
+    ]
+    # De-duplicated by id as an integer (faster to hash than the hex string), part by part:
+    # filtering copies every column, so only a part that holds a repeat is copied twice.
+    numbers = id_numbers(pd.concat([part["row_id"] for part in parts], ignore_index=True))
+    repeated = pd.Series(numbers).duplicated(keep="first").to_numpy()
+    bounds = np.cumsum([0, *map(len, parts)])
+    kept = [~repeated[start:end] for start, end in itertools.pairwise(bounds)]
+    # Whole-table steps only from here: with many small batches, a step per batch would cost
+    # more than their rows.
+    table = pd.concat(
+        [part if keep.all() else part[keep] for part, keep in zip(parts, kept, strict=True)],
+        ignore_index=True,
+    )[["row_id", *COLUMNS]]
+    split = hashed_split(table["row_id"])  # for all rows at once, then the reference's own
+    split.iloc[: kept[0].sum()] = reference_split(reference_data).to_numpy()[kept[0]]
+    table["split"] = split
+    sources = np.repeat(np.arange(len(parts)), [keep.sum() for keep in kept])
+    table["source"] = pick_strings([REFERENCE_SOURCE, *names], sources)
     return dg.Output(
         table,
         metadata={
             **table_metadata(table, table_schema(ROW_COLUMNS)),
             **_split_counts(table),
             "batches": dg.MetadataValue.int(len(raw_batches)),
-            "duplicate_rows_dropped": dg.MetadataValue.int(len(combined) - len(table)),
+            "duplicate_rows_dropped": dg.MetadataValue.int(int(repeated.sum())),
         },
     )
 
