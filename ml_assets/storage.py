@@ -6,7 +6,6 @@ through universal-pathlib, so the steps of a distributed run can share it.
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -42,18 +41,38 @@ class _BytesIOManager(dg.UPathIOManager):
         return self.from_bytes(path.read_bytes(), path)
 
     def load_input(self, context: dg.InputContext):
-        if not context.definition_metadata.get("allow_missing_partitions"):
-            return super().load_input(context)
-        # An input that tolerates missing partitions reads many: always give a mapping
-        # {partition key: value}, also for none or one (where UPathIOManager gives None or
-        # the bare value).
-        keys = context.asset_partition_keys if context.has_asset_partitions else []
-        if not keys:
-            return {}
-        loaded = super().load_input(context)
-        if len(keys) == 1:
-            return {} if loaded is None else {keys[0]: loaded}
-        return loaded
+        tolerant = context.definition_metadata.get("allow_missing_partitions", False)
+        if tolerant and not (context.has_asset_partitions and context.asset_partition_keys):
+            return {}  # no partitions yet: an empty mapping, where UPathIOManager gives None
+        return super().load_input(context)
+
+    def load_partitions(self, context: dg.InputContext):
+        """The partitions asked for, read as UPathIOManager reads them, logged in one line.
+
+        Its default writes a debug event per partition: on SQLite, 5 s for 1 000 landed files,
+        more than reading them. An input that tolerates missing partitions always gets a
+        mapping {partition key: value}, also for one partition (where the default gives the
+        bare value).
+        """
+        tolerant = context.definition_metadata.get("allow_missing_partitions", False)
+        loaded, missing = {}, []
+        for key, path in self._get_paths_for_partitions(context).items():  # Dagster's layout
+            try:
+                loaded[key] = self.load_from_path(context, path)
+            except FileNotFoundError:
+                if not tolerant:
+                    raise
+                missing.append(key)
+        asset = context.asset_key.to_user_string()
+        context.log.debug(f"Loaded {len(loaded)} partition(s) of {asset}")
+        if missing:
+            shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+            context.log.warning(
+                f"Skipped {len(missing)} partition(s) of {asset} with no stored value: {shown}"
+            )
+        if tolerant or len(context.asset_partition_keys) != 1:
+            return loaded
+        return next(iter(loaded.values()))
 
 
 class ParquetIOManager(_BytesIOManager):
@@ -65,9 +84,12 @@ class ParquetIOManager(_BytesIOManager):
         return obj.to_parquet(engine="pyarrow", index=False, compression="zstd")
 
     def from_bytes(self, data: bytes, path: UPath) -> pd.DataFrame:
-        import pandas as pd
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
-        return pd.read_parquet(io.BytesIO(data), engine="pyarrow")
+        # pyarrow's file reader, without pandas' dataset layer: a third less time per file,
+        # which adds up over a thousand landed batches.
+        return pq.ParquetFile(pa.BufferReader(data)).read().to_pandas()
 
 
 class SkopsIOManager(_BytesIOManager):

@@ -2,14 +2,23 @@
 
 import io
 import json
+import logging
 
+import dagster as dg
 import fsspec
 import pandas as pd
 import pytest
 from sklearn.datasets import load_diabetes
 from skops.io import get_untrusted_types, load
 
+from ml_assets.assets.ingestion import raw_batches, reference_data
+from ml_assets.assets.training import dataset
+from ml_assets.definitions import defs
+from ml_assets.landing import LANDED_FILES
 from ml_assets.settings import STORAGE_VARIABLE
+from ml_assets.simulate import simulate_batch
+from ml_assets.splits import row_ids
+from ml_assets.storage import AssetStorage
 from ml_assets_tests.test_end_to_end import materialize, reference_mse
 
 
@@ -41,3 +50,63 @@ def test_a_storage_url_sends_every_value_through_fsspec(instance, data_dir, monk
         assert not (data_dir / "storage").exists()
     finally:
         memory.rm("memory://ml_assets_test", recursive=True)
+
+
+def store_batches(instance, data_dir, reference, count: int, stored: int) -> list[str]:
+    """`count` landed_files partitions, `stored` of them with a value as ingestion leaves it."""
+    keys = [f"batch-{index:03d}.csv" for index in range(count)]
+    instance.add_dynamic_partitions(LANDED_FILES, keys)
+    folder = data_dir / "storage" / "raw_batches"
+    folder.mkdir(parents=True)
+    for index, key in enumerate(keys[:stored]):
+        batch = simulate_batch(reference, rows=10, seed=index)
+        batch.assign(row_id=row_ids(batch)).to_parquet(folder / f"{key}.parquet", index=False)
+    return keys
+
+
+def dataset_run(instance):
+    return dg.materialize(
+        [reference_data, raw_batches, dataset],
+        selection=["reference_data", "dataset"],
+        instance=instance,
+        resources=defs.resources,
+    )
+
+
+def test_many_partitions_are_read_with_one_log_line(instance, data_dir, reference):
+    # Dagster's default logs each partition it loads: one event-log write per landed file.
+    store_batches(instance, data_dir, reference, count=40, stored=40)
+    result = dataset_run(instance)
+    assert result.success
+    [event] = result.get_asset_materialization_events()[1:]
+    assert event.materialization.metadata["batches"].value == 40
+    messages = [
+        entry.user_message
+        for entry in instance.all_logs(result.run_id)
+        if entry.step_key == "dataset" and entry.dagster_event is None
+    ]
+    assert [m for m in messages if "raw_batches" in m] == ["Loaded 40 partition(s) of raw_batches"]
+
+
+def test_partitions_without_a_stored_value_are_skipped_and_named(instance, data_dir, reference):
+    keys = store_batches(instance, data_dir, reference, count=3, stored=2)
+    result = dataset_run(instance)
+    assert result.success
+    [event] = result.get_asset_materialization_events()[1:]
+    assert event.materialization.metadata["batches"].value == 2
+    warnings = [
+        entry.user_message
+        for entry in instance.all_logs(result.run_id)
+        if entry.step_key == "dataset" and entry.level >= logging.WARNING
+    ]
+    assert warnings == [f"Skipped 1 partition(s) of raw_batches with no stored value: {keys[2]}"]
+
+
+def test_a_table_reads_back_as_it_was_written(reference):
+    table = reference.assign(
+        row_id=row_ids(reference), split="train", source="reference", rows=range(len(reference))
+    )
+    manager = AssetStorage(format="parquet").create_io_manager(None)
+    back = manager.from_bytes(manager.to_bytes(table), None)
+    pd.testing.assert_frame_equal(back, table)
+    assert back.equals(pd.read_parquet(io.BytesIO(manager.to_bytes(table))))
