@@ -64,41 +64,38 @@ def store_batches(instance, data_dir, reference, count: int, stored: int) -> lis
     return keys
 
 
-def dataset_run(instance):
-    return dg.materialize(
+def dataset_from_storage(instance) -> tuple[int, list]:
+    """Build dataset from what is stored: its batch count and the step's own log records."""
+    result = dg.materialize(
         [reference_data, raw_batches, dataset],
         selection=["reference_data", "dataset"],
         instance=instance,
         resources=defs.resources,
     )
+    assert result.success
+    [event] = result.get_asset_materialization_events()[1:]
+    logs = [
+        entry
+        for entry in instance.all_logs(result.run_id)
+        if entry.step_key == "dataset" and entry.dagster_event is None
+    ]
+    return event.materialization.metadata["batches"].value, logs
 
 
 def test_many_partitions_are_read_with_one_log_line(instance, data_dir, reference):
     # Dagster's default logs each partition it loads: one event-log write per landed file.
     store_batches(instance, data_dir, reference, count=40, stored=40)
-    result = dataset_run(instance)
-    assert result.success
-    [event] = result.get_asset_materialization_events()[1:]
-    assert event.materialization.metadata["batches"].value == 40
-    messages = [
-        entry.user_message
-        for entry in instance.all_logs(result.run_id)
-        if entry.step_key == "dataset" and entry.dagster_event is None
-    ]
-    assert [m for m in messages if "raw_batches" in m] == ["Loaded 40 partition(s) of raw_batches"]
+    batches, logs = dataset_from_storage(instance)
+    assert batches == 40
+    about_batches = [entry.user_message for entry in logs if "raw_batches" in entry.user_message]
+    assert about_batches == ["Loaded 40 partition(s) of raw_batches"]
 
 
 def test_partitions_without_a_stored_value_are_skipped_and_named(instance, data_dir, reference):
     keys = store_batches(instance, data_dir, reference, count=3, stored=2)
-    result = dataset_run(instance)
-    assert result.success
-    [event] = result.get_asset_materialization_events()[1:]
-    assert event.materialization.metadata["batches"].value == 2
-    warnings = [
-        entry.user_message
-        for entry in instance.all_logs(result.run_id)
-        if entry.step_key == "dataset" and entry.level >= logging.WARNING
-    ]
+    batches, logs = dataset_from_storage(instance)
+    assert batches == 2
+    warnings = [entry.user_message for entry in logs if entry.level >= logging.WARNING]
     assert warnings == [f"Skipped 1 partition(s) of raw_batches with no stored value: {keys[2]}"]
 
 
