@@ -5,8 +5,8 @@ Parquet batches and ingested), it alternates the plain script with our whole gra
 the way users launch it: `dagster asset materialize` on the project's definitions, then a run
 launched through `dagster dev`'s GraphQL API. It also times loading the definitions against
 `import dagster`, ingesting a 1 000-row batch with and without 1 000 000 rows stored, and a
-file landing until a new production version under `dagster dev`, and Dagster's floor: the
-same graph with no work in it (bench/empty_graph.py). Medians of --repeats runs;
+file landing until a new production version under `dagster dev`. Dagster's floor, the same
+graph with no work in it (bench/empty_graph.py), runs in turn with the CLI's runs. Medians of --repeats runs;
 the report is printed and written to docs/performance.md.
 
     python -m bench.run [--sizes 442 100000 1000000] [--repeats 5] [--output docs/performance.md]
@@ -148,15 +148,17 @@ def plain_command(workspace: Workspace, ranges: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def alternate(workspace, ranges, repeats, graph) -> tuple[list, list]:
-    """Plain script and graph in turn, after one untimed run of each."""
+def alternate(workspace, ranges, repeats, graph, floor=None) -> tuple[list, list, list]:
+    """Plain script, graph and Dagster's floor (when given) in turn, after one untimed run
+    of each: the floor, measured beside the runs it bounds, shares their machine's mood."""
     plain = lambda: timed(plain_command(workspace, ranges), workspace.env, workspace.root)
-    plain(), graph()
-    plain_runs, graph_runs = [], []
-    for _ in range(repeats):
-        plain_runs.append(plain())
-        graph_runs.append(graph())
-    return plain_runs, graph_runs
+    contenders = [plain, graph, *([floor] if floor else [])]
+    timings = [[] for _ in contenders]
+    for _ in range(repeats + 1):
+        for run, runs in zip(contenders, timings, strict=True):
+            runs.append(run())
+    plain_runs, graph_runs, *floor_runs = (runs[1:] for runs in timings)
+    return plain_runs, graph_runs, [seconds for seconds, _ in next(iter(floor_runs), [])]
 
 
 def through_dagster_dev(workspace: Workspace, ranges: Path, repeats: int):
@@ -231,8 +233,9 @@ def definitions_load(repeats: int) -> tuple[list[float], list[float]]:
     return bare_runs, our_runs
 
 
-def dagster_floor(root: Path, repeats: int) -> list[float]:
-    """Seconds of the same graph with no work in it (bench/empty_graph.py), launched alike."""
+def empty_graph_launcher(root: Path):
+    """Runs the same graph with no work in it (bench/empty_graph.py) as `make materialize`
+    runs ours, on an instance of its own: its (seconds, peak MiB)."""
     home = root / "empty_graph_home"
     home.mkdir()
     shutil.copy(REPO / "config" / "dagster.yaml", home / "dagster.yaml")
@@ -241,8 +244,7 @@ def dagster_floor(root: Path, repeats: int) -> list[float]:
         "-m", "bench.empty_graph", "--select", "*",
     ]  # fmt: skip
     env = {**os.environ, "DAGSTER_HOME": str(home)}
-    timed(command, env, REPO)  # untimed: warm caches
-    return [timed(command, env, REPO)[0] for _ in range(repeats)]
+    return lambda: timed(command, env, REPO)
 
 
 def import_seconds(module: str) -> float:
@@ -340,6 +342,7 @@ def main() -> None:
     started = time.time()
     try:
         workspaces, measurements = [], []
+        empty_graph = empty_graph_launcher(root)
         for rows in args.sizes:
             workspace = Workspace(root / f"rows-{rows}", rows)
             land_batches(workspace)
@@ -348,15 +351,14 @@ def main() -> None:
             def cli(workspace=workspace) -> tuple[float, float]:
                 return timed(materialize_command(), workspace.env, workspace.root)
 
-            plain, graph = alternate(workspace, ranges, args.repeats, cli)
-            measurements.append(Measurement(rows, "dagster asset materialize", plain, graph))
+            plain, graph, floor = alternate(workspace, ranges, args.repeats, cli, empty_graph)
+            measurements.append(Measurement(rows, "dagster asset materialize", plain, graph, floor))
             print(measurements[-1].line(), flush=True)
-            plain, graph = through_dagster_dev(workspace, ranges, args.repeats)
+            plain, graph, _ = through_dagster_dev(workspace, ranges, args.repeats)
             measurements.append(Measurement(rows, "dagster dev GraphQL API", plain, graph))
             print(measurements[-1].line(), flush=True)
 
         bare, ours = definitions_load(args.repeats)
-        floor = dagster_floor(root, args.repeats)
         smallest, largest = workspaces[0], workspaces[-1]
         # One size only (a quick look): the growth target compares that size with itself.
         stored_sizes = [smallest] if largest is smallest else [smallest, largest]
@@ -369,7 +371,7 @@ def main() -> None:
         )
         latency = landed_to_production(root, args.repeats)
         report = render_report(
-            machine(), args.repeats, measurements, (bare, ours), floor, ingestion, latency,
+            machine(), args.repeats, measurements, (bare, ours), ingestion, latency,
             minutes=(time.time() - started) / 60,
         )  # fmt: skip
     finally:
