@@ -87,8 +87,8 @@ class ParquetIOManager(_BytesIOManager):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        # pyarrow's file reader, without pandas' dataset layer: a third less time per file,
-        # which adds up over a thousand landed batches.
+        # pyarrow's file reader, without pandas' dataset layer: a fifth to a third less time
+        # per file, which adds up over a thousand landed batches.
         return pq.ParquetFile(pa.BufferReader(data)).read().to_pandas()
 
 
