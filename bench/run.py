@@ -6,8 +6,8 @@ the way users launch it: `dagster asset materialize` on the project's definition
 launched through `dagster dev`'s GraphQL API. It also times loading the definitions against
 `import dagster`, ingesting a 1 000-row batch with and without 1 000 000 rows stored, and a
 file landing until a new production version under `dagster dev`. Dagster's floor, the same
-graph with no work in it (bench/empty_graph.py), runs in turn with the CLI's runs. Medians of --repeats runs;
-the report is printed and written to docs/performance.md.
+graph with no work in it (bench/empty_graph.py), runs in turn with the CLI's runs. Medians
+of --repeats runs; the report is printed and written to docs/performance.md.
 
     python -m bench.run [--sizes 442 100000 1000000] [--repeats 5] [--output docs/performance.md]
 """
@@ -149,16 +149,13 @@ def plain_command(workspace: Workspace, ranges: Path) -> list[str]:
 
 
 def alternate(workspace, ranges, repeats, graph, floor=None) -> tuple[list, list, list]:
-    """Plain script, graph and Dagster's floor (when given) in turn, after one untimed run
-    of each: the floor, measured beside the runs it bounds, shares their machine's mood."""
+    """Plain script, graph and Dagster's floor (when given) in turn, after one untimed round:
+    the floor, measured beside the runs it bounds, shares their machine's mood."""
     plain = lambda: timed(plain_command(workspace, ranges), workspace.env, workspace.root)
     contenders = [plain, graph, *([floor] if floor else [])]
-    timings = [[] for _ in contenders]
-    for _ in range(repeats + 1):
-        for run, runs in zip(contenders, timings, strict=True):
-            runs.append(run())
-    plain_runs, graph_runs, *floor_runs = (runs[1:] for runs in timings)
-    return plain_runs, graph_runs, [seconds for seconds, _ in next(iter(floor_runs), [])]
+    rounds = [[run() for run in contenders] for _ in range(repeats + 1)][1:]
+    plain_runs, graph_runs = [r[0] for r in rounds], [r[1] for r in rounds]
+    return plain_runs, graph_runs, [r[2][0] for r in rounds] if floor else []
 
 
 def through_dagster_dev(workspace: Workspace, ranges: Path, repeats: int):

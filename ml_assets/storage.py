@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+def _tolerates_missing(context: dg.InputContext) -> bool:
+    """An input that reads whatever partitions have a stored value (raw_batches in dataset)."""
+    return bool(context.definition_metadata.get("allow_missing_partitions"))
+
+
 class _BytesIOManager(dg.UPathIOManager):
     """Stores each output as one file; local files are replaced atomically."""
 
@@ -41,8 +46,9 @@ class _BytesIOManager(dg.UPathIOManager):
         return self.from_bytes(path.read_bytes(), path)
 
     def load_input(self, context: dg.InputContext):
-        tolerant = context.definition_metadata.get("allow_missing_partitions", False)
-        if tolerant and not (context.has_asset_partitions and context.asset_partition_keys):
+        if _tolerates_missing(context) and not (
+            context.has_asset_partitions and context.asset_partition_keys
+        ):
             return {}  # no partitions yet: an empty mapping, where UPathIOManager gives None
         return super().load_input(context)
 
@@ -54,7 +60,7 @@ class _BytesIOManager(dg.UPathIOManager):
         mapping {partition key: value}, also for one partition (where the default gives the
         bare value).
         """
-        tolerant = context.definition_metadata.get("allow_missing_partitions", False)
+        tolerant = _tolerates_missing(context)
         loaded, missing = {}, []
         for key, path in self._get_paths_for_partitions(context).items():  # Dagster's layout
             try:
