@@ -6,7 +6,7 @@ the way users launch it: `dagster asset materialize` on the project's definition
 launched through `dagster dev`'s GraphQL API. It also times loading the definitions against
 `import dagster`, ingesting a 1 000-row batch with and without 1 000 000 rows stored, and a
 file landing until a new production version under `dagster dev`. Dagster's floor, the same
-graph with no work in it (bench/empty_graph.py), runs in turn with the CLI's runs. Medians
+graph with no work in it (bench/empty_graph.py), is launched both ways in turn with ours. Medians
 of --repeats runs; the report is printed and written to docs/performance.md.
 
     python -m bench.run [--sizes 442 100000 1000000] [--repeats 5] [--output docs/performance.md]
@@ -28,7 +28,7 @@ from pathlib import Path
 import psutil
 
 from bench.report import Measurement, ingestion_label, render_report
-from ml_assets_tests.live import BIN, materialize_command
+from ml_assets_tests.live import BIN, LiveDagster, materialize_command, run_to_end, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH_ROWS = 100_000  # rows per simulated batch when landing a size
@@ -159,32 +159,45 @@ def alternate(workspace, ranges, repeats, graph, floor=None) -> tuple[list, list
 
 
 def through_dagster_dev(workspace: Workspace, ranges: Path, repeats: int):
-    """The same alternation with the graph launched through `dagster dev`'s GraphQL API."""
+    """The same alternation with the graph, and Dagster's floor, launched as `training_job`
+    through `dagster dev`'s GraphQL API, each on a `dagster dev` of its own."""
+    ours = LiveDagster(workspace.root)
+    floor_root = workspace.root / "empty_graph_dev"
+    floor_root.mkdir(exist_ok=True)
+    floor_workspace = floor_root / "workspace.yaml"
+    module = {"module_name": "bench.empty_graph", "location_name": "empty_graph"}
+    floor_workspace.write_text(  # JSON is YAML
+        json.dumps({"load_from": [{"python_module": {**module, "working_directory": str(REPO)}}]})
+    )
+    floor = LiveDagster(floor_root, floor_workspace, location="empty_graph")
+    try:
+        for live in (ours, floor):
+            live.start()
+        time.sleep(15)  # sensors that react to the ingested batches launch their runs first
+        return alternate(workspace, ranges, repeats, dev_launcher(ours), dev_launcher(floor))
+    finally:
+        for live in (ours, floor):
+            live.stop()
+
+
+def dev_launcher(live):
+    """Launches training_job on a live `dagster dev`: its (seconds to the run's end, peak MiB)."""
     import dagster as dg
     from dagster_graphql import DagsterGraphQLClient
 
-    from ml_assets_tests.live import LiveDagster
+    client = DagsterGraphQLClient("127.0.0.1", port_number=live.port)
 
-    live = LiveDagster(workspace.root)
-    live.start()
-    try:
-        client = DagsterGraphQLClient("127.0.0.1", port_number=live.port)
-
-        def launch() -> tuple[float, float]:
-            live.wait_until_idle()
-            launched_at = time.time()
-            run_id = client.submit_job_execution("training_job")
-            peak = watch_run_memory(live.process.pid, run_id, client, launched_at)
-            assert client.get_run_status(run_id).value == "SUCCESS", run_id
-            # The end as the run recorded it: how often the harness polls does not count.
-            with dg.DagsterInstance.from_config(str(live.home)) as instance:
-                return instance.get_run_record_by_id(run_id).end_time - launched_at, peak
-
-        time.sleep(15)  # sensors that react to the ingested batches launch their runs first
+    def launch() -> tuple[float, float]:
         live.wait_until_idle()
-        return alternate(workspace, ranges, repeats, launch)
-    finally:
-        live.stop()
+        launched_at = time.time()
+        run_id = client.submit_job_execution("training_job")
+        peak = watch_run_memory(live.process.pid, run_id, client, launched_at)
+        assert client.get_run_status(run_id).value == "SUCCESS", run_id
+        # The end as the run recorded it: how often the harness polls does not count.
+        with dg.DagsterInstance.from_config(str(live.home)) as instance:
+            return instance.get_run_record_by_id(run_id).end_time - launched_at, peak
+
+    return launch
 
 
 def watch_run_memory(dev_pid: int, run_id: str, client, launched_at: float) -> float:
@@ -277,7 +290,6 @@ def landed_to_production(root: Path, repeats: int) -> list[float]:
     from ml_assets.files import write_atomically
     from ml_assets.registry import ModelRegistry
     from ml_assets.simulate import simulate_batch
-    from ml_assets_tests.live import LiveDagster, run_to_end, wait_for
 
     batch = simulate_batch(load_reference_table(), **IMPROVING_BATCH).to_csv(index=False)
     seconds = []
@@ -351,8 +363,8 @@ def main() -> None:
             plain, graph, floor = alternate(workspace, ranges, args.repeats, cli, empty_graph)
             measurements.append(Measurement(rows, "dagster asset materialize", plain, graph, floor))
             print(measurements[-1].line(), flush=True)
-            plain, graph, _ = through_dagster_dev(workspace, ranges, args.repeats)
-            measurements.append(Measurement(rows, "dagster dev GraphQL API", plain, graph))
+            plain, graph, floor = through_dagster_dev(workspace, ranges, args.repeats)
+            measurements.append(Measurement(rows, "dagster dev GraphQL API", plain, graph, floor))
             print(measurements[-1].line(), flush=True)
 
         bare, ours = definitions_load(args.repeats)

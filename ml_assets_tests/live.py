@@ -34,9 +34,11 @@ def free_port() -> int:
 
 
 class LiveDagster:
-    """`dagster dev` (webserver and daemon) on 127.0.0.1, as `make dev` runs it."""
+    """`dagster dev` (webserver and daemon) on 127.0.0.1, as `make dev` runs it; another
+    workspace (and the name of its code location to wait for) may be given."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, workspace: Path = REPO / "workspace.yaml", location=LOCATION):
+        self.workspace, self.location = workspace, location
         self.home = root / "dagster_home"
         self.data = root / "data"
         self.log_path = root / "dagster-dev.log"
@@ -61,7 +63,7 @@ class LiveDagster:
         self.log = self.log_path.open("w")
         self.process = subprocess.Popen(
             [
-                str(BIN / "dagster"), "dev", "-w", str(REPO / "workspace.yaml"),
+                str(BIN / "dagster"), "dev", "-w", str(self.workspace),
                 "-h", "127.0.0.1", "-p", str(self.port),
             ],
             cwd=REPO,
@@ -127,7 +129,7 @@ class LiveDagster:
             return False
         entries = data["workspaceOrError"].get("locationEntries", [])
         return any(
-            entry["name"] == LOCATION
+            entry["name"] == self.location
             and (entry["locationOrLoadError"] or {}).get("__typename") == "RepositoryLocation"
             for entry in entries
         )
