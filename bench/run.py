@@ -6,8 +6,8 @@ the way users launch it: `dagster asset materialize` on the project's definition
 launched through `dagster dev`'s GraphQL API. It also times loading the definitions against
 `import dagster`, ingesting a 1 000-row batch with and without 1 000 000 rows stored, and a
 file landing until a new production version under `dagster dev`. Dagster's floor, the same
-graph with no work in it (bench/empty_graph.py), is launched both ways in turn with ours. Medians
-of --repeats runs; the report is printed and written to docs/performance.md.
+graph with no work in it (bench/empty_graph.py), is launched both ways in turn with ours.
+Medians of --repeats runs; the report is printed and written to docs/performance.md.
 
     python -m bench.run [--sizes 442 100000 1000000] [--repeats 5] [--output docs/performance.md]
 """
@@ -160,7 +160,9 @@ def alternate(workspace, ranges, repeats, graph, floor=None) -> tuple[list, list
 
 def through_dagster_dev(workspace: Workspace, ranges: Path, repeats: int):
     """The same alternation with the graph, and Dagster's floor, launched as `training_job`
-    through `dagster dev`'s GraphQL API, each on a `dagster dev` of its own."""
+    through `dagster dev`'s GraphQL API, each on a `dagster dev` of its own: both are up at
+    once, so that their runs take turns in the same minutes (each beside the other's idle
+    webserver and daemon)."""
     ours = LiveDagster(workspace.root)
     floor_root = workspace.root / "empty_graph_dev"
     floor_root.mkdir(exist_ok=True)

@@ -37,7 +37,9 @@ class LiveDagster:
     """`dagster dev` (webserver and daemon) on 127.0.0.1, as `make dev` runs it; another
     workspace (and the name of its code location to wait for) may be given."""
 
-    def __init__(self, root: Path, workspace: Path = REPO / "workspace.yaml", location=LOCATION):
+    def __init__(
+        self, root: Path, workspace: Path = REPO / "workspace.yaml", location: str = LOCATION
+    ):
         self.workspace, self.location = workspace, location
         self.home = root / "dagster_home"
         self.data = root / "data"
