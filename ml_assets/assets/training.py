@@ -42,14 +42,15 @@ ROW_COLUMNS = {
 
 
 def data_fingerprint(table: "pd.DataFrame") -> str:
-    """A sha256 over the row ids and their splits in id order: equal tables, equal fingerprints."""
+    """A sha256 over the sorted ids of the training rows, then of the holdout rows: equal
+    tables (in any row order), equal fingerprints."""
     import numpy as np
 
     ids, holdout = id_numbers(table["row_id"]), (table["split"] == HOLDOUT).to_numpy()
-    order = np.argsort(ids)  # a quarter of lexsort's time; the same order while ids are unique
-    if (ids[order][1:] == ids[order][:-1]).any():
-        order = np.lexsort((holdout, ids))  # repeated ids: order them by split too
-    return hashlib.sha256(ids[order].tobytes() + holdout[order].tobytes()).hexdigest()
+    # Two sorts of the ids themselves: a quarter less time than ordering (id, split) pairs.
+    train_ids, holdout_ids = (np.sort(part).astype("<u8") for part in (ids[~holdout], ids[holdout]))
+    count = np.array([len(holdout_ids)], dtype="<u8")  # where one part ends and the other starts
+    return hashlib.sha256(count.tobytes() + train_ids.tobytes() + holdout_ids.tobytes()).hexdigest()
 
 
 def _split_counts(table: "pd.DataFrame") -> dict[str, dg.MetadataValue]:
