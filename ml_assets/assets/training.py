@@ -112,13 +112,19 @@ def features(dataset) -> dg.Output:
     """The cleaned table the model trains on: complete rows with plausible values."""
     import pandas as pd
 
-    values = dataset[COLUMNS].apply(pd.to_numeric, errors="coerce").astype("float64")
-    complete = values.notna().all(axis=1)
+    # Column by column: a frame of the converted columns would first copy them into one 2-D
+    # block (0.3 s at 1 000 000 rows, more than all the rest of this step).
+    values = {
+        name: pd.to_numeric(dataset[name], errors="coerce").astype("float64") for name in COLUMNS
+    }
+    complete = pd.Series(True, index=dataset.index)
+    for column in values.values():
+        complete &= column.notna()
     plausible = pd.Series(True, index=dataset.index)
     for rule in column_rules():
         plausible &= values[rule.name].between(rule.low, rule.high) | values[rule.name].isna()
     keep = complete & plausible
-    table = dataset.assign(**{name: values[name] for name in COLUMNS})[keep].reset_index(drop=True)
+    table = dataset.assign(**values)[keep].reset_index(drop=True)
     return dg.Output(
         table,
         metadata={
