@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 BATCH_ROWS = 100_000  # rows per simulated batch when landing a size
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 IMPROVING_BATCH = {"rows": 200, "seed": 10}  # lowers the reference-holdout MSE
+SENSOR_LOOP_SECONDS = 5  # how often Dagster's sensor daemon evaluates the sensors
 
 
 @dataclass
@@ -285,7 +286,13 @@ def ingestion_cost(workspace: Workspace, rows: int, repeats: int) -> list[float]
 
 
 def landed_to_production(root: Path, repeats: int) -> list[float]:
-    """Seconds from a file landing to a new production version, each on a fresh `dagster dev`."""
+    """Seconds from a file landing to a new production version, each on a fresh `dagster dev`.
+
+    Files land at any moment of the sensor daemon's 5 s loop, and how long one waits depends
+    on that moment. Landed as soon as each fresh `dagster dev` is idle, every file would meet
+    the loop at about the same moment: attempt i waits i/repeats of a loop first, so that the
+    attempts spread over it.
+    """
     from dagster_graphql import DagsterGraphQLClient
 
     from ml_assets.contract import load_reference_table
@@ -304,6 +311,7 @@ def landed_to_production(root: Path, repeats: int) -> list[float]:
             live.wait_until_idle()
             registry = ModelRegistry(data_dir=str(live.data))
             before = registry.production().version
+            time.sleep(SENSOR_LOOP_SECONDS * attempt / repeats)
             landed_at = time.perf_counter()
             write_atomically(live.data / "landing" / "new-batch.csv", batch.encode())
             wait_for(
