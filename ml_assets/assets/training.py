@@ -48,7 +48,8 @@ def data_fingerprint(table: "pd.DataFrame") -> str:
 
     ids, holdout = id_numbers(table["row_id"]), (table["split"] == HOLDOUT).to_numpy()
     # Two sorts of the ids themselves: a quarter less time than ordering (id, split) pairs.
-    train_ids, holdout_ids = (np.sort(part).astype("<u8") for part in (ids[~holdout], ids[holdout]))
+    train_ids = np.sort(ids[~holdout]).astype("<u8")
+    holdout_ids = np.sort(ids[holdout]).astype("<u8")
     count = np.array([len(holdout_ids)], dtype="<u8")  # where one part ends and the other starts
     return hashlib.sha256(count.tobytes() + train_ids.tobytes() + holdout_ids.tobytes()).hexdigest()
 
