@@ -30,9 +30,15 @@ instance:
 dev: install instance
 	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
-## materialize: a headless run of the whole graph (reference data to production model)
+## materialize: a headless training run (reference data to production model) of every
+## declared model, one run each; MODEL=name for one of them
 materialize: install instance
-	$(BIN)/dagster asset materialize -m ml_assets.definitions --select 'key:reference_data or group:training or key:production_model'
+	@models="$(or $(MODEL),$$($(BIN)/ml-assets list --names))"; failed=""; \
+	for model in $$models; do \
+	  echo "== $${model}_training_job"; \
+	  $(BIN)/dagster job execute -m ml_assets.definitions -j "$${model}_training_job" || failed="$$failed $$model"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "training failed or was refused by the gate for:$$failed"; exit 1; fi
 
 ## worker: a Celery worker that runs the steps of runs launched with deploy/run_on_celery.yaml
 worker: install

@@ -3,8 +3,9 @@
 It does the work of our graph without an orchestrator: load the bundled table and the landed
 Parquet batches, clean them (numbers only, complete rows, the contract's plausible ranges, no
 duplicate records), split (the reference rows 80/20 with random_state=42, new rows 80/20 by
-a seeded draw), fit StandardScaler + LinearRegression, evaluate on the reference holdout, save
-the model with skops. It imports nothing from ml_assets: the contract's ranges come as JSON.
+a seeded draw), fit the pipeline the diabetes YAML declares (per column: median imputation,
+then standardisation; then LinearRegression), evaluate on the reference holdout, save the
+model with skops. It imports nothing from ml_assets: the contract's ranges come as JSON.
 
     python bench/plain_script.py --batches DIR --ranges ranges.json --model OUT.skops
 """
@@ -17,7 +18,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import skops.io as sio
+from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_diabetes
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.model_selection import train_test_split
@@ -57,7 +60,19 @@ def main() -> None:
         landed_holdout = np.random.default_rng(42).random(len(landed)) < 0.2
         train = pd.concat([train, landed[~landed_holdout]]).drop_duplicates()
 
-    model = Pipeline([("scale", StandardScaler()), ("regressor", LinearRegression())])
+    prepare = ColumnTransformer(
+        [
+            (
+                name,
+                Pipeline(
+                    [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+                ),
+                [name],
+            )
+            for name in features
+        ]
+    )
+    model = Pipeline([("prepare", prepare), ("regressor", LinearRegression())])
     model.fit(train[features], train["target"])
     predicted = model.predict(holdout[features])
     metrics = {

@@ -2,7 +2,7 @@
 
 At each size (the 442 reference rows, then 100 000 and 1 000 000 rows landed as simulated
 Parquet batches and ingested), it alternates the plain script with our whole graph launched
-the way users launch it: `dagster asset materialize` on the project's definitions, then a run
+the way users launch it: `dagster job execute` of the diabetes model's training job, then a run
 launched through `dagster dev`'s GraphQL API. It also times loading the definitions against
 `import dagster`, ingesting a 1 000-row batch with and without 1 000 000 rows stored, and a
 file landing until a new production version under `dagster dev`. Dagster's floor, the same
@@ -35,6 +35,15 @@ BATCH_ROWS = 100_000  # rows per simulated batch when landing a size
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 IMPROVING_BATCH = {"rows": 200, "seed": 10}  # lowers the reference-holdout MSE
 SENSOR_LOOP_SECONDS = 5  # how often Dagster's sensor daemon evaluates the sensors
+MODEL = "diabetes"  # the bench measures the reference flow's model
+TRAINING_JOB = f"{MODEL}_training_job"  # the empty graph's job has the same name
+
+
+def diabetes():
+    """The diabetes model's spec, as the definitions load it."""
+    from ml_assets.component import declared_models
+
+    return declared_models()[MODEL]
 
 
 @dataclass
@@ -78,20 +87,21 @@ def timed(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, fl
 
 def land_batches(workspace: Workspace) -> None:
     """Land simulated batches up to the size, ingest them, keep their bytes for the script."""
-    from ml_assets.contract import load_reference_table
     from ml_assets.landing import LandingZone
+    from ml_assets.reference import load_reference_table
     from ml_assets.simulate import simulate_batch
 
     workspace.home.mkdir(parents=True)
     shutil.copy(REPO / "config" / "dagster.yaml", workspace.home / "dagster.yaml")
     workspace.plain_batches.mkdir(parents=True)
-    landing = LandingZone(data_dir=str(workspace.data))
-    reference = load_reference_table()
+    spec = diabetes()
+    landing = LandingZone(data_dir=str(workspace.data)).for_model(MODEL)
+    reference = load_reference_table(spec)
     remaining, seed = workspace.rows - len(reference), 0
     while remaining > 0:
         rows = min(BATCH_ROWS, remaining)
         name = f"batch-{seed:04d}.parquet"
-        batch = simulate_batch(reference, rows=rows, seed=seed)
+        batch = simulate_batch(spec, reference, rows=rows, seed=seed)
         batch.to_parquet(landing.landing / name, engine="pyarrow", index=False)
         shutil.copy(landing.landing / name, workspace.plain_batches / name)
         remaining, seed = remaining - rows, seed + 1
@@ -103,29 +113,30 @@ def ingest_landed(workspace: Workspace) -> list[float]:
     """Ingest what is in landing/ as the landing sensor would: the raw_batches step times."""
     import dagster as dg
 
-    from ml_assets.automation import landing_sensor
     from ml_assets.definitions import defs
     from ml_assets.landing import LandingZone
 
     os.environ["ML_ASSETS_DATA_DIR"] = str(workspace.data)
-    landing = LandingZone(data_dir=str(workspace.data))
+    zone = LandingZone(data_dir=str(workspace.data))
+    landing = zone.for_model(MODEL)
+    landing_sensor = defs.resolve_sensor_def(f"{MODEL}_landing_sensor")
     settled = time.time() - 2 * landing.settle_seconds  # the harness wrote them whole
     for name in landing.pending_files():
         os.utime(landing.landing / name, (settled, settled))
     step_seconds = []
     with dg.DagsterInstance.from_config(str(workspace.home)) as instance:
-        with dg.build_sensor_context(instance=instance, resources={"landing": landing}) as context:
+        with dg.build_sensor_context(instance=instance, resources={"landing": zone}) as context:
             result = landing_sensor(context)
         assert result.run_requests, f"the landing sensor took no file from {landing.landing}"
         for request in result.dynamic_partitions_requests:
             instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
         for request in result.run_requests:
-            run = defs.resolve_job_def("ingestion_job").execute_in_process(
+            run = defs.resolve_job_def(f"{MODEL}_ingestion_job").execute_in_process(
                 run_config=QUIET, instance=instance, partition_key=request.partition_key,
                 tags=request.tags,
             )  # fmt: skip
             assert run.success, request.partition_key
-            step_seconds.append(step_duration(instance, run.run_id, "raw_batches"))
+            step_seconds.append(step_duration(instance, run.run_id, f"{MODEL}__raw_batches"))
     return step_seconds
 
 
@@ -193,7 +204,7 @@ def dev_launcher(live):
     def launch() -> tuple[float, float]:
         live.wait_until_idle()
         launched_at = time.time()
-        run_id = client.submit_job_execution("training_job")
+        run_id = client.submit_job_execution(TRAINING_JOB)
         peak = watch_run_memory(live.process.pid, run_id, client, launched_at)
         assert client.get_run_status(run_id).value == "SUCCESS", run_id
         # The end as the run recorded it: how often the harness polls does not count.
@@ -253,8 +264,7 @@ def empty_graph_launcher(root: Path):
     home.mkdir()
     shutil.copy(REPO / "config" / "dagster.yaml", home / "dagster.yaml")
     command = [
-        str(BIN / "dagster"), "asset", "materialize",
-        "-m", "bench.empty_graph", "--select", "*",
+        str(BIN / "dagster"), "job", "execute", "-m", "bench.empty_graph", "-j", TRAINING_JOB,
     ]  # fmt: skip
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     return lambda: timed(command, env, REPO)
@@ -272,14 +282,15 @@ def import_seconds(module: str) -> float:
 
 def ingestion_cost(workspace: Workspace, rows: int, repeats: int) -> list[float]:
     """The raw_batches step's seconds for new batches of `rows` rows, one at a time."""
-    from ml_assets.contract import load_reference_table
+    from ml_assets.reference import load_reference_table
     from ml_assets.simulate import simulate_batch
 
-    reference = load_reference_table()
+    spec = diabetes()
+    reference = load_reference_table(spec)
     seconds = []
     for attempt in range(repeats):
-        batch = simulate_batch(reference, rows=rows, seed=10_000 + attempt)
-        path = workspace.data / "landing" / f"probe-{rows}-{attempt}.parquet"
+        batch = simulate_batch(spec, reference, rows=rows, seed=10_000 + attempt)
+        path = workspace.data / MODEL / "landing" / f"probe-{rows}-{attempt}.parquet"
         batch.to_parquet(path, engine="pyarrow", index=False)
         seconds.extend(ingest_landed(workspace))
     return seconds
@@ -295,25 +306,26 @@ def landed_to_production(root: Path, repeats: int) -> list[float]:
     """
     from dagster_graphql import DagsterGraphQLClient
 
-    from ml_assets.contract import load_reference_table
     from ml_assets.files import write_atomically
+    from ml_assets.reference import load_reference_table
     from ml_assets.registry import ModelRegistry
     from ml_assets.simulate import simulate_batch
 
-    batch = simulate_batch(load_reference_table(), **IMPROVING_BATCH).to_csv(index=False)
+    spec = diabetes()
+    batch = simulate_batch(spec, load_reference_table(spec), **IMPROVING_BATCH).to_csv(index=False)
     seconds = []
     for attempt in range(repeats):
         live = LiveDagster(root / f"latency-{attempt}")
         live.start()
         try:
             client = DagsterGraphQLClient("127.0.0.1", port_number=live.port)
-            assert run_to_end(client, client.submit_job_execution("training_job")) == "SUCCESS"
+            assert run_to_end(client, client.submit_job_execution(TRAINING_JOB)) == "SUCCESS"
             live.wait_until_idle()
-            registry = ModelRegistry(data_dir=str(live.data))
+            registry = ModelRegistry(data_dir=str(live.data)).for_model(MODEL)
             before = registry.production().version
             time.sleep(SENSOR_LOOP_SECONDS * attempt / repeats)
             landed_at = time.perf_counter()
-            write_atomically(live.data / "landing" / "new-batch.csv", batch.encode())
+            write_atomically(live.data / MODEL / "landing" / "new-batch.csv", batch.encode())
             wait_for(
                 lambda: registry.production().version != before,  # noqa: B023
                 timeout=300,
@@ -324,6 +336,11 @@ def landed_to_production(root: Path, repeats: int) -> list[float]:
         finally:
             live.stop()
     return seconds
+
+
+def contract_ranges(spec) -> dict[str, list[float]]:
+    """The plain script's cleaning rules: each column's plausible range, from the contract."""
+    return {column.name: [column.min, column.max] for column in spec.columns}
 
 
 def machine() -> dict[str, str]:
@@ -353,11 +370,9 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=REPO / "docs" / "performance.md")
     args = parser.parse_args()
 
-    from ml_assets.contract import column_rules
-
     root = Path(tempfile.mkdtemp(prefix="ml_assets_bench-"))
     ranges = root / "ranges.json"
-    ranges.write_text(json.dumps({rule.name: [rule.low, rule.high] for rule in column_rules()}))
+    ranges.write_text(json.dumps(contract_ranges(diabetes())))
     started = time.time()
     try:
         workspaces, measurements = [], []
@@ -371,7 +386,7 @@ def main() -> None:
                 return timed(materialize_command(), workspace.env, workspace.root)
 
             plain, graph, floor = alternate(workspace, ranges, args.repeats, cli, empty_graph)
-            measurements.append(Measurement(rows, "dagster asset materialize", plain, graph, floor))
+            measurements.append(Measurement(rows, "dagster job execute", plain, graph, floor))
             print(measurements[-1].line(), flush=True)
             plain, graph, floor = through_dagster_dev(workspace, ranges, args.repeats)
             measurements.append(Measurement(rows, "dagster dev GraphQL API", plain, graph, floor))

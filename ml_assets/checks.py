@@ -1,54 +1,111 @@
-"""Asset checks: sanity of the features, and the deployment gate on the model metrics."""
+"""Asset checks of one model: drift of each landed batch, sanity of the features, and the
+deployment gate on the model metrics."""
 
+import functools
 from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, create_model
 
 from ml_assets.assets.ingestion import landed_files
-from ml_assets.contract import COLUMNS, TARGET, column_rules, load_reference_table
+from ml_assets.reference import load_reference_table
+from ml_assets.spec import ModelSpec
 from ml_assets.splits import HOLDOUT, TRAIN, id_numbers
+from ml_assets.tasks import MIN_TRUSTED_HOLDOUT_ROWS
 
-DRIFT_P_VALUE = 0.01  # two-sample Kolmogorov–Smirnov test, per column
-DRIFT_MIN_STATISTIC = 0.1  # and a difference large enough to matter, not only to detect
+DRIFT_P_VALUE = 0.01  # per column: a two-sample test's p-value below this...
+DRIFT_MIN_EFFECT = 0.1  # ...and a difference large enough to matter, not only to detect
 MIN_TRAINING_ROWS = 100
 MIN_HOLDOUT_ROWS = 20
+NOT_WORSE = "not_worse_than_production"
 
-GATE_CHECKS = ("mse_below_threshold", "not_worse_than_production")
 
-
-@dg.asset_check(asset="raw_batches", partitions_def=landed_files)
-def no_drift_from_reference(raw_batches) -> dg.AssetCheckResult:
-    """Each column of the batch is distributed like the reference data (warns, never blocks)."""
+def _numeric_drift(batch, reference) -> dict:
+    """Kolmogorov–Smirnov between the batch's values and the reference's."""
     from scipy.stats import ks_2samp
 
-    # The reference comes from the contract's loader, not the reference_data asset: a
-    # warning-only check must not fail an ingestion run on an instance that has not
-    # materialized reference_data yet.
-    reference = load_reference_table()
-    drifted, statistics = [], {}
-    for column in COLUMNS:
-        test = ks_2samp(raw_batches[column], reference[column])
-        statistics[column] = {"ks_statistic": float(test.statistic), "p_value": float(test.pvalue)}
-        if test.pvalue < DRIFT_P_VALUE and test.statistic > DRIFT_MIN_STATISTIC:
-            drifted.append(column)
-    return dg.AssetCheckResult(
-        passed=not drifted,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=f"drift in {', '.join(drifted)}" if drifted else "no column drifted",
-        metadata={
-            "drifted_columns": dg.MetadataValue.json(drifted),
-            "largest_ks_statistic": dg.MetadataValue.float(
-                max(value["ks_statistic"] for value in statistics.values())
-            ),
-            "per_column": dg.MetadataValue.json(statistics),
+    test = ks_2samp(batch.dropna().astype(float), reference.dropna().astype(float))
+    return {
+        "test": "kolmogorov_smirnov",
+        "ks_statistic": float(test.statistic),
+        "p_value": float(test.pvalue),
+        "effect": float(test.statistic),
+    }
+
+
+def _category_drift(batch, reference) -> dict:
+    """Chi-square on the counts of each value (missing counted as a value), with Cramér's V."""
+    import numpy as np
+    import pandas as pd
+    from scipy.stats import chi2_contingency
+
+    counts = pd.concat(
+        {
+            "batch": batch.astype(object).fillna("<missing>").value_counts(),
+            "reference": reference.astype(object).fillna("<missing>").value_counts(),
         },
+        axis=1,
+    ).fillna(0)
+    if len(counts) < 2:  # one value everywhere: nothing to compare
+        return {"test": "chi_square", "chi2": 0.0, "cramers_v": 0.0, "p_value": 1.0, "effect": 0.0}
+    test = chi2_contingency(counts.T.to_numpy())
+    cramers_v = float(np.sqrt(test.statistic / counts.to_numpy().sum()))
+    return {
+        "test": "chi_square",
+        "chi2": float(test.statistic),
+        "cramers_v": cramers_v,
+        "p_value": float(test.pvalue),
+        "effect": cramers_v,
+    }
+
+
+def drift_check(spec: ModelSpec) -> dg.AssetChecksDefinition:
+    """no_drift_from_reference on each landed batch of one model."""
+
+    @dg.asset_check(
+        asset=spec.key("raw_batches"),
+        name="no_drift_from_reference",
+        partitions_def=landed_files(spec),
     )
+    def no_drift_from_reference(raw_batches) -> dg.AssetCheckResult:
+        """Each column of the batch is distributed like the reference data (warns, never
+        blocks): Kolmogorov–Smirnov for numbers, chi-square for categories."""
+        # The reference comes from its loader, not the reference_data asset: a warning-only
+        # check must not fail an ingestion run on an instance that has not materialized it.
+        reference = load_reference_table(spec)
+        drifted, statistics = [], {}
+        for column in spec.columns:
+            batch_values, reference_values = raw_batches[column.name], reference[column.name]
+            if column.numeric:
+                if batch_values.notna().sum() == 0:
+                    continue
+                result = _numeric_drift(batch_values, reference_values)
+            else:
+                result = _category_drift(batch_values, reference_values)
+            statistics[column.name] = result
+            if result["p_value"] < DRIFT_P_VALUE and result["effect"] > DRIFT_MIN_EFFECT:
+                drifted.append(column.name)
+        return dg.AssetCheckResult(
+            passed=not drifted,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"drift in {', '.join(drifted)}" if drifted else "no column drifted",
+            metadata={
+                "drifted_columns": dg.MetadataValue.json(drifted),
+                "largest_drift_effect": dg.MetadataValue.float(
+                    max((value["effect"] for value in statistics.values()), default=0.0)
+                ),
+                "per_column": dg.MetadataValue.json(statistics),
+            },
+        )
+
+    return no_drift_from_reference
 
 
-def no_missing_values(features) -> dg.AssetCheckResult:
-    """Every feature and target value is present."""
-    missing = features.isna().sum()
+def no_missing_values(spec: ModelSpec, features) -> dg.AssetCheckResult:
+    """Every value the contract requires is present."""
+    required = [column.name for column in spec.columns if not column.nullable]
+    missing = features[required].isna().sum()
     missing = missing[missing > 0]
     return dg.AssetCheckResult(
         check_name="no_missing_values",
@@ -57,7 +114,7 @@ def no_missing_values(features) -> dg.AssetCheckResult:
     )
 
 
-def unique_row_ids(features) -> dg.AssetCheckResult:
+def unique_row_ids(spec: ModelSpec, features) -> dg.AssetCheckResult:
     """No row id appears twice, so no row can sit in both the train and the holdout split."""
     import pandas as pd
 
@@ -74,7 +131,7 @@ def unique_row_ids(features) -> dg.AssetCheckResult:
     )
 
 
-def enough_rows(features) -> dg.AssetCheckResult:
+def enough_rows(spec: ModelSpec, features) -> dg.AssetCheckResult:
     """Enough training and holdout rows to fit and to judge a model."""
     train = int((features["split"] == TRAIN).sum())
     holdout = int((features["split"] == HOLDOUT).sum())
@@ -90,19 +147,25 @@ def enough_rows(features) -> dg.AssetCheckResult:
     )
 
 
-def target_in_plausible_range(features) -> dg.AssetCheckResult:
-    """Every target lies in the contract's plausible range."""
-    rule = next(rule for rule in column_rules() if rule.name == TARGET)
-    outside = features[~features[TARGET].between(rule.low, rule.high)]
+def target_in_plausible_range(spec: ModelSpec, features) -> dg.AssetCheckResult:
+    """Every target is plausible: within the contract's range, or one of the classes."""
+    target, column = features[spec.target], spec.target_column
+    if spec.classes:
+        outside = features[~target.isin(list(spec.classes))]
+        expected = {"classes": dg.MetadataValue.json(list(spec.classes))}
+    else:
+        low = float("-inf") if column.min is None else column.min
+        high = float("inf") if column.max is None else column.max
+        outside = features[~target.astype(float).between(low, high)]
+        expected = {
+            "range": dg.MetadataValue.text(f"{low:g} to {high:g}"),
+            "target_min": dg.MetadataValue.float(float(target.min())),
+            "target_max": dg.MetadataValue.float(float(target.max())),
+        }
     return dg.AssetCheckResult(
         check_name="target_in_plausible_range",
         passed=outside.empty,
-        metadata={
-            "rows_outside": dg.MetadataValue.int(len(outside)),
-            "range": dg.MetadataValue.text(f"{rule.low:g} to {rule.high:g}"),
-            "target_min": dg.MetadataValue.float(float(features[TARGET].min())),
-            "target_max": dg.MetadataValue.float(float(features[TARGET].max())),
-        },
+        metadata={"rows_outside": dg.MetadataValue.int(len(outside)), **expected},
     )
 
 
@@ -112,126 +175,214 @@ FEATURE_CHECKS = {
 }
 
 
-@dg.multi_asset_check(
-    name="feature_checks",
-    specs=[
-        dg.AssetCheckSpec(name, asset="features", blocking=True, description=check.__doc__)
-        for name, check in FEATURE_CHECKS.items()
-    ],
-    ins={"features": dg.AssetIn("features")},
-    can_subset=True,
-)
-def feature_checks(
-    context: dg.AssetCheckExecutionContext, features
-) -> Iterator[dg.AssetCheckResult]:
-    """The blocking checks on the features, in one step: the table is read once, not four times."""
-    for key in sorted(context.selected_asset_check_keys, key=lambda key: key.name):
-        yield FEATURE_CHECKS[key.name](features)
+def feature_checks(spec: ModelSpec) -> dg.AssetChecksDefinition:
+    """The blocking checks on one model's features, in one step."""
+
+    @dg.multi_asset_check(
+        name=f"{spec.name}__feature_checks",
+        specs=[
+            dg.AssetCheckSpec(
+                name, asset=spec.key("features"), blocking=True, description=check.__doc__
+            )
+            for name, check in FEATURE_CHECKS.items()
+        ],
+        ins={"features": dg.AssetIn(spec.key("features"))},
+        can_subset=True,
+    )
+    def checks_of_features(
+        context: dg.AssetCheckExecutionContext, features
+    ) -> Iterator[dg.AssetCheckResult]:
+        """The blocking checks on the features, in one step: the table is read once, not four
+        times."""
+        for key in sorted(context.selected_asset_check_keys, key=lambda key: key.name):
+            yield FEATURE_CHECKS[key.name](spec, features)
+
+    return checks_of_features
 
 
-class GateConfig(dg.Config):
-    """When a candidate may replace the production model; set per run in the Launchpad.
+@functools.cache
+def gate_config_class(spec: ModelSpec) -> type[dg.Config]:
+    """The gate's run-time settings of one model, with its YAML's values as defaults.
 
     Like MLflow's `MetricThreshold(min_absolute_change, min_relative_change)`, each tolerance
     that is set must hold; a negative one demands an improvement. With neither set the
     candidate must be no worse than production.
     """
-
-    mse_threshold: float = Field(
-        default=3000.0, gt=0, description="the candidate's holdout MSE must be below this"
+    gate, metric = spec.gate, spec.gate.metric
+    side = "above" if metric.higher_is_better else "below"
+    fields: dict[str, Any] = {
+        "threshold": (
+            float,
+            Field(
+                default=gate.threshold,
+                description=f"the candidate's holdout {metric.label} must be {side} this",
+            ),
+        ),
+        "tolerance_absolute": (
+            float | None,
+            Field(
+                default=gate.tolerance_absolute,
+                description=f"how much worse than production its {metric.label} may be, in"
+                " the metric's units (negative: a required improvement)",
+            ),
+        ),
+        "tolerance_relative": (
+            float | None,
+            Field(
+                default=gate.tolerance_relative,
+                gt=-1,
+                description="the same as a fraction of production's value, 0.01 = 1%"
+                " (negative: a required improvement)",
+            ),
+        ),
+    }
+    if spec.task.guard_metrics:
+        fields["log_loss_tolerance_relative"] = (
+            float,
+            Field(
+                default=gate.log_loss_tolerance_relative,
+                gt=-1,
+                description="how much worse than production its log loss may be, as a fraction",
+            ),
+        )
+    return create_model(
+        "GateConfig", __base__=dg.Config, __doc__=gate_config_class.__doc__, **fields
     )
-    max_absolute_increase: float | None = Field(
-        default=None,
-        description="allowed MSE increase over production in MSE units (negative: required"
-        " decrease)",
-    )
-    max_relative_increase: float | None = Field(
-        default=None,
-        gt=-1,
-        description="allowed MSE increase over production as a fraction, 0.01 = 1% (negative:"
-        " required decrease)",
-    )
-
-    def allowed_mse(self, production_mse: float) -> float:
-        """The highest candidate MSE that still counts as not worse than production."""
-        limits = [production_mse]
-        if self.max_absolute_increase is not None or self.max_relative_increase is not None:
-            limits = []
-            if self.max_absolute_increase is not None:
-                limits.append(production_mse + self.max_absolute_increase)
-            if self.max_relative_increase is not None:
-                limits.append(production_mse * (1 + self.max_relative_increase))
-        return min(limits)
 
 
-def mse_below_threshold_result(metrics: dict, config: GateConfig) -> dg.AssetCheckResult:
-    """Passes when the candidate's holdout MSE is below the threshold."""
-    mse = metrics["candidate"]["mse"]
-    passed = mse < config.mse_threshold
-    verdict = "below" if passed else "not below"
+def _warnings(spec: ModelSpec, metrics: dict) -> list[str]:
+    """What makes the gate's verdict shaky: a tiny holdout, a metric that cannot improve."""
+    metric, said = spec.gate.metric, []
+    if metrics["holdout_rows"] < MIN_TRUSTED_HOLDOUT_ROWS:
+        said.append(
+            f"the reference holdout has {metrics['holdout_rows']} rows (under"
+            f" {MIN_TRUSTED_HOLDOUT_ROWS}): a few rows decide"
+        )
+    value = metrics["candidate"].get(metric.name)
+    if value is not None and metric.at_best(value):
+        said.append(
+            f"the candidate's {metric.label} is at its best possible value"
+            f" ({metric.shown(metric.best)}): it can only tie, not improve"
+        )
+    return said
+
+
+def _gate_result(
+    spec: ModelSpec, metrics: dict, name: str, passed: bool, description: str, metadata: dict
+) -> dg.AssetCheckResult:
+    """A gate check's result, with what makes its verdict shaky said beside it."""
+    warnings = _warnings(spec, metrics)
+    if warnings:
+        description = f"{description}. Warning: {'; '.join(warnings)}"
+        metadata = {**metadata, "warnings": dg.MetadataValue.json(warnings)}
     return dg.AssetCheckResult(
-        check_name="mse_below_threshold",
-        passed=passed,
-        description=f"candidate holdout MSE {mse:.2f} is {verdict} the threshold "
-        f"{config.mse_threshold:g}",
-        metadata={
-            "candidate_mse": dg.MetadataValue.float(mse),
-            "mse_threshold": dg.MetadataValue.float(config.mse_threshold),
+        check_name=name, passed=passed, description=description, metadata=metadata
+    )
+
+
+def threshold_result(spec: ModelSpec, metrics: dict, config) -> dg.AssetCheckResult:
+    """Passes when the candidate's holdout gate metric is beyond the threshold."""
+    metric = spec.gate.metric
+    value = metrics["candidate"].get(metric.name)
+    side = "above" if metric.higher_is_better else "below"
+    if value is None:
+        return _gate_result(
+            spec, metrics, metric.threshold_check, False,
+            f"the candidate's holdout {metric.label} is undefined on these rows", {},
+        )  # fmt: skip
+    passed = metric.beats(value, config.threshold)
+    return _gate_result(
+        spec,
+        metrics,
+        metric.threshold_check,
+        passed,
+        f"candidate holdout {metric.label} {metric.shown(value)} is"
+        f" {side if passed else 'not ' + side} the threshold {config.threshold:g}",
+        {
+            f"candidate_{metric.name}": dg.MetadataValue.float(value),
+            f"{metric.name}_threshold": dg.MetadataValue.float(config.threshold),
         },
     )
 
 
-def not_worse_than_production_result(metrics: dict, config: GateConfig) -> dg.AssetCheckResult:
-    """Passes when nothing is in production, or the candidate is no worse on the same rows."""
-    mse = metrics["candidate"]["mse"]
-    production = metrics["production"]
+def not_worse_result(spec: ModelSpec, metrics: dict, config) -> dg.AssetCheckResult:
+    """Passes when nothing is in production, or the candidate is no worse on the same rows:
+    on the gate metric, and on the task's guard metrics (log loss for a classification)."""
+    metric = spec.gate.metric
+    candidate, production = metrics["candidate"], metrics["production"]
     if production is None:
-        return dg.AssetCheckResult(
-            check_name="not_worse_than_production",
-            passed=True,
-            description="no production model yet: nothing to compare with",
-            metadata={"candidate_mse": dg.MetadataValue.float(mse)},
+        return _gate_result(
+            spec, metrics, NOT_WORSE, True, "no production model yet: nothing to compare with",
+            {f"candidate_{metric.name}": dg.MetadataValue.float(candidate[metric.name])},
+        )  # fmt: skip
+    comparisons = [(metric, config.tolerance_absolute, config.tolerance_relative)]
+    for name in spec.task.guard_metrics:
+        if name != metric.name:
+            comparisons.append((spec.task.metrics[name], None, config.log_loss_tolerance_relative))
+    passed, said, metadata = True, [], {}
+    for compared, absolute, relative in comparisons:
+        ours, theirs = candidate[compared.name], production[compared.name]
+        allowed = compared.worst_allowed(theirs, absolute, relative)
+        ok = compared.no_worse(ours, allowed)
+        passed &= ok
+        worse = "below" if compared.higher_is_better else "above"
+        said.append(
+            f"{compared.label} {compared.shown(ours)} is {'within' if ok else worse} the allowed"
+            f" {compared.shown(allowed)} (production: {compared.shown(theirs)})"
         )
-    allowed = config.allowed_mse(production["mse"])
-    passed = mse <= allowed
-    comparison = "within" if passed else "above"
-    return dg.AssetCheckResult(
-        check_name="not_worse_than_production",
-        passed=passed,
-        description=f"candidate holdout MSE {mse:.2f} is {comparison} the allowed {allowed:.2f} "
-        f"(production {metrics['production_version']}: {production['mse']:.2f}) "
-        f"on the same {metrics['holdout_rows']} reference holdout rows",
-        metadata={
-            "candidate_mse": dg.MetadataValue.float(mse),
-            "production_mse": dg.MetadataValue.float(production["mse"]),
-            "allowed_mse": dg.MetadataValue.float(allowed),
+        metadata.update(
+            {
+                f"candidate_{compared.name}": dg.MetadataValue.float(ours),
+                f"production_{compared.name}": dg.MetadataValue.float(theirs),
+                f"allowed_{compared.name}": dg.MetadataValue.float(allowed),
+            }
+        )
+    return _gate_result(
+        spec,
+        metrics,
+        NOT_WORSE,
+        passed,
+        f"candidate holdout {'; '.join(said)}, production version"
+        f" {metrics['production_version']}, on the same {metrics['holdout_rows']} reference"
+        " holdout rows",
+        {
+            **metadata,
             "production_version": dg.MetadataValue.text(metrics["production_version"]),
             "holdout_rows": dg.MetadataValue.int(metrics["holdout_rows"]),
         },
     )
 
 
-@dg.multi_asset_check(
-    name="deployment_gate",
-    specs=[
-        dg.AssetCheckSpec(
-            name,
-            asset="model_metrics",
-            blocking=True,
-            description=description,
-        )
-        for name, description in zip(
-            GATE_CHECKS,
-            (
-                "The candidate's holdout MSE is below the threshold.",
-                "The candidate is no worse than the production model on the same holdout rows.",
-            ),
-            strict=True,
-        )
-    ],
-    ins={"model_metrics": dg.AssetIn("model_metrics")},
-)
-def deployment_gate(config: GateConfig, model_metrics: dict) -> Iterator[dg.AssetCheckResult]:
-    """The two blocking checks that decide whether the candidate may become production."""
-    yield mse_below_threshold_result(model_metrics, config)
-    yield not_worse_than_production_result(model_metrics, config)
+def deployment_gate(spec: ModelSpec) -> dg.AssetChecksDefinition:
+    """The two blocking checks on one model's metrics that decide promotion."""
+    metric = spec.gate.metric
+    side = "above" if metric.higher_is_better else "below"
+    guards = [spec.task.metrics[name].label for name in spec.task.guard_metrics]
+    descriptions = (
+        f"The candidate's holdout {metric.label} is {side} the threshold.",
+        "The candidate is no worse than the production model on the same holdout rows"
+        + (f" ({metric.label} and {', '.join(guards)})." if guards else "."),
+    )
+    gate_config = gate_config_class(spec)
+
+    @dg.multi_asset_check(
+        name=f"{spec.name}__deployment_gate",
+        specs=[
+            dg.AssetCheckSpec(
+                name, asset=spec.key("model_metrics"), blocking=True, description=description
+            )
+            for name, description in zip(spec.gate_checks, descriptions, strict=True)
+        ],
+        ins={"model_metrics": dg.AssetIn(spec.key("model_metrics"))},
+    )
+    def gate(config: gate_config, model_metrics: dict) -> Iterator[dg.AssetCheckResult]:
+        """The two blocking checks that decide whether the candidate may become production."""
+        yield threshold_result(spec, model_metrics, config)
+        yield not_worse_result(spec, model_metrics, config)
+
+    return gate
+
+
+def model_checks(spec: ModelSpec) -> list[dg.AssetChecksDefinition]:
+    """Every check of one model."""
+    return [drift_check(spec), feature_checks(spec), deployment_gate(spec)]

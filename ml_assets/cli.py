@@ -1,4 +1,9 @@
-"""`ml-assets`: land simulated batches, inspect and roll back model versions, predict."""
+"""`ml-assets`: the declared models; land simulated batches, inspect and roll back model
+versions, predict, and start a model from a file.
+
+Every command but `list` and `new-model` takes the model: `ml-assets <command> --model NAME`.
+With one model declared it may be left out.
+"""
 
 import argparse
 import io
@@ -10,18 +15,44 @@ from pathlib import Path
 
 import dagster as dg
 
-from ml_assets.contract import ContractViolation, load_reference_table, validate_features
+from ml_assets.component import InvalidModelFile, declared_models
+from ml_assets.contract import ContractViolation, validate_features
 from ml_assets.files import write_atomically
 from ml_assets.landing import LANDED_FILES, LandingZone
+from ml_assets.modeling import model_input
+from ml_assets.reference import load_reference_table
 from ml_assets.registry import ModelRegistry, ModelVersion, RegistryError
+from ml_assets.scaffold import ScaffoldError, write_model_declaration
 from ml_assets.simulate import batch_file_name, simulate_batch
+from ml_assets.spec import ModelSpec
 from ml_assets.tables import UnreadableFile, read_table
 
 
+class UsageError(ValueError):
+    """A command asked for something that is not there; the message says what is."""
+
+
+def chosen_model(name: str | None) -> ModelSpec:
+    """The model a command is about: the one named, or the only one declared."""
+    models = declared_models()
+    if name is None:
+        if len(models) == 1:
+            return next(iter(models.values()))
+        raise UsageError(
+            f"{len(models)} models are declared; choose one with --model: {', '.join(models)}"
+            if models
+            else "no model is declared in ml_assets/defs/ (see `ml-assets new-model`)"
+        )
+    if name not in models:
+        raise UsageError(f"no model named {name!r}; the models are: {', '.join(models)}")
+    return models[name]
+
+
 def simulate_batch_command(args: argparse.Namespace) -> int:
-    """Write a simulated batch into landing/ atomically and print its path."""
-    batch = simulate_batch(load_reference_table(), rows=args.rows, seed=args.seed)
-    landing = LandingZone(data_dir=args.data_dir)
+    """Write a simulated batch into the model's landing/ atomically and print its path."""
+    spec = chosen_model(args.model)
+    batch = simulate_batch(spec, load_reference_table(spec), rows=args.rows, seed=args.seed)
+    landing = LandingZone(data_dir=args.data_dir).for_model(spec.name)
     path = landing.landing / batch_file_name(args.seed, suffix=f".{args.format}")
     if args.format == "csv":
         data = batch.to_csv(index=False).encode("utf-8")
@@ -34,14 +65,18 @@ def simulate_batch_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def version_summary(version: ModelVersion) -> dict:
+def version_summary(spec: ModelSpec, version: ModelVersion) -> dict:
     """The facts people ask about a model version, JSON-ready."""
     return {
         "version": version.version,
         "created_at": version.card.get("created_at"),
         "estimator": version.card.get("estimator"),
         "training_rows": version.card.get("training_rows"),
-        "metrics": {k: float(version.metrics[k]) for k in ("mse", "rmse", "mae", "r2")},
+        "metrics": {
+            name: None if version.metrics.get(name) is None else float(version.metrics[name])
+            for name in spec.task.metrics
+            if name in version.metrics
+        },
     }
 
 
@@ -51,26 +86,28 @@ def dagster_home() -> Path | None:
     return home.resolve() if home.is_dir() else None
 
 
-def registered_files() -> set[str] | None:
+def registered_files(spec: ModelSpec) -> set[str] | None:
     """The landed files Dagster knows (raw_batches partitions), when an instance is here."""
     home = dagster_home()
     if home is None:
         return None
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        return set(instance.get_dynamic_partitions(LANDED_FILES))
+        return set(instance.get_dynamic_partitions(spec.named(LANDED_FILES)))
 
 
-def status_report(data_dir: str | None) -> dict:
+def status_report(spec: ModelSpec, data_dir: str | None) -> dict:
     """The production model, the one before it and the file ledger, as a JSON-ready dict.
 
     With a Dagster instance at hand the ledger is checked against the files Dagster
     registered: `lost` names any that is neither pending, archived nor quarantined.
     """
-    registry = ModelRegistry(data_dir=data_dir)
-    production, previous = registry.production(), registry.previous()
-    ledger = LandingZone(data_dir=data_dir).ledger(registered_files())
+    versions = ModelRegistry(data_dir=data_dir).for_model(spec.name)
+    production, previous = versions.production(), versions.previous()
+    ledger = LandingZone(data_dir=data_dir).for_model(spec.name).ledger(registered_files(spec))
     return {
-        "production": None if production is None else version_summary(production),
+        "model": spec.name,
+        "task": spec.task.name,
+        "production": None if production is None else version_summary(spec, production),
         "previous": None if previous is None else previous.version,
         "files": ledger.as_dict(),
     }
@@ -78,21 +115,21 @@ def status_report(data_dir: str | None) -> dict:
 
 def status_command(args: argparse.Namespace) -> int:
     """Print the production model and the file ledger."""
-    report = status_report(args.data_dir)
+    spec = chosen_model(args.model)
+    report = status_report(spec, args.data_dir)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     production = report["production"]
     if production is None:
-        print("production model: none yet (run `make materialize` or materialize in the UI)")
-    else:
-        metrics = production["metrics"]
-        print(f"production model: {production['version']} ({production['estimator']})")
-        print(f"  created {production['created_at']}, {production['training_rows']} training rows")
         print(
-            f"  holdout MSE {metrics['mse']:.2f}  RMSE {metrics['rmse']:.2f}"
-            f"  MAE {metrics['mae']:.2f}  R² {metrics['r2']:.4f}"
+            f"{spec.name}: no production model yet (run `make materialize MODEL={spec.name}`"
+            " or materialize in the UI)"
         )
+    else:
+        print(f"{spec.name} in production: {production['version']} ({production['estimator']})")
+        print(f"  created {production['created_at']}, {production['training_rows']} training rows")
+        print("  holdout " + _metrics_line(spec, production["metrics"]))
         print(f"  previous: {report['previous'] or 'none'}")
     files = report["files"]
     print(
@@ -105,70 +142,85 @@ def status_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _metrics_line(spec: ModelSpec, metrics: dict) -> str:
+    return "  ".join(
+        f"{metric.label} {metric.shown(metrics[name])}"
+        for name, metric in spec.task.metrics.items()
+        if metrics.get(name) is not None
+    )
+
+
 def models_command(args: argparse.Namespace) -> int:
     """List the registered versions, newest first, with their metrics and aliases."""
-    registry = ModelRegistry(data_dir=args.data_dir)
-    production, previous = registry.production(), registry.previous()
-    ever = registry.ever_in_production()
+    spec = chosen_model(args.model)
+    versions = ModelRegistry(data_dir=args.data_dir).for_model(spec.name)
+    production, previous = versions.production(), versions.previous()
+    ever = versions.ever_in_production()
     rows = [
         {
-            **version_summary(version),
+            **version_summary(spec, version),
             "production": production is not None and version.version == production.version,
             "previous": previous is not None and version.version == previous.version,
             "ever_in_production": version.version in ever,
         }
-        for version in reversed(registry.versions())
+        for version in reversed(versions.versions())
     ]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
-        print("no model versions yet")
+        print(f"{spec.name}: no model versions yet")
+    metric = spec.gate.metric
     for row in rows:
         marks = [name for name in ("production", "previous") if row[name]]
         alias = f"  [{', '.join(marks)}]" if marks else ""
+        value = row["metrics"].get(metric.name)
+        shown = "" if value is None else metric.shown(value)
         print(
-            f"{row['version']}  {row['estimator']:<26} MSE {row['metrics']['mse']:9.2f}"
-            f"  R² {row['metrics']['r2']:.4f}  {row['created_at']}{alias}"
+            f"{row['version']}  {row['estimator']:<26} {metric.label} {shown:>9}"
+            f"  {row['created_at']}{alias}"
         )
     return 0
 
 
 def rollback_command(args: argparse.Namespace) -> int:
     """Put a version back in production (default: the previous one) and record it in Dagster."""
-    registry = ModelRegistry(data_dir=args.data_dir)
-    switch = registry.rollback(args.version)
-    print(f"production: {switch.from_version} -> {switch.to_version}")
+    spec = chosen_model(args.model)
+    versions = ModelRegistry(data_dir=args.data_dir).for_model(spec.name)
+    switch = versions.rollback(args.version)
+    print(f"{spec.name} production: {switch.from_version} -> {switch.to_version}")
     home = dagster_home()
     if home is None:
         print(
             "warning: no Dagster instance ($DAGSTER_HOME, else ./.dagster_home): the rollback"
-            " is done but not recorded in the UI's history of production_model",
+            f" is done but not recorded in the UI's history of {spec.name}/production_model",
             file=sys.stderr,
         )
         return 0
-    with warnings.catch_warnings():  # Dagster's preview notices are for developers
-        warnings.simplefilter("ignore", dg.PreviewWarning)
-        from ml_assets.assets.deployment import rollback_materialization
+    from ml_assets.assets.deployment import rollback_materialization
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        instance.report_runless_asset_event(rollback_materialization(registry, switch))
-    print(f"recorded as a materialization of production_model in {home}")
+        instance.report_runless_asset_event(rollback_materialization(spec, versions, switch))
+    print(f"recorded as a materialization of {spec.name}/production_model in {home}")
     return 0
 
 
 def predict_command(args: argparse.Namespace) -> int:
     """Score a CSV or Parquet file with the production model (or --version)."""
+    spec = chosen_model(args.model)
     source = Path(args.input)
-    table, _ = read_table(source)
-    features = validate_features(table, source=str(source))
-    registry = ModelRegistry(data_dir=args.data_dir)
-    version = registry.get(args.version) if args.version else registry.production()
+    table, _ = read_table(source, columns=spec.column_names)
+    features = validate_features(spec, table, source=str(source))
+    versions = ModelRegistry(data_dir=args.data_dir).for_model(spec.name)
+    version = versions.get(args.version) if args.version else versions.production()
     if version is None:
-        raise RegistryError("nothing is in production yet; name a version with --version")
-    scored = table.reset_index(drop=True).assign(
-        prediction=registry.load(version.version).predict(features)
-    )
+        raise RegistryError(
+            f"nothing of {spec.name} is in production yet; name a version with --version"
+        )
+    model = versions.load(version.version)
+    predicted = spec.task.predict(model, model_input(spec, features))
+    scored = table.reset_index(drop=True).drop(columns=list(predicted), errors="ignore")
+    scored = scored.join(predicted.reset_index(drop=True))
     if args.output is None:
         scored.to_csv(sys.stdout, index=False)
         return 0
@@ -181,6 +233,48 @@ def predict_command(args: argparse.Namespace) -> int:
         raise UnreadableFile(f"{output}: write .csv or .parquet")
     write_atomically(output, data)
     print(f"{len(scored)} predictions by {version.version} written to {output}", file=sys.stderr)
+    return 0
+
+
+def list_command(args: argparse.Namespace) -> int:
+    """The declared models: name, task, target, gate and production version."""
+    registry = ModelRegistry(data_dir=args.data_dir)
+    rows = []
+    for spec in declared_models().values():
+        production = registry.for_model(spec.name).production()
+        metric = spec.gate.metric
+        rows.append(
+            {
+                "name": spec.name,
+                "task": spec.task.name,
+                "target": spec.target,
+                "kind": spec.kind.name,
+                "gate": f"{metric.name} {'>' if metric.higher_is_better else '<'}"
+                f" {spec.gate.threshold:g}",
+                "production": production.version if production else None,
+                "declared_in": str(spec.declared_in),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if args.names:
+        print("\n".join(row["name"] for row in rows))
+        return 0
+    for row in rows:
+        print(
+            f"{row['name']:<20} {row['task']:<15} target {row['target']!r}, {row['kind']},"
+            f" gate {row['gate']}, production {row['production'] or 'none'}"
+        )
+    return 0
+
+
+def new_model_command(args: argparse.Namespace) -> int:
+    """Write ml_assets/defs/NAME/defs.yaml with a contract inferred from a file."""
+    path = write_model_declaration(
+        args.name, Path(args.source), args.target, task=args.task, force=args.force
+    )
+    print(path)
     return 0
 
 
@@ -198,37 +292,63 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    simulate = commands.add_parser("simulate-batch", help="land a simulated batch of new rows")
+    def command(name: str, handler, help: str, model: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help)
+        if model:
+            sub.add_argument("--model", help="the model's name (may be left out if only one)")
+        sub.set_defaults(handler=handler)
+        return sub
+
+    listing = command("list", list_command, "the declared models", model=False)
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.add_argument("--names", action="store_true", help="the names only, one per line")
+
+    simulate = command("simulate-batch", simulate_batch_command, "land a simulated batch")
     simulate.add_argument("--rows", type=_positive, default=100, help="rows in the batch")
     simulate.add_argument("--seed", type=int, default=None, help="seed for a repeatable batch")
     simulate.add_argument("--format", choices=("csv", "parquet"), default="csv")
-    simulate.set_defaults(handler=simulate_batch_command)
 
-    status = commands.add_parser("status", help="the production model and the file ledger")
+    status = command("status", status_command, "the production model and the file ledger")
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    status.set_defaults(handler=status_command)
 
-    models = commands.add_parser("models", help="the registered model versions")
+    models = command("models", models_command, "the registered model versions")
     models.add_argument("--json", action="store_true", help="machine-readable output")
-    models.set_defaults(handler=models_command)
 
-    rollback = commands.add_parser("rollback", help="put a model version back in production")
+    rollback = command("rollback", rollback_command, "put a model version back in production")
     rollback.add_argument("version", nargs="?", help="default: the previous production version")
-    rollback.set_defaults(handler=rollback_command)
 
-    predict = commands.add_parser("predict", help="score a CSV or Parquet file")
+    predict = command("predict", predict_command, "score a CSV or Parquet file")
     predict.add_argument("input", help="CSV or Parquet with the contract's feature columns")
     predict.add_argument("--output", help=".csv or .parquet (default: CSV on stdout)")
     predict.add_argument("--version", help="a registered version (default: production)")
-    predict.set_defaults(handler=predict_command)
+
+    new = command("new-model", new_model_command, "start a model from a table", model=False)
+    new.add_argument("name", help="the model's name: lower-case letters, digits and _")
+    new.add_argument("--from", dest="source", required=True, help="a CSV or Parquet table")
+    new.add_argument("--target", required=True, help="the column to predict")
+    new.add_argument(
+        "--task", choices=("regression", "classification"), help="default: from the target"
+    )
+    new.add_argument("--force", action="store_true", help="replace an existing defs.yaml")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
-    except (ContractViolation, RegistryError, UnreadableFile, FileNotFoundError) as error:
+        with warnings.catch_warnings():  # Dagster's beta and preview notices are for developers
+            warnings.simplefilter("ignore", dg.BetaWarning)
+            warnings.simplefilter("ignore", dg.PreviewWarning)
+            return args.handler(args)
+    except (
+        ContractViolation,
+        RegistryError,
+        UnreadableFile,
+        FileNotFoundError,
+        UsageError,
+        InvalidModelFile,
+        ScaffoldError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 

@@ -1,86 +1,27 @@
-"""The data contract: one declaration of the columns, their units and plausible ranges, checked
-with pandera.
+"""The data contract of a model, compiled from its YAML columns to a pandera schema.
 
-Ingestion validation, the simulated-batch generator, the UI's column schema and the features
-checks all read this module. A team that brings its own data changes this module and
-`load_reference_table`, nothing else.
+Ingestion, `predict` and the reference table are all checked against it; a refusal names the
+source, the column, the check and the rows. Nothing is imported from pandas or pandera until
+a table is checked.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import dagster as dg
 
-if TYPE_CHECKING:  # pandas and pandera are imported when a table is checked, not at load
+from ml_assets.spec import DAGSTER_TYPES, ColumnSpec, ModelSpec
+
+if TYPE_CHECKING:
     import pandas as pd
     import pandera.pandas as pa
     from pandera.errors import SchemaErrors
 
-TARGET = "target"
-RECORD = "One patient at baseline and their disease progression one year later (raw units)."
-
-
-@dataclass(frozen=True)
-class ColumnRule:
-    """What the contract says about one column: a float in [low, high], never missing."""
-
-    name: str
-    description: str
-    low: float
-    high: float
-    decimals: int
-    allowed: tuple[float, ...] = ()  # when set, the only values the column may take
-
-
-_RULES = (
-    ColumnRule("age", "age in years", 0, 120, 0),
-    ColumnRule("sex", "sex, coded 1 or 2", 1, 2, 0, allowed=(1.0, 2.0)),
-    ColumnRule("bmi", "body mass index, kg/m²", 10, 80, 1),
-    ColumnRule("bp", "average blood pressure, mm Hg", 30, 250, 2),
-    ColumnRule("s1", "tc, total serum cholesterol, mg/dL", 50, 600, 0),
-    ColumnRule("s2", "ldl, low-density lipoproteins, mg/dL", 10, 500, 1),
-    ColumnRule("s3", "hdl, high-density lipoproteins, mg/dL", 5, 200, 0),
-    ColumnRule("s4", "tch, total cholesterol / HDL", 0.5, 30, 2),
-    ColumnRule("s5", "ltg, log of serum triglycerides", 2, 9, 4),
-    ColumnRule("s6", "glu, blood sugar level, mg/dL", 20, 600, 0),
-    ColumnRule(TARGET, "disease progression one year after baseline", 0, 1000, 0),
-)
-COLUMNS = [rule.name for rule in _RULES]
-FEATURES = [name for name in COLUMNS if name != TARGET]
-
-
-def column_rules() -> list[ColumnRule]:
-    """The contract's columns in table order, for generators and reports."""
-    return list(_RULES)
-
-
-@functools.cache
-def record_schema() -> pa.DataFrameSchema:
-    """The contract as a pandera schema: coerced to float, extra columns dropped."""
-    import pandera.pandas as pa
-
-    def column(rule: ColumnRule) -> pa.Column:
-        checks = [pa.Check.ge(rule.low), pa.Check.le(rule.high)]
-        if rule.allowed:
-            checks.append(pa.Check.isin(list(rule.allowed)))
-        return pa.Column(
-            float,
-            checks=checks,
-            nullable=False,
-            description=rule.description,
-            metadata={"decimals": rule.decimals},
-        )
-
-    return pa.DataFrameSchema(
-        {rule.name: column(rule) for rule in _RULES},
-        coerce=True,
-        strict="filter",  # extra columns are dropped; missing ones are an error
-        ordered=False,
-        description=RECORD,
-    )
+TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1", "1.0"})
+FALSE_WORDS = frozenset({"false", "f", "no", "n", "0", "0.0"})
+_MAX_ROWS_NAMED = 5
 
 
 class ContractViolation(ValueError):
@@ -101,7 +42,51 @@ class ContractViolation(ValueError):
         super().__init__("\n".join(lines))
 
 
-_MAX_ROWS_NAMED = 5
+def _allowed(spec: ModelSpec, column: ColumnSpec) -> tuple | None:
+    """The values a column may take: its own `allowed`, or the classes for the target."""
+    if column.name == spec.target and spec.classes:
+        return spec.classes
+    return column.allowed
+
+
+def _column(spec: ModelSpec, column: ColumnSpec) -> pa.Column:
+    import numpy as np
+    import pandera.pandas as pa
+
+    checks = []
+    if column.numeric:
+        # Integers are checked as floats ("4.0" is 4) and stored as nullable integers after.
+        checks.append(pa.Check(lambda s: np.isfinite(s) | s.isna(), name="finite"))
+        if column.type == "integer":
+            checks.append(pa.Check(lambda s: (s % 1 == 0) | s.isna(), name="integer"))
+        if column.min is not None:
+            checks.append(pa.Check.ge(column.min))
+        if column.max is not None:
+            checks.append(pa.Check.le(column.max))
+    allowed = _allowed(spec, column)
+    if allowed is not None:
+        checks.append(pa.Check.isin(list(allowed)))
+    dtype = {"number": float, "integer": float, "category": str, "boolean": "boolean"}
+    return pa.Column(
+        dtype[column.type],
+        checks=checks,
+        nullable=column.nullable,
+        description=column.description,
+    )
+
+
+@functools.cache
+def record_schema(spec: ModelSpec) -> pa.DataFrameSchema:
+    """The contract as a pandera schema: coerced to each column's type, extra columns dropped."""
+    import pandera.pandas as pa
+
+    return pa.DataFrameSchema(
+        {column.name: _column(spec, column) for column in spec.columns},
+        coerce=True,
+        strict="filter",  # extra columns are dropped; missing ones are an error
+        ordered=False,
+        description=spec.description,
+    )
 
 
 def _problems(errors: SchemaErrors) -> list[dict]:
@@ -128,52 +113,72 @@ def _problems(errors: SchemaErrors) -> list[dict]:
     return problems
 
 
-def _checked(table: pd.DataFrame, schema: pa.DataFrameSchema, source: str) -> pd.DataFrame:
+def _booleans_parsed(spec: ModelSpec, table: pd.DataFrame) -> pd.DataFrame:
+    """Words people write for true and false made booleans; anything else is left to refuse."""
+    import pandas as pd
+
+    def parse(value):
+        if isinstance(value, str):
+            word = value.strip().lower()
+            if word in TRUE_WORDS:
+                return True
+            if word in FALSE_WORDS:
+                return False
+        return value
+
+    parsed = {
+        column.name: table[column.name].astype(object).map(parse, na_action="ignore")
+        for column in spec.columns
+        if column.type == "boolean"
+        and column.name in table
+        and pd.api.types.is_string_dtype(table[column.name])
+    }
+    return table.assign(**parsed) if parsed else table
+
+
+def _checked(
+    spec: ModelSpec, table: pd.DataFrame, schema: pa.DataFrameSchema, source: str
+) -> pd.DataFrame:
     from pandera.errors import SchemaErrors
 
     try:
-        valid = schema.validate(table.reset_index(drop=True), lazy=True)
+        valid = schema.validate(_booleans_parsed(spec, table.reset_index(drop=True)), lazy=True)
     except SchemaErrors as errors:
         raise ContractViolation(source, _problems(errors)) from None
     if valid.empty:
         raise ContractViolation(
             source, [{"column": None, "check": "no data rows", "rows": [], "examples": []}]
         )
-    return valid
+    integers = {c.name: "Int64" for c in spec.columns if c.type == "integer" and c.name in valid}
+    return valid.astype(integers) if integers else valid
 
 
-def validate(table: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Return the table coerced to the contract (float64 columns in contract order) or raise."""
-    return _checked(table, record_schema(), source)[COLUMNS].astype("float64")
+def validate(spec: ModelSpec, table: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The table coerced to the contract (each column's type, in YAML order), or raise."""
+    return _checked(spec, table, record_schema(spec), source)[spec.column_names]
 
 
-def validate_features(table: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Return the contract's feature columns, coerced and checked, for scoring; or raise.
+def validate_features(spec: ModelSpec, table: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The contract's feature columns, coerced and checked, for scoring; or raise.
 
     The target and any other column may be present and are left out of the result.
     """
-    schema = record_schema().remove_columns([TARGET])
-    return _checked(table, schema, source)[FEATURES].astype("float64")
+    schema = record_schema(spec).remove_columns([spec.target])
+    return _checked(spec, table, schema, source)[spec.features]
 
 
-def load_reference_table() -> pd.DataFrame:
-    """The diabetes table bundled with scikit-learn, in raw units, validated by the contract."""
-    from sklearn.datasets import load_diabetes
-
-    frame = load_diabetes(scaled=False, as_frame=True).frame
-    return validate(frame, source="scikit-learn diabetes table")
-
-
-def table_schema(extra_columns: dict[str, tuple[str, str]] | None = None) -> dg.TableSchema:
+def table_schema(
+    spec: ModelSpec, extra_columns: dict[str, tuple[str, str]] | None = None
+) -> dg.TableSchema:
     """The contract as a Dagster column schema, plus any (type, description) extra columns."""
     columns = [
         dg.TableColumn(
-            name=rule.name,
-            type="float64",
-            description=f"{rule.description} (plausible range {rule.low:g} to {rule.high:g})",
-            constraints=dg.TableColumnConstraints(nullable=False),
+            name=column.name,
+            type=DAGSTER_TYPES[column.type],
+            description=f"{column.description} ({column.rules})".lstrip(),
+            constraints=dg.TableColumnConstraints(nullable=column.nullable),
         )
-        for rule in column_rules()
+        for column in spec.columns
     ]
     for name, (kind, description) in (extra_columns or {}).items():
         columns.append(dg.TableColumn(name=name, type=kind, description=description))

@@ -1,8 +1,9 @@
 """The landing zone: where files arrive, and where every landed byte ends up.
 
-landing/ holds what has arrived and is not yet taken; archive/ every ingested file and
-quarantine/ every refused file, byte for byte, with a reason file beside it. Nothing here
-deletes: every landed file is archived, quarantined or still pending.
+Each model has its own under `<data dir>/<model>/`: landing/ holds what has arrived and is
+not yet taken; archive/ every ingested file and quarantine/ every refused file, byte for
+byte, with a reason file beside it. Nothing here deletes: every landed file is archived,
+quarantined or still pending.
 
 Each landed file becomes one `raw_batches` partition whose key is its file name. A name that
 is not a safe partition key (control characters, commas, brackets, '...', over 200 bytes),
@@ -32,7 +33,7 @@ from ml_assets.tables import UnreadableFile, read_table
 if TYPE_CHECKING:
     import pandas as pd
 
-LANDED_FILES = "landed_files"  # the dynamic partitions of raw_batches: one per landed file
+LANDED_FILES = "landed_files"  # <model>_landed_files: raw_batches' partitions, one per file
 REASON_SUFFIX = ".reason.json"
 # Names writers use while a file is not finished; such files are never taken.
 TEMPORARY_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".filepart", ".swp")
@@ -89,7 +90,7 @@ def cleaned_key(name: str, digest: str, count: int = 0) -> str:
 
 
 class LandingZone(dg.ConfigurableResource):
-    """landing/, archive/ and quarantine/ under the data folder."""
+    """Each model's landing/, archive/ and quarantine/, under `<data dir>/<model>/`."""
 
     data_dir: str | None = Field(
         default=None, description="data folder; default $ML_ASSETS_DATA_DIR, else ./data"
@@ -101,9 +102,22 @@ class LandingZone(dg.ConfigurableResource):
         default=512 * 1024 * 1024, ge=1, description="larger files are quarantined unread"
     )
 
-    @property
-    def root(self) -> Path:
-        return settings.data_dir(self.data_dir)
+    def for_model(self, model: str) -> ModelLanding:
+        """One model's landing zone; no other model's files are ever in it."""
+        return ModelLanding(
+            root=settings.model_dir(model, self.data_dir),
+            settle_seconds=self.settle_seconds,
+            max_file_bytes=self.max_file_bytes,
+        )
+
+
+@dataclass(frozen=True)
+class ModelLanding:
+    """landing/, archive/ and quarantine/ of one model."""
+
+    root: Path
+    settle_seconds: float = 2.0
+    max_file_bytes: int = 512 * 1024 * 1024
 
     @property
     def landing(self) -> Path:
@@ -177,8 +191,13 @@ class LandingZone(dg.ConfigurableResource):
             f" (a refused file stays in {self.quarantine_dir})"
         )
 
-    def read_table(self, key: str) -> tuple[pd.DataFrame, list[str]]:
-        """The batch's rows and what was normalised; links and oversized files are refused."""
+    def read_table(
+        self, key: str, columns: list[str] | None = None
+    ) -> tuple[pd.DataFrame, list[str]]:
+        """The batch's rows and what was normalised; links and oversized files are refused.
+
+        Header names are matched to `columns` (the contract's) but for case and spaces.
+        """
         path = self.source_path(key)
         if path.is_symlink():
             raise UnreadableFile(
@@ -187,7 +206,7 @@ class LandingZone(dg.ConfigurableResource):
         size = path.stat().st_size
         if size > self.max_file_bytes:
             raise UnreadableFile(f"{key}: {size} bytes, over the limit of {self.max_file_bytes}")
-        return read_table(path, name=key)
+        return read_table(path, name=key, columns=columns)
 
     def archive(self, key: str) -> Path:
         """Move an ingested file to archive/, byte for byte; a no-op if already there."""

@@ -1,4 +1,5 @@
-"""The model card shown on production_model in the UI: a metrics table and holdout plots."""
+"""The model card shown on production_model in the UI: what the version is, its holdout
+metrics against the previous champion's, and its task's tables and plots."""
 
 from __future__ import annotations
 
@@ -8,55 +9,125 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
+    from matplotlib.figure import Figure
 
-METRIC_LABELS = {"mse": "MSE", "rmse": "RMSE", "mae": "MAE", "r2": "R²"}
-PLOT_FILES = ("predicted_vs_actual.png", "residuals.png")
+    from ml_assets.tasks import Metric
+
+REGRESSION_PLOTS = ("predicted_vs_actual.png", "residuals.png")
+CONFUSION_MATRIX = "confusion_matrix.png"
+ROC_CURVE = "roc_curve.png"
 
 
-def metrics_table(candidate: dict, champion: dict | None, champion_version: str | None) -> str:
+def classification_plot_files(class_count: int) -> tuple[str, ...]:
+    """A confusion matrix, and a ROC curve when there are two classes."""
+    return (CONFUSION_MATRIX, ROC_CURVE) if class_count == 2 else (CONFUSION_MATRIX,)
+
+
+def metrics_table(
+    metrics: dict[str, Metric], candidate: dict, champion: dict | None, champion_version: str | None
+) -> str:
     """A Markdown table of the new model's holdout metrics against the previous champion's."""
     header = (
         f"| metric | this version | previous champion ({champion_version or 'none'}) | change |"
     )
     lines = [header, "|---|---:|---:|---:|"]
-    for key, label in METRIC_LABELS.items():
-        ours = candidate[key]
-        theirs = champion[key] if champion else None
-        change = "" if theirs is None else f"{ours - theirs:+.4g}"
+    for key, metric in metrics.items():
+        ours = candidate.get(key)
+        theirs = champion.get(key) if champion else None
+        ours_text = "" if ours is None else f"{ours:.4g}"
         theirs_text = "" if theirs is None else f"{theirs:.4g}"
-        lines.append(f"| {label} | {ours:.4g} | {theirs_text} | {change} |")
+        change = "" if ours is None or theirs is None else f"{ours - theirs:+.4g}"
+        lines.append(f"| {metric.label} | {ours_text} | {theirs_text} | {change} |")
     return "\n".join(lines)
 
 
-def holdout_plots(actual: np.ndarray, predicted: np.ndarray) -> dict[str, bytes]:
-    """Predicted-vs-actual and residual plots of the holdout, as PNG bytes by file name."""
+def per_class_table(rows: list[dict]) -> str:
+    """Precision, recall and F1 of each class on the reference holdout, as Markdown."""
+    lines = ["| class | precision | recall | F1 | holdout rows |", "|---|---:|---:|---:|---:|"]
+    for row in rows:
+        lines.append(
+            f"| {row['class']} | {row['precision']:.3f} | {row['recall']:.3f} |"
+            f" {row['f1']:.3f} | {row['support']} |"
+        )
+    return "\n".join(lines)
+
+
+def _figure() -> tuple[Figure, object]:
     import matplotlib  # imported here: only promotion needs it, not loading the definitions
-    import numpy as np
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5, 4.5), dpi=100)
+    return figure, figure.subplots()
+
+
+def regression_plots(actual: np.ndarray, predicted: np.ndarray) -> dict[str, bytes]:
+    """Predicted-vs-actual and residual plots of the holdout, as PNG bytes by file name."""
+    import numpy as np
 
     actual, predicted = np.asarray(actual, dtype=float), np.asarray(predicted, dtype=float)
     residuals = actual - predicted
     low, high = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
 
-    scatter = Figure(figsize=(5, 4.5), dpi=100)
-    axes = scatter.subplots()
+    scatter, axes = _figure()
     axes.scatter(actual, predicted, s=14, alpha=0.7)
     axes.plot([low, high], [low, high], color="grey", linestyle="--", linewidth=1)
     axes.set(xlabel="actual target", ylabel="predicted", title="Holdout: predicted vs actual")
 
-    spread = Figure(figsize=(5, 4.5), dpi=100)
-    axes = spread.subplots()
+    spread, axes = _figure()
     axes.scatter(predicted, residuals, s=14, alpha=0.7)
     axes.axhline(0, color="grey", linestyle="--", linewidth=1)
     axes.set(xlabel="predicted", ylabel="actual - predicted", title="Holdout: residuals")
 
-    return dict(zip(PLOT_FILES, (_png(scatter), _png(spread)), strict=True))
+    return dict(zip(REGRESSION_PLOTS, (_png(scatter), _png(spread)), strict=True))
 
 
-def card_markdown(card: dict, plots: dict[str, bytes]) -> str:
-    """The whole card: what the version is, its metrics table and its plots, inline."""
+def classification_card(
+    actual, predicted, probabilities: np.ndarray, classes: tuple[str, ...]
+) -> tuple[dict, dict[str, bytes]]:
+    """The per-class table's rows, a confusion matrix and (binary) a ROC curve."""
+    import numpy as np
+    from sklearn.metrics import (
+        ConfusionMatrixDisplay,
+        RocCurveDisplay,
+        precision_recall_fscore_support,
+    )
+
+    actual = np.asarray(actual, dtype=object).astype(str)
+    predicted = np.asarray(predicted, dtype=object).astype(str)
+    labels = list(classes)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        actual, predicted, labels=labels, zero_division=0
+    )
+    rows = [
+        {
+            "class": label,
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, label in enumerate(labels)
+    ]
+    matrix, axes = _figure()
+    ConfusionMatrixDisplay.from_predictions(
+        actual, predicted, labels=labels, ax=axes, colorbar=False
+    )
+    axes.set(title="Holdout: confusion matrix")
+    plots = {CONFUSION_MATRIX: _png(matrix)}
+    if len(labels) == 2:
+        curve, axes = _figure()
+        RocCurveDisplay.from_predictions(
+            actual == labels[1], probabilities[:, 1], ax=axes, name=f"{labels[1]} vs {labels[0]}"
+        )
+        axes.set(title="Holdout: ROC curve")
+        plots[ROC_CURVE] = _png(curve)
+    return {"per_class": rows}, plots
+
+
+def card_markdown(card: dict, plots: dict[str, bytes], metrics: dict[str, Metric]) -> str:
+    """The whole card: what the version is, its metrics and per-class tables, its plots."""
     facts = [
         f"**Version** `{card['version']}` — {card['estimator']}, created {card['created_at']}",
         (
@@ -66,14 +137,18 @@ def card_markdown(card: dict, plots: dict[str, bytes]) -> str:
         ),
         f"**Code revision** `{card.get('code_revision') or 'unknown'}`",
     ]
-    table = metrics_table(
-        card["metrics"], card.get("champion_metrics"), card.get("champion_version")
-    )
+    tables = [
+        metrics_table(
+            metrics, card["metrics"], card.get("champion_metrics"), card.get("champion_version")
+        )
+    ]
+    if card.get("per_class"):
+        tables.append(per_class_table(card["per_class"]))
     images = [
         f"![{name}](data:image/png;base64,{base64.b64encode(data).decode('ascii')})"
         for name, data in plots.items()
     ]
-    return "\n\n".join([*facts, table, *images])
+    return "\n\n".join([*facts, *tables, *images])
 
 
 def _png(figure) -> bytes:

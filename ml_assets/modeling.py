@@ -1,76 +1,126 @@
-"""The model family a run may choose, and how a model is scored."""
+"""The model a YAML file declares: its scikit-learn pipeline, the run-time choice of kind and
+parameters, and what the pipeline is given.
+
+The pipeline, in full, so that anyone can rebuild it with scikit-learn alone:
+
+    Pipeline([
+        ("prepare", ColumnTransformer([  # one transformer per column, in YAML order
+            (name, Pipeline([("impute", SimpleImputer(strategy="median")),
+                             ("scale", StandardScaler())]), [name]),          # number, integer
+            (name, Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
+                             ("encode", OneHotEncoder(handle_unknown="ignore"))]), [name]),
+                                                                              # category, boolean
+        ])),
+        ("regressor" or "classifier", the kind's estimator: scikit-learn's defaults,
+            LogisticRegression(max_iter=1000), random_state=42 where the estimator takes one,
+            then the YAML's params),
+    ])
+
+The pipeline takes numbers as float64 and categories as text, NaN where missing.
+"""
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, create_model
 
-from ml_assets.contract import FEATURES
+from ml_assets.spec import ModelSpec
 
-if TYPE_CHECKING:  # scikit-learn is imported by the steps that use it, not at load
+if TYPE_CHECKING:
     import pandas as pd
     from sklearn.pipeline import Pipeline
 
 
-class ModelConfig(dg.Config):
-    """The candidate model, chosen per run in the Launchpad."""
+def model_input(spec: ModelSpec, table: pd.DataFrame) -> pd.DataFrame:
+    """The feature columns as the pipeline takes them: numbers as float64, categories and
+    booleans as Python objects, NaN wherever a value is missing."""
+    import numpy as np
+    import pandas as pd
 
-    model_kind: Literal["linear", "ridge", "gradient_boosting"] = Field(
-        default="linear", description="linear: LinearRegression, the reference flow's model"
-    )
-    ridge_alpha: float = Field(default=1.0, gt=0, description="Ridge regularisation strength")
-    n_estimators: int = Field(default=200, ge=1, description="gradient boosting: trees")
-    learning_rate: float = Field(default=0.05, gt=0, description="gradient boosting: step")
-    max_depth: int = Field(default=3, ge=1, description="gradient boosting: tree depth")
-    subsample: float = Field(
-        default=1.0, gt=0, le=1, description="gradient boosting: rows per tree"
-    )
-    random_seed: int = Field(default=42, description="seed for models that draw random numbers")
+    columns = {}
+    for column in spec.feature_columns:
+        values = table[column.name]
+        if column.numeric:
+            columns[column.name] = (
+                values
+                if values.dtype == "float64"
+                else pd.to_numeric(values, errors="coerce").astype("float64")
+            )
+        else:
+            columns[column.name] = values.astype(object).where(values.notna(), np.nan)
+    return pd.DataFrame(columns, index=table.index)
 
 
-def build_pipeline(config: ModelConfig) -> Pipeline:
-    """A scikit-learn Pipeline: standardise the features, then the chosen regressor."""
-    from sklearn.ensemble import GradientBoostingRegressor
-    from sklearn.linear_model import LinearRegression, Ridge
+def build_pipeline(spec: ModelSpec, kind: str, params: dict[str, Any]) -> Pipeline:
+    """The declared preprocessing, then the estimator of the given kind and parameters."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    if config.model_kind == "linear":
-        regressor = LinearRegression()
-    elif config.model_kind == "ridge":
-        regressor = Ridge(alpha=config.ridge_alpha)
-    else:
-        regressor = GradientBoostingRegressor(
-            n_estimators=config.n_estimators,
-            learning_rate=config.learning_rate,
-            max_depth=config.max_depth,
-            subsample=config.subsample,
-            random_state=config.random_seed,
+    def prepare(numeric: bool) -> Pipeline:
+        if numeric:
+            return Pipeline(
+                [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+            )
+        return Pipeline(
+            [
+                ("impute", SimpleImputer(strategy="most_frequent")),
+                ("encode", OneHotEncoder(handle_unknown="ignore")),
+            ]
         )
-    return Pipeline([("scale", StandardScaler()), ("regressor", regressor)])
+
+    transformers = [
+        (column.name, prepare(column.numeric), [column.name]) for column in spec.feature_columns
+    ]
+    estimator = spec.task.kinds[kind].build(params)
+    return Pipeline(
+        [("prepare", ColumnTransformer(transformers)), (spec.task.estimator_step, estimator)]
+    )
 
 
-def regression_metrics(model: Pipeline, rows: pd.DataFrame, target: pd.Series) -> dict[str, float]:
-    """MSE, RMSE, MAE and R² of a model on the given rows, as plain floats."""
+def estimator_of(spec: ModelSpec, model: Pipeline):
+    """The fitted estimator at the end of a model's pipeline."""
+    return model.named_steps[spec.task.estimator_step]
+
+
+@functools.cache
+def model_config_class(spec: ModelSpec) -> type[dg.Config]:
+    """The run-time model choice of one model, with its YAML's kind as the default."""
+    kinds = tuple(spec.task.kinds)
+    return create_model(
+        "ModelConfig",
+        __base__=dg.Config,
+        __doc__="The candidate model, chosen per run in the Launchpad (default: the YAML's).",
+        kind=(
+            Literal[kinds],
+            Field(default=spec.kind.name, description=f"the model kind: {', '.join(kinds)}"),
+        ),
+        params=(
+            dict[str, Any],
+            Field(
+                default={},
+                description="the estimator's parameters: with the YAML's kind, these override"
+                " the YAML's params; with another kind, they are its only ones",
+            ),
+        ),
+    )
+
+
+def resolved_params(spec: ModelSpec, config: dg.Config) -> dict[str, Any]:
+    """What the estimator is given: the YAML's params under the run's, for the YAML's kind."""
+    inherited = spec.params if config.kind == spec.kind.name else {}
+    return {**inherited, **config.params}
+
+
+def prediction_fingerprint(spec: ModelSpec, model: Pipeline, rows: pd.DataFrame) -> str:
+    """A sha256 of a model's outputs on given rows: the same model, the same fingerprint."""
     import numpy as np
-    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
-    predicted = model.predict(rows[FEATURES])
-    mse = float(mean_squared_error(target, predicted))
-    return {
-        "mse": mse,
-        "rmse": float(np.sqrt(mse)),
-        "mae": float(mean_absolute_error(target, predicted)),
-        "r2": float(r2_score(target, predicted)),
-    }
-
-
-def prediction_fingerprint(model: Pipeline, rows: pd.DataFrame) -> str:
-    """A sha256 of a model's predictions on given rows: the same model, the same fingerprint."""
-    import numpy as np
-
-    predicted = np.ascontiguousarray(model.predict(rows[FEATURES]).round(9) + 0.0)
-    return hashlib.sha256(predicted.tobytes()).hexdigest()
+    values = spec.task.fingerprint_values(model, model_input(spec, rows))
+    outputs = np.ascontiguousarray(np.asarray(values, dtype="float64").round(9) + 0.0)
+    return hashlib.sha256(outputs.tobytes()).hexdigest()

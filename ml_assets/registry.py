@@ -1,4 +1,6 @@
-"""The model registry: one immutable folder per version and atomic aliases.
+"""The model registry: one immutable folder per version and atomic aliases, per model.
+
+Under `<data dir>/<model>/`:
 
 models/<version>/model.skops   the fitted Pipeline, saved with skops (never pickle)
 models/<version>/card.json     what it is: metrics, data, config, versions, the file's sha256
@@ -44,8 +46,9 @@ if TYPE_CHECKING:  # skops and scikit-learn are imported when a model is read or
 MODEL_FILE = "model.skops"
 CARD_FILE = "card.json"
 HISTORY_FILE = "history.jsonl"
-# Types skops does not trust by default that our model kinds are made of; nothing else loads.
-ALLOWED_UNTRUSTED_TYPES = frozenset({"sklearn.tree._tree.Tree"})
+# Types skops does not trust by default that our model kinds are made of (the dtypes a
+# ColumnTransformer records, the trees of the ensembles); nothing else loads.
+ALLOWED_UNTRUSTED_TYPES = frozenset({"numpy.dtype", "sklearn.tree._tree.Tree"})
 LIBRARIES = ("scikit-learn", "skops", "numpy", "pandas", "dagster")
 STALE_STAGING_SECONDS = 3600
 
@@ -123,7 +126,7 @@ def code_revision() -> str | None:
 
 
 class ModelRegistry(dg.ConfigurableResource):
-    """Versioned, integrity-checked model store under `<data dir>/models`."""
+    """Versioned, integrity-checked model stores, one under each `<data dir>/<model>/models`."""
 
     data_dir: str | None = Field(
         default=None, description="data folder; default $ML_ASSETS_DATA_DIR, else ./data"
@@ -134,11 +137,24 @@ class ModelRegistry(dg.ConfigurableResource):
         description="how many recent versions to keep, besides every one ever in production",
     )
 
+    def for_model(self, model: str) -> ModelVersions:
+        """One model's versions and aliases; no other model's are ever among them."""
+        return ModelVersions(
+            settings.model_dir(model, self.data_dir) / "models", self.keep_versions
+        )
+
+
+@dataclass(frozen=True)
+class ModelVersions:
+    """The versions, aliases and history of one model."""
+
+    folder: Path
+    keep_versions: int = 20
+
     @property
     def root(self) -> Path:
-        models = settings.data_dir(self.data_dir) / "models"
-        models.mkdir(parents=True, exist_ok=True)
-        return models
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self.folder
 
     def register(
         self, model: Pipeline, card: dict, attachments: dict[str, bytes] | None = None

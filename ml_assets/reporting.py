@@ -22,6 +22,11 @@ def table_metadata(table: pd.DataFrame, schema: dg.TableSchema) -> dict[str, dg.
     }
 
 
-def float_metadata(prefix: str, values: dict[str, float]) -> dict[str, dg.MetadataValue]:
-    """Metrics as plain float metadata (`<prefix>_mse`, ...), so the UI plots them over time."""
-    return {f"{prefix}_{name}": dg.MetadataValue.float(value) for name, value in values.items()}
+def float_metadata(prefix: str, values: dict[str, float | None]) -> dict[str, dg.MetadataValue]:
+    """Metrics as plain float metadata (`<prefix>_mse`, ...), so the UI plots them over time;
+    a metric undefined on the rows (None) is left out."""
+    return {
+        f"{prefix}_{name}": dg.MetadataValue.float(value)
+        for name, value in values.items()
+        if value is not None
+    }

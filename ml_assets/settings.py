@@ -1,6 +1,7 @@
 """Deployment settings read from the environment when they are needed, never at import."""
 
 import os
+import re
 from pathlib import Path
 
 DATA_DIR_VARIABLE = "ML_ASSETS_DATA_DIR"
@@ -8,6 +9,7 @@ TIMEZONE_VARIABLE = "ML_ASSETS_TIMEZONE"
 WEBHOOK_VARIABLE = "ML_ASSETS_ALERT_WEBHOOK_URL"
 REVISION_VARIABLE = "ML_ASSETS_GIT_REVISION"
 STORAGE_VARIABLE = "ML_ASSETS_STORAGE_URL"
+MODEL_NAME_PATTERN = r"[a-z][a-z0-9_]*"
 
 
 def data_dir(explicit: str | None = None) -> Path:
@@ -15,10 +17,17 @@ def data_dir(explicit: str | None = None) -> Path:
     return Path(explicit or os.environ.get(DATA_DIR_VARIABLE) or "data").resolve()
 
 
-def storage_url() -> str:
-    """Where asset values live: $ML_ASSETS_STORAGE_URL (a folder or an fsspec URL such as
-    s3://bucket/prefix), else <data dir>/storage."""
-    return os.environ.get(STORAGE_VARIABLE) or str(data_dir() / "storage")
+def model_dir(model: str, explicit: str | None = None) -> Path:
+    """One model's folder in the data folder; a name that would leave it is refused."""
+    if not re.fullmatch(MODEL_NAME_PATTERN, model):
+        raise ValueError(f"not a model name: {model!r} (lower-case letters, digits and _)")
+    return data_dir(explicit) / model
+
+
+def storage_url() -> str | None:
+    """Where asset values live when not in each model's folder: $ML_ASSETS_STORAGE_URL (a
+    folder or an fsspec URL such as s3://bucket/prefix), else None."""
+    return os.environ.get(STORAGE_VARIABLE) or None
 
 
 def schedule_timezone() -> str:

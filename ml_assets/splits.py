@@ -2,8 +2,9 @@
 
 A row's id is a hash of its values, so the same record gets the same id in every run and
 every file. Its split never changes once given: reference rows keep the split of the
-reference flow (`train_test_split(test_size=0.2, random_state=42)`), every other row is
-assigned from its id. So a model is never scored on rows it was trained on, whatever lands.
+reference flow (`train_test_split(reference, test_size, random_state, stratify)`), every
+other row is assigned from its id. So a model is never scored on rows it was trained on,
+whatever lands.
 """
 
 from __future__ import annotations
@@ -11,51 +12,80 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
-from ml_assets.contract import COLUMNS
+from ml_assets.spec import ModelSpec
 
 if TYPE_CHECKING:  # imported where used: loading the definitions stays light
     import numpy as np
     import pandas as pd
 
-HOLDOUT_FRACTION = 0.2
-REFERENCE_SPLIT_SEED = 42
 TRAIN, HOLDOUT = "train", "holdout"
 ROW_ID_COLUMN = ("string", "hash of the row's values: the same record has the same id everywhere")
 REFERENCE_SOURCE = "reference"
 ID_DIGITS = 16
+VALUE_BYTES = 8  # each value takes eight bytes of the row that is hashed
 
 
-def row_ids(table: pd.DataFrame) -> pd.Series:
-    """A 16-hex-digit id per row from its contract values (float64, rounded to 1e-9)."""
+def _value_bytes(column: pd.Series, numeric: bool) -> np.ndarray:
+    """Eight bytes per value: a number as float64 (rounded to 1e-9), a text value as the start
+    of its sha256, a missing value as NaN in either case."""
     import numpy as np
     import pandas as pd
 
-    values = np.ascontiguousarray(table[COLUMNS].to_numpy(dtype="float64").round(9) + 0.0)
-    rows = values.view(np.dtype((np.void, values.shape[1] * 8))).ravel()  # one bytes per row
+    if numeric:
+        values = pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        return np.ascontiguousarray(values.round(9) + 0.0).view(np.uint8).reshape(-1, VALUE_BYTES)
+    missing = np.array([np.nan]).view(np.uint8)
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    digests = [
+        hashlib.sha256(str(value).encode("utf-8")).digest()[:VALUE_BYTES] for value in uniques
+    ]
+    table = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(-1, VALUE_BYTES)
+    table = np.vstack([table, missing])  # code -1 (missing) picks the last row
+    return table[codes]
+
+
+def row_ids(spec: ModelSpec, table: pd.DataFrame) -> pd.Series:
+    """A 16-hex-digit id per row from its contract values.
+
+    Numbers, integers and booleans count as float64 values, so a table of numbers hashes as
+    the float64 bytes of its rows.
+    """
+    import numpy as np
+    import pandas as pd
+
+    parts = [_value_bytes(table[column.name], column.type != "category") for column in spec.columns]
+    values = np.ascontiguousarray(np.hstack(parts)) if parts else np.empty((len(table), 0))
+    rows = values.view(np.dtype((np.void, values.shape[1]))).ravel()  # one bytes per row
     ids = [hashlib.sha256(row).hexdigest()[:ID_DIGITS] for row in rows.tolist()]
     return pd.Series(ids, index=table.index, name="row_id")
 
 
-def reference_split(table: pd.DataFrame) -> pd.Series:
-    """The reference flow's split of the bundled table, by position."""
+def reference_split(spec: ModelSpec, table: pd.DataFrame) -> pd.Series:
+    """The reference flow's split of the reference table, by position."""
     import numpy as np
     import pandas as pd
     from sklearn.model_selection import train_test_split
 
+    reference = spec.reference
     _, holdout_positions = train_test_split(
-        np.arange(len(table)), test_size=HOLDOUT_FRACTION, random_state=REFERENCE_SPLIT_SEED
+        np.arange(len(table)),
+        test_size=reference.test_size,
+        random_state=reference.random_state,
+        stratify=table[spec.target].to_numpy() if reference.stratify else None,
     )
     split = np.full(len(table), TRAIN, dtype=object)
     split[holdout_positions] = HOLDOUT
     return pd.Series(split, index=table.index, name="split")
 
 
-def hashed_split(ids: pd.Series) -> pd.Series:
-    """A split drawn from each row id: holdout when the id's first 32 bits fall below 20%."""
+def hashed_split(spec: ModelSpec, ids: pd.Series) -> pd.Series:
+    """A split drawn from each row id: holdout when the id's first 32 bits fall below the
+    holdout's share."""
     import numpy as np
 
     fraction = (id_numbers(ids) >> 32) / 2**32  # the first 8 hex digits, as a fraction
-    split = pick_strings([TRAIN, HOLDOUT], (fraction < HOLDOUT_FRACTION).astype(np.int8))
+    holdout = (fraction < spec.reference.test_size).astype(np.int8)
+    split = pick_strings([TRAIN, HOLDOUT], holdout)
     return split.set_axis(ids.index).rename("split")
 
 

@@ -1,7 +1,8 @@
 """IO managers: tables as Parquet (pyarrow), models with skops, small documents as JSON.
 
-Each writes under a base folder that may be a local path or any fsspec URL (`s3://...`)
-through universal-pathlib, so the steps of a distributed run can share it.
+An asset `<model>/<name>` is stored as `<data dir>/<model>/storage/<name>.<ext>`, or as
+`<base>/<model>/<name>.<ext>` under a base folder or fsspec URL (`s3://...`, through
+universal-pathlib) when one is set, so the steps of a distributed run can share it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from upath import UPath
 
 from ml_assets.files import write_atomically
 from ml_assets.registry import model_from_bytes, model_to_bytes
-from ml_assets.settings import storage_url
+from ml_assets.settings import data_dir, storage_url
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,6 +29,14 @@ def _tolerates_missing(context: dg.InputContext) -> bool:
 
 class _BytesIOManager(dg.UPathIOManager):
     """Stores each output as one file; local files are replaced atomically."""
+
+    def __init__(self, base_path: UPath, in_model_folders: bool):
+        super().__init__(base_path=base_path)
+        self.in_model_folders = in_model_folders
+
+    def get_asset_relative_path(self, context) -> UPath:
+        model, *rest = context.asset_key.path
+        return UPath(model, "storage", *rest) if self.in_model_folders else UPath(model, *rest)
 
     def to_bytes(self, obj) -> bytes:
         raise NotImplementedError
@@ -122,11 +131,15 @@ _FORMATS = {"parquet": ParquetIOManager, "skops": SkopsIOManager, "json": JsonIO
 
 
 class AssetStorage(dg.ConfigurableIOManagerFactory):
-    """Where asset values live: `base_dir` if set, else $ML_ASSETS_STORAGE_URL, else
-    `<data dir>/storage`."""
+    """Where asset values live: under `base_dir` if set, else $ML_ASSETS_STORAGE_URL, else in
+    each model's folder, `<data dir>/<model>/storage`."""
 
     format: Literal["parquet", "skops", "json"] = "parquet"
     base_dir: str | None = None
 
     def create_io_manager(self, context) -> dg.UPathIOManager:
-        return _FORMATS[self.format](base_path=UPath(self.base_dir or storage_url()))
+        base = self.base_dir or storage_url()
+        manager = _FORMATS[self.format]
+        if base is None:
+            return manager(base_path=UPath(data_dir()), in_model_folders=True)
+        return manager(base_path=UPath(base), in_model_folders=False)

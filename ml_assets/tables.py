@@ -2,7 +2,7 @@
 
 What is normalised (and said so in the notes returned): a UTF-8 byte-order mark, text in
 Windows-1252 / latin-1 instead of UTF-8, a gzip'd CSV, Windows line endings, header names
-in another case or with spaces around them. Everything else that is wrong is an error that
+with spaces around them or in another case than the contract's. Everything else that is wrong is an error that
 says what: the contract then judges the values.
 """
 
@@ -37,8 +37,14 @@ def kind_of(name: str) -> str | None:
     return None
 
 
-def read_table(path: Path, name: str | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """The file's rows with normalised header names, and notes on what was normalised."""
+def read_table(
+    path: Path, name: str | None = None, columns: list[str] | None = None
+) -> tuple[pd.DataFrame, list[str]]:
+    """The file's rows with normalised header names, and notes on what was normalised.
+
+    A header that matches one of `columns` but for case and surrounding spaces is renamed to
+    it; other headers only lose their surrounding spaces.
+    """
     name = name or path.name
     kind = kind_of(name)
     if kind is None:
@@ -49,7 +55,7 @@ def read_table(path: Path, name: str | None = None) -> tuple[pd.DataFrame, list[
         raise UnreadableFile(f"{name}: the file is empty (0 bytes)")
     notes: list[str] = []
     table = _read_csv(name, data, notes) if kind == "csv" else _read_parquet(name, data)
-    return _normalise_header(name, table, notes), notes
+    return _normalise_header(name, table, notes, columns or []), notes
 
 
 def _read_csv(name: str, data: bytes, notes: list[str]) -> pd.DataFrame:
@@ -90,13 +96,17 @@ def _read_parquet(name: str, data: bytes) -> pd.DataFrame:
         raise UnreadableFile(f"{name}: not a readable Parquet file: {error}") from None
 
 
-def _normalise_header(name: str, table: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+def _normalise_header(
+    name: str, table: pd.DataFrame, notes: list[str], columns: list[str]
+) -> pd.DataFrame:
     original = [str(column) for column in table.columns]
-    cleaned = [column.strip().lower() for column in original]
-    if len(set(cleaned)) != len(cleaned):
-        repeated = sorted({c for c in cleaned if cleaned.count(c) > 1})
+    expected = {column.casefold(): column for column in columns}
+    cleaned = [expected.get(column.strip().casefold(), column.strip()) for column in original]
+    folded = [column.casefold() for column in cleaned]
+    if len(set(folded)) != len(folded):
+        repeated = sorted({c for c, f in zip(cleaned, folded, strict=True) if folded.count(f) > 1})
         raise UnreadableFile(f"{name}: column names appear more than once: {repeated}")
-    if len(cleaned) == 1 and any(sep in cleaned[0] for sep in ";\t|"):
+    if len(cleaned) == 1 and len(columns) != 1 and any(sep in cleaned[0] for sep in ";\t|"):
         raise UnreadableFile(
             f"{name}: one column named {original[0]!r}: the delimiter must be a comma"
         )

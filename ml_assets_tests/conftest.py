@@ -1,5 +1,8 @@
-"""Shared fixtures: a temporary data folder, Dagster instances (temporary, and on a fresh
-PostgreSQL database), and landing helpers."""
+"""Shared fixtures: the bundled models, a temporary data folder, Dagster instances (temporary,
+and on a fresh PostgreSQL database), and landing helpers.
+
+Most tests are about the diabetes model, the reference flow; `landing`, `registry` and
+`reference` are its own. The classification model has tests of its own."""
 
 import os
 import shutil
@@ -12,10 +15,17 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from ml_assets.contract import load_reference_table
-from ml_assets.landing import LandingZone
-from ml_assets.registry import ModelRegistry
+from ml_assets.component import declared_models
+from ml_assets.definitions import defs
+from ml_assets.landing import LandingZone, ModelLanding
+from ml_assets.reference import load_reference_table
+from ml_assets.registry import ModelRegistry, ModelVersions
 from ml_assets.settings import DATA_DIR_VARIABLE
+from ml_assets.spec import ModelSpec
+
+MODELS = declared_models()
+DIABETES: ModelSpec = MODELS["diabetes"]
+CANCER: ModelSpec = MODELS["breast_cancer"]
 
 
 @pytest.fixture(autouse=True)
@@ -35,13 +45,15 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def landing(data_dir: Path) -> LandingZone:
-    return LandingZone(data_dir=str(data_dir))
+def landing(data_dir: Path) -> ModelLanding:
+    """The diabetes model's landing zone."""
+    return LandingZone(data_dir=str(data_dir)).for_model(DIABETES.name)
 
 
 @pytest.fixture
-def registry(data_dir: Path) -> ModelRegistry:
-    return ModelRegistry(data_dir=str(data_dir))
+def registry(data_dir: Path) -> ModelVersions:
+    """The diabetes model's versions."""
+    return ModelRegistry(data_dir=str(data_dir)).for_model(DIABETES.name)
 
 
 @pytest.fixture
@@ -52,10 +64,19 @@ def instance():
 
 @pytest.fixture(scope="session")
 def reference() -> pd.DataFrame:
-    return load_reference_table()
+    """The diabetes model's reference table, as the contract reads it."""
+    return load_reference_table(DIABETES)
 
 
-def land(landing: LandingZone, name: str, content: bytes | pd.DataFrame, age: float = 60.0) -> Path:
+def asset(name: str, model: ModelSpec = DIABETES) -> dg.AssetsDefinition:
+    """One of a model's assets as its component built it, to call as a function or materialize."""
+    key = model.key(name)
+    return next(definition for definition in defs.assets if key in definition.keys)
+
+
+def land(
+    landing: ModelLanding, name: str, content: bytes | pd.DataFrame, age: float = 60.0
+) -> Path:
     """Put a file in landing/ as if it had arrived `age` seconds ago."""
     path = landing.landing / name
     data = content.to_csv(index=False).encode() if isinstance(content, pd.DataFrame) else content

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ml_assets.contract import COLUMNS, load_reference_table
+from ml_assets.reference import load_reference_table
 from ml_assets.simulate import simulate_batch
+from ml_assets_tests.conftest import DIABETES
 
 ARCHIVED, QUARANTINED = "archived", "quarantined"
+COLUMNS = DIABETES.column_names
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class Case:
 
 
 def good(rows: int = 20, seed: int = 0) -> pd.DataFrame:
-    return simulate_batch(load_reference_table(), rows=rows, seed=seed)
+    return simulate_batch(DIABETES, load_reference_table(DIABETES), rows=rows, seed=seed)
 
 
 def csv(table: pd.DataFrame, **options) -> bytes:

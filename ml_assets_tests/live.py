@@ -15,14 +15,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 LOCATION = "ml_assets"
-TRAINING_ASSETS = "key:reference_data or group:training or key:production_model"
 
 
-def materialize_command(config: Path | None = None) -> list[str]:
-    """The training graph as `make materialize` launches it, optionally with a run config."""
+def materialize_command(config: Path | None = None, model: str = "diabetes") -> list[str]:
+    """A model's training job as `make materialize` launches it, optionally with a run config."""
     command = [
-        str(BIN / "dagster"), "asset", "materialize",
-        "-m", "ml_assets.definitions", "--select", TRAINING_ASSETS,
+        str(BIN / "dagster"), "job", "execute",
+        "-m", "ml_assets.definitions", "-j", f"{model}_training_job",
     ]  # fmt: skip
     return command if config is None else [*command, "-c", str(config)]
 

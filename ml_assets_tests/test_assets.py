@@ -1,4 +1,5 @@
-"""Each asset called as a plain function, the way Dagster University tests them."""
+"""Each asset of the diabetes model called as a plain function, the way Dagster University
+tests them."""
 
 import hashlib
 import json
@@ -11,23 +12,18 @@ from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_squared_error
 from sklearn.model_selection import train_test_split
 
-from ml_assets.assets.deployment import production_model
-from ml_assets.assets.ingestion import raw_batches, reference_data
-from ml_assets.assets.training import (
-    candidate_model,
-    data_fingerprint,
-    dataset,
-    features,
-    model_metrics,
-)
-from ml_assets.contract import COLUMNS, FEATURES, TARGET
-from ml_assets.landing import REASON_SUFFIX
-from ml_assets.modeling import ModelConfig, build_pipeline
-from ml_assets_tests.conftest import land
+from ml_assets.assets.training import data_fingerprint
+from ml_assets.landing import REASON_SUFFIX, LandingZone
+from ml_assets.modeling import build_pipeline, model_config_class, model_input
+from ml_assets.registry import ModelRegistry
+from ml_assets_tests.conftest import DIABETES, asset, land
+
+COLUMNS, FEATURES, TARGET = DIABETES.column_names, DIABETES.features, DIABETES.target
+ModelConfig = model_config_class(DIABETES)
 
 
 def test_reference_data_carries_counts_schema_and_preview(reference):
-    output = reference_data()
+    output = asset("reference_data")()
     assert output.value.equals(reference)
     assert output.metadata["dagster/row_count"].value == 442
     assert [c.name for c in output.metadata["dagster/column_schema"].schema.columns] == COLUMNS
@@ -36,18 +32,20 @@ def test_reference_data_carries_counts_schema_and_preview(reference):
     assert len(preview.splitlines()) == 2 + 5  # header, rule and five rows
 
 
-def ingest(landing, name):
+def ingest(data_dir, name):
     """Run raw_batches for one file; return its output after checking its contract result."""
     with dg.build_asset_context(partition_key=name) as context:
-        output, check = list(raw_batches(context, landing=landing))
+        output, check = list(
+            asset("raw_batches")(context, landing=LandingZone(data_dir=str(data_dir)))
+        )
     assert check.passed and check.check_name == "matches_data_contract"
     return output
 
 
-def test_a_good_batch_is_validated_and_archived(landing, reference):
+def test_a_good_batch_is_validated_and_archived(data_dir, landing, reference):
     path = land(landing, "good.csv", reference.head(20)[COLUMNS[::-1]])
     original = path.read_bytes()
-    output = ingest(landing, "good.csv")
+    output = ingest(data_dir, "good.csv")
     assert list(output.value.columns) == [*COLUMNS, "row_id"]
     expected_ids = [
         hashlib.sha256(row.round(9).tobytes()).hexdigest()[:16]
@@ -58,15 +56,16 @@ def test_a_good_batch_is_validated_and_archived(landing, reference):
     assert (landing.archive_dir / "good.csv").read_bytes() == original
     assert landing.pending_files() == []
     assert output.metadata["file"].value == "good.csv"
+    assert landing.archive_dir == data_dir / "diabetes" / "archive"
 
 
-def test_a_bad_batch_is_quarantined_with_a_reason(landing, reference):
+def test_a_bad_batch_is_quarantined_with_a_reason(data_dir, landing, reference):
     bad = reference.head(20).astype(object)
     bad.loc[[3, 4], "bmi"] = "abc"
     path = land(landing, "bad.csv", bad)
     original = path.read_bytes()
     with pytest.raises(dg.Failure) as caught:
-        ingest(landing, "bad.csv")
+        ingest(data_dir, "bad.csv")
     assert "bad.csv" in caught.value.description
     assert "column 'bmi'" in caught.value.description and "rows [4, 5]" in caught.value.description
     assert (landing.quarantine_dir / "bad.csv").read_bytes() == original
@@ -81,15 +80,15 @@ def test_a_bad_batch_is_quarantined_with_a_reason(landing, reference):
     }
 
 
-def test_an_unreadable_batch_is_quarantined(landing):
+def test_an_unreadable_batch_is_quarantined(data_dir, landing):
     land(landing, "garbage.csv", bytes(range(256)) * 4)
     with pytest.raises(dg.Failure):
-        ingest(landing, "garbage.csv")
+        ingest(data_dir, "garbage.csv")
     assert (landing.quarantine_dir / "garbage.csv").read_bytes() == bytes(range(256)) * 4
 
 
 def build_dataset(reference, batches):
-    return dataset(reference_data=reference, raw_batches=batches).value
+    return asset("dataset")(reference_data=reference, raw_batches=batches).value
 
 
 def test_dataset_without_batches_is_the_reference_with_its_split(reference):
@@ -117,7 +116,9 @@ def test_dataset_keeps_the_first_of_rows_repeated_across_batches(reference):
     second = pd.concat(
         [first.iloc[:3], reference.iloc[40:60].assign(target=lambda t: t["target"] + 2)]
     )
-    result = dataset(reference_data=reference, raw_batches={"b.csv": second, "a.csv": first})
+    result = asset("dataset")(
+        reference_data=reference, raw_batches={"b.csv": second, "a.csv": first}
+    )
     table = result.value
     assert len(table) == 442 + 40 + 20
     assert table["row_id"].is_unique
@@ -165,13 +166,23 @@ def test_features_drop_incomplete_and_implausible_rows(reference):
     table = build_dataset(reference, {})
     table.loc[0, "bmi"] = np.nan
     table.loc[1, "age"] = 500.0
-    output = features(table)
+    output = asset("features")(table)
     assert len(output.value) == 440
     assert output.metadata["rows_dropped_incomplete"].value == 1
     assert output.metadata["rows_dropped_implausible"].value == 1
 
 
-def test_baseline_reproduces_the_reference_flow(reference, registry):
+def metrics_of(model, table, data_dir):
+    with dg.build_asset_context() as context:
+        return asset("model_metrics")(
+            context,
+            candidate_model=model,
+            features=table,
+            registry=ModelRegistry(data_dir=str(data_dir)),
+        ).value
+
+
+def test_baseline_reproduces_the_reference_flow(reference, data_dir):
     """With no landed files, the candidate's holdout MSE is scikit-learn's own number."""
     from sklearn.datasets import load_diabetes
 
@@ -179,43 +190,50 @@ def test_baseline_reproduces_the_reference_flow(reference, registry):
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=42)
     expected = mean_squared_error(y_test, LinearRegression().fit(X_train, y_train).predict(X_test))
 
-    table = features(build_dataset(reference, {})).value
-    model = candidate_model(ModelConfig(), table).value
-    with dg.build_asset_context() as context:
-        metrics = model_metrics(
-            context, candidate_model=model, features=table, registry=registry
-        ).value
+    table = asset("features")(build_dataset(reference, {})).value
+    model = asset("candidate_model")(ModelConfig(), table).value
+    metrics = metrics_of(model, table, data_dir)
     assert metrics["candidate"]["mse"] == pytest.approx(expected, rel=1e-9)
     assert metrics["production"] is None
     assert (metrics["training_rows"], metrics["holdout_rows"]) == (353, 89)
 
 
-def test_metrics_score_production_on_the_same_rows(reference, registry):
-    table = features(build_dataset(reference, {})).value
+def test_metrics_score_production_on_the_same_rows(reference, registry, data_dir):
+    table = asset("features")(build_dataset(reference, {})).value
     train = table[table["split"] == "train"]
     holdout = table[table["split"] == "holdout"]
-    champion = build_pipeline(ModelConfig(model_kind="ridge", ridge_alpha=10)).fit(
-        train[FEATURES], train[TARGET]
+    champion = build_pipeline(DIABETES, "ridge", {"alpha": 10}).fit(
+        model_input(DIABETES, train), train[TARGET]
     )
     registry.promote(registry.register(champion, card={}).version)
-    candidate = candidate_model(ModelConfig(), table).value
-    with dg.build_asset_context() as context:
-        metrics = model_metrics(
-            context, candidate_model=candidate, features=table, registry=registry
-        ).value
+    candidate = asset("candidate_model")(ModelConfig(), table).value
+    metrics = metrics_of(candidate, table, data_dir)
     expected = mean_squared_error(holdout[TARGET], champion.predict(holdout[FEATURES]))
     assert metrics["production"]["mse"] == pytest.approx(expected)
     assert metrics["production_version"] == registry.production().version
 
 
-def test_production_model_refuses_without_a_passed_gate(instance, reference, registry):
-    table = features(build_dataset(reference, {})).value
-    model = candidate_model(ModelConfig(), table).value
+def test_the_run_config_chooses_the_kind_and_overrides_the_yaml_params(reference):
+    table = asset("features")(build_dataset(reference, {})).value
+    ridge = asset("candidate_model")(ModelConfig(kind="ridge", params={"alpha": 4.5}), table)
+    assert ridge.value.named_steps["regressor"].alpha == 4.5
+    assert ridge.metadata["config"].value == {"kind": "ridge", "params": {"alpha": 4.5}}
+    with pytest.raises(dg.Failure, match="does not take n_estimators"):
+        asset("candidate_model")(ModelConfig(kind="ridge", params={"n_estimators": 3}), table)
+
+
+def test_production_model_refuses_without_a_passed_gate(instance, reference, registry, data_dir):
+    table = asset("features")(build_dataset(reference, {})).value
+    model = asset("candidate_model")(ModelConfig(), table).value
     with (
         dg.build_asset_context(instance=instance) as context,
         pytest.raises(dg.Failure, match="model_metrics has never been materialized"),
     ):
-        production_model(
-            context, candidate_model=model, model_metrics={}, features=table, registry=registry
+        asset("production_model")(
+            context,
+            candidate_model=model,
+            model_metrics={},
+            features=table,
+            registry=ModelRegistry(data_dir=str(data_dir)),
         )
     assert registry.production() is None

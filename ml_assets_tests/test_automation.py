@@ -1,4 +1,4 @@
-"""The schedule, the landing sensor, the automation conditions and the failure alert."""
+"""The diabetes model's schedule and landing sensor, and the shared failure alert."""
 
 import importlib
 import json
@@ -12,21 +12,27 @@ import dagster as dg
 import pytest
 
 from ml_assets import definitions
-from ml_assets.automation import landing_sensor, run_failure_alert, weekly_retraining_schedule
+from ml_assets.automation import run_failure_alert
+from ml_assets.landing import LandingZone
 from ml_assets.settings import TIMEZONE_VARIABLE, WEBHOOK_VARIABLE
 from ml_assets_tests.conftest import contract_evaluations, land
 
+PARTITIONS = "diabetes_landed_files"
 
-def tick(instance, landing):
-    with dg.build_sensor_context(instance=instance, resources={"landing": landing}) as context:
-        result = landing_sensor(context)
+
+def tick(instance, landing, model="diabetes"):
+    """One tick of a model's landing sensor on the landing zone's data folder."""
+    sensor = definitions.defs.resolve_sensor_def(f"{model}_landing_sensor")
+    zone = LandingZone(data_dir=str(landing.root.parent), max_file_bytes=landing.max_file_bytes)
+    with dg.build_sensor_context(instance=instance, resources={"landing": zone}) as context:
+        result = sensor(context)
     for request in result.dynamic_partitions_requests:
         instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
     return result
 
 
 def ingest(instance, partition_key):
-    job = definitions.defs.resolve_job_def("ingestion_job")
+    job = definitions.defs.resolve_job_def("diabetes_ingestion_job")
     return job.execute_in_process(
         instance=instance, partition_key=partition_key, raise_on_error=False
     )
@@ -37,13 +43,13 @@ def test_a_complete_file_becomes_a_partition_and_a_run(instance, landing, refere
     result = tick(instance, landing)
     assert [r.partition_key for r in result.run_requests] == ["a.csv"]
     assert result.run_requests[0].run_key.startswith("a.csv:")
-    assert instance.get_dynamic_partitions("landed_files") == ["a.csv"]
+    assert instance.get_dynamic_partitions(PARTITIONS) == ["a.csv"]
 
 
 def test_a_file_still_being_written_waits_for_a_later_tick(instance, landing, reference):
     land(landing, "growing.csv", reference.head(10), age=0)
     assert tick(instance, landing).run_requests == []
-    assert instance.get_dynamic_partitions("landed_files") == []
+    assert instance.get_dynamic_partitions(PARTITIONS) == []
     land(landing, "growing.csv", reference.head(40), age=30)  # finished writing since
     assert [r.partition_key for r in tick(instance, landing).run_requests] == ["growing.csv"]
 
@@ -109,34 +115,32 @@ def test_an_unreadable_file_is_skipped_and_the_rest_proceed(
 
 
 def test_weekly_schedule_ticks_sunday_23_with_a_valid_run_config():
-    schedule = definitions.defs.resolve_schedule_def("weekly_retraining")
+    schedule = definitions.defs.resolve_schedule_def("diabetes_weekly_retraining")
     assert schedule.cron_schedule == "0 23 * * 0"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     sunday = datetime(2026, 11, 29, 23, 0, tzinfo=ZoneInfo(schedule.execution_timezone))
     with dg.build_schedule_context(scheduled_execution_time=sunday) as context:
         requests = list(schedule.evaluate_tick(context).run_requests)
     assert len(requests) == 1
-    job = definitions.defs.resolve_job_def("training_job")
+    job = definitions.defs.resolve_job_def("diabetes_training_job")
     assert dg.validate_run_config(job, requests[0].run_config) is not None
     selected = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
     assert selected == {
-        "reference_data",
-        "dataset",
-        "features",
-        "candidate_model",
-        "model_metrics",
-        "production_model",
+        "diabetes/reference_data",
+        "diabetes/dataset",
+        "diabetes/features",
+        "diabetes/candidate_model",
+        "diabetes/model_metrics",
+        "diabetes/production_model",
     }
 
 
 def test_schedule_timezone_comes_from_the_environment(monkeypatch):
-    assert weekly_retraining_schedule("Europe/Paris").execution_timezone == "Europe/Paris"
     monkeypatch.setenv(TIMEZONE_VARIABLE, "America/New_York")
     try:
         reloaded = importlib.reload(definitions)
-        assert reloaded.defs.resolve_schedule_def("weekly_retraining").execution_timezone == (
-            "America/New_York"
-        )
+        schedule = reloaded.defs.resolve_schedule_def("diabetes_weekly_retraining")
+        assert schedule.execution_timezone == "America/New_York"
     finally:
         monkeypatch.delenv(TIMEZONE_VARIABLE)
         importlib.reload(definitions)
@@ -144,15 +148,18 @@ def test_schedule_timezone_comes_from_the_environment(monkeypatch):
 
 def test_sensors_run_by_default():
     for name in (
-        "landing_sensor",
-        "retrain_after_ingestion",
+        "diabetes_landing_sensor",
+        "diabetes_retrain_after_ingestion",
+        "breast_cancer_landing_sensor",
+        "breast_cancer_retrain_after_ingestion",
         "retraining_automation",
         "run_failure_alert",
         "dead_run_reaper",
     ):
         sensor = definitions.defs.resolve_sensor_def(name)
         assert sensor.default_status == dg.DefaultSensorStatus.RUNNING, name
-    assert definitions.defs.resolve_sensor_def("landing_sensor").minimum_interval_seconds <= 10
+    landing = definitions.defs.resolve_sensor_def("diabetes_landing_sensor")
+    assert landing.minimum_interval_seconds <= 10
 
 
 class _Recorder(BaseHTTPRequestHandler):

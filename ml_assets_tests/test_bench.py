@@ -5,7 +5,6 @@ import json
 import subprocess
 import sys
 
-import dagster as dg
 import pytest
 from sklearn.datasets import load_diabetes
 from sklearn.linear_model import LinearRegression
@@ -14,14 +13,15 @@ from sklearn.model_selection import train_test_split
 from skops.io import get_untrusted_types, load
 
 from bench.report import Measurement, ingestion_label, render_report
-from ml_assets.contract import column_rules
+from bench.run import contract_ranges
 from ml_assets.simulate import simulate_batch
+from ml_assets_tests.conftest import DIABETES
 from ml_assets_tests.live import REPO
 
 
 def plain_script(tmp_path, batches):
     ranges = tmp_path / "ranges.json"
-    ranges.write_text(json.dumps({rule.name: [rule.low, rule.high] for rule in column_rules()}))
+    ranges.write_text(json.dumps(contract_ranges(DIABETES)))
     model = tmp_path / "model.skops"
     done = subprocess.run(
         [
@@ -47,7 +47,7 @@ def test_the_plain_script_reproduces_the_reference_flow(tmp_path):
 def test_the_plain_script_trains_on_landed_batches_and_drops_implausible_rows(tmp_path, reference):
     batches = tmp_path / "batches"
     batches.mkdir()
-    batch = simulate_batch(reference, rows=1000, seed=3)
+    batch = simulate_batch(DIABETES, reference, rows=1000, seed=3)
     batch.loc[:9, "bmi"] = 500.0  # outside the contract's range: dropped, as features drops it
     batch.to_parquet(batches / "a.parquet", index=False)
     metrics, _ = plain_script(tmp_path, batches)
@@ -116,19 +116,18 @@ def test_the_empty_graph_has_our_graph_shape_and_runs():
     # Dagster's floor is only a floor if its graph is ours with the work taken out.
     from bench.empty_graph import defs as empty
     from ml_assets.definitions import defs as ours
-    from ml_assets_tests.live import TRAINING_ASSETS
 
     our_graph, empty_graph = ours.resolve_asset_graph(), empty.resolve_asset_graph()
-    keys = dg.AssetSelection.from_string(TRAINING_ASSETS).resolve(our_graph)
+    keys = ours.resolve_job_def("diabetes_training_job").asset_layer.selected_asset_keys
     assert keys == empty_graph.materializable_asset_keys
     for key in keys:
         ours_node, empty_node = our_graph.get(key), empty_graph.get(key)
         # raw_batches is data our graph reads from storage: the floor leaves it out.
-        assert ours_node.parent_keys - {dg.AssetKey("raw_batches")} == empty_node.parent_keys
+        assert ours_node.parent_keys - {DIABETES.key("raw_batches")} == empty_node.parent_keys
         assert ours_node.check_keys == empty_node.check_keys
         assert ours_node.pools == empty_node.pools
-    # Its training_job, which the bench launches through dagster dev, runs all of it.
-    result = empty.get_job_def("training_job").execute_in_process()
+    # Its job, named as ours, which the bench launches through dagster dev, runs all of it.
+    result = empty.resolve_job_def("diabetes_training_job").execute_in_process()
     assert result.success
     assert len(result.get_asset_materialization_events()) == len(keys)
     evaluations = result.get_asset_check_evaluations()

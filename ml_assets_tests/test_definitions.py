@@ -15,59 +15,94 @@ from sklearn.metrics import mean_squared_error
 from sklearn.model_selection import train_test_split
 
 from ml_assets.definitions import defs
+from ml_assets_tests.conftest import CANCER, DIABETES
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+PER_MODEL_ASSETS = {
+    "reference_data",
+    "raw_batches",
+    "dataset",
+    "features",
+    "candidate_model",
+    "model_metrics",
+    "production_model",
+    "predictions",
+}
 
 
-def test_every_public_name_is_defined():
-    assets = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+def checks_of(model: str) -> set[str]:
+    graph = defs.resolve_asset_graph()
+    return {
+        f"{key.asset_key.path[1]}:{key.name}"
+        for key in graph.asset_check_keys
+        if key.asset_key.path[0] == model
+    }
+
+
+def test_every_public_name_is_defined_for_each_model():
+    graph = defs.resolve_asset_graph()
+    assets = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert assets == {
-        "reference_data",
-        "raw_batches",
-        "dataset",
-        "features",
-        "candidate_model",
-        "model_metrics",
-        "production_model",
-        "predictions",
+        f"{model}/{name}" for model in ("diabetes", "breast_cancer") for name in PER_MODEL_ASSETS
     }
-    checks = {
-        f"{key.asset_key.to_user_string()}:{key.name}"
-        for key in defs.resolve_asset_graph().asset_check_keys
-    }
-    assert checks == {
+    common = {
         "raw_batches:matches_data_contract",
         "raw_batches:no_drift_from_reference",
         "features:no_missing_values",
         "features:unique_row_ids",
         "features:enough_rows",
         "features:target_in_plausible_range",
-        "model_metrics:mse_below_threshold",
         "model_metrics:not_worse_than_production",
     }
-    for check in ("mse_below_threshold", "not_worse_than_production"):
-        spec = defs.resolve_asset_graph().get_check_spec(
-            dg.AssetCheckKey(dg.AssetKey("model_metrics"), check)
-        )
-        assert spec.blocking
-    for job in ("training_job", "ingestion_job", "rollback_production"):
-        assert defs.resolve_job_def(job)
-    graph = defs.resolve_asset_graph()
-    groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
-    assert groups["reference_data"] == groups["raw_batches"] == "ingestion"
-    assert groups["production_model"] == groups["predictions"] == "deployment"
-    assert {groups[k] for k in ("dataset", "features", "candidate_model", "model_metrics")} == {
-        "training"
-    }
+    assert checks_of("diabetes") == common | {"model_metrics:mse_below_threshold"}
+    assert checks_of("breast_cancer") == common | {"model_metrics:accuracy_above_threshold"}
+    for spec in (DIABETES, CANCER):
+        for check in spec.gate_checks:
+            key = dg.AssetCheckKey(spec.key("model_metrics"), check)
+            assert graph.get_check_spec(key).blocking
+        for job in ("training_job", "ingestion_job", "rollback_production"):
+            assert defs.resolve_job_def(spec.named(job)).tags["ml_assets/model"] == spec.name
+        assert defs.resolve_schedule_def(spec.named("weekly_retraining"))
+        for sensor in ("landing_sensor", "retrain_after_ingestion"):
+            assert defs.resolve_sensor_def(spec.named(sensor))
+        groups = {
+            graph.get(key).group_name
+            for key in graph.get_all_asset_keys()
+            if key.path[0] == spec.name
+        }
+        assert groups == {spec.name}
+    for shared in ("retraining_automation", "run_failure_alert", "dead_run_reaper"):
+        assert defs.resolve_sensor_def(shared)
 
 
-def test_every_asset_and_check_has_a_description():
+def test_every_object_has_a_description():
     graph = defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         assert graph.get(key).description, key
     for key in graph.asset_check_keys:
         assert graph.get_check_spec(key).description, key
+    for job in defs.resolve_all_job_defs():
+        if not job.name.startswith("__"):
+            assert job.description, job.name
+    for schedule in defs.schedules:
+        assert schedule.description, schedule.name
+
+
+def test_two_models_never_share_a_partition_set_or_a_folder():
+    graph = defs.resolve_asset_graph()
+    partitions = {
+        spec.name: graph.get(spec.key("raw_batches")).partitions_def.name
+        for spec in (DIABETES, CANCER)
+    }
+    assert partitions == {
+        "diabetes": "diabetes_landed_files",
+        "breast_cancer": "breast_cancer_landed_files",
+    }
+    diabetes_selection = defs.resolve_job_def(
+        "diabetes_training_job"
+    ).asset_layer.selected_asset_keys
+    assert all(key.path[0] == "diabetes" for key in diabetes_selection)
 
 
 @pytest.mark.slow
@@ -86,11 +121,11 @@ def test_dagster_definitions_validate_passes(tmp_path):
 
 @pytest.mark.slow
 def test_headless_materialize_reproduces_the_reference_flow(tmp_path):
-    """`make materialize` on an empty instance and data dir, then `ml-assets status --json`."""
+    """`make materialize MODEL=diabetes` on an empty instance and data dir, then `status`."""
     home, data = tmp_path / "home", tmp_path / "data"
     env = {**os.environ, "ML_ASSETS_DATA_DIR": str(data), "DAGSTER_HOME": str(home)}
     result = subprocess.run(
-        ["make", "--no-print-directory", "materialize"],
+        ["make", "--no-print-directory", "materialize", "MODEL=diabetes"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -101,7 +136,7 @@ def test_headless_materialize_reproduces_the_reference_flow(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (home / "dagster.yaml").read_text() == (REPO / "config" / "dagster.yaml").read_text()
     status = subprocess.run(
-        [str(BIN / "ml-assets"), "status", "--json"],
+        [str(BIN / "ml-assets"), "status", "--model", "diabetes", "--json"],
         env=env,
         capture_output=True,
         text=True,
@@ -112,5 +147,6 @@ def test_headless_materialize_reproduces_the_reference_flow(tmp_path):
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=42)
     expected = mean_squared_error(y_test, LinearRegression().fit(X_train, y_train).predict(X_test))
     assert report["production"]["metrics"]["mse"] == pytest.approx(expected, rel=1e-9)
-    assert round(report["production"]["metrics"]["mse"], 2) == round(expected, 2)
+    assert round(report["production"]["metrics"]["mse"], 2) == round(expected, 2) == 2900.19
+    assert not (data / "breast_cancer" / "models").exists()  # one model asked, one trained
     assert shutil.which("make")

@@ -1,4 +1,5 @@
-"""The registry in use: promote → load → predict → rollback, through Dagster and the CLI."""
+"""The diabetes model's registry in use: promote → load → predict → rollback, through Dagster
+and the CLI."""
 
 import io
 import json
@@ -9,21 +10,23 @@ import pandas as pd
 import pytest
 from sklearn.metrics import mean_squared_error
 
-from ml_assets.assets.deployment import gate_refusal, predictions
+from ml_assets.assets.deployment import gate_refusal
 from ml_assets.cli import main
-from ml_assets.contract import FEATURES, TARGET
 from ml_assets.definitions import defs
+from ml_assets.registry import ModelRegistry
 from ml_assets.simulate import simulate_batch
 from ml_assets.storage import AssetStorage
-from ml_assets_tests.conftest import land
+from ml_assets_tests.conftest import DIABETES, asset, land
 from ml_assets_tests.test_automation import tick
-from ml_assets_tests.test_end_to_end import materialize
+from ml_assets_tests.test_end_to_end import keys, materialize
 
 pytestmark = pytest.mark.slow
 
+FEATURES, TARGET = DIABETES.features, DIABETES.target
 FOLLOW_ANY = {
-    "ops": {"deployment_gate": {"config": {"mse_threshold": 4000, "max_relative_increase": 0.5}}}
+    "ops": {"diabetes__deployment_gate": {"config": {"threshold": 4000, "tolerance_relative": 0.5}}}
 }
+MODEL = ["--model", "diabetes"]
 
 
 @pytest.fixture
@@ -37,13 +40,13 @@ def home_instance(tmp_path, monkeypatch):
 
 
 def latest_production_metadata(instance):
-    event = instance.get_latest_materialization_event(dg.AssetKey("production_model"))
+    event = instance.get_latest_materialization_event(DIABETES.key("production_model"))
     return {key: value.value for key, value in event.asset_materialization.metadata.items()}
 
 
 def cli_json(capsys, *args):
     capsys.readouterr()
-    assert main([*args, "--json"]) == 0
+    assert main([*args, *MODEL, "--json"]) == 0
     return json.loads(capsys.readouterr().out)
 
 
@@ -58,14 +61,14 @@ def test_promote_predict_rollback_round_trip(
     assert metadata["model_card"].count("data:image/png;base64,") == 2
 
     # A batch lands: ingestion scores it with the production model of that moment.
-    batch = simulate_batch(reference, rows=300, seed=21)
+    batch = simulate_batch(DIABETES, reference, rows=300, seed=21)
     land(landing, "batch.csv", batch)
     tick(instance, landing)
-    ingestion = defs.resolve_job_def("ingestion_job").execute_in_process(
+    ingestion = defs.resolve_job_def("diabetes_ingestion_job").execute_in_process(
         instance=instance, partition_key="batch.csv"
     )
     assert ingestion.success
-    scored = instance.get_latest_materialization_event(dg.AssetKey("predictions"))
+    scored = instance.get_latest_materialization_event(DIABETES.key("predictions"))
     live_mse = scored.asset_materialization.metadata["live_mse"].value
     expected = mean_squared_error(batch[TARGET], registry.load(first).predict(batch[FEATURES]))
     assert live_mse == pytest.approx(expected)
@@ -77,7 +80,8 @@ def test_promote_predict_rollback_round_trip(
     assert second != first
     card = registry.get(second).card
     assert card["champion_version"] == first
-    assert card["model_config"]["model_kind"] == "linear"
+    assert card["model_config"] == {"kind": "linear", "params": {}}
+    assert card["model"] == "diabetes" and card["task"] == "regression"
     assert card["training_rows"] > 353
     assert card["run_id"] and card["data_fingerprint"]
 
@@ -88,26 +92,26 @@ def test_promote_predict_rollback_round_trip(
     assert models[0]["metrics"]["mse"] == pytest.approx(card["metrics"]["mse"])
 
     # Predict a fresh batch: the CLI gives what the version's own model gives.
-    fresh = simulate_batch(reference, rows=40, seed=99).drop(columns=[TARGET])
+    fresh = simulate_batch(DIABETES, reference, rows=40, seed=99).drop(columns=[TARGET])
     fresh.insert(0, "patient", [f"p{i}" for i in range(40)])
     source = tmp_path / "fresh.csv"
     fresh.to_csv(source, index=False)
     output = tmp_path / "scored.parquet"
-    assert main(["predict", str(source), "--output", str(output)]) == 0
+    assert main(["predict", *MODEL, str(source), "--output", str(output)]) == 0
     written = pd.read_parquet(output)
     assert list(written["patient"]) == list(fresh["patient"])  # other columns are kept
     np.testing.assert_allclose(
         written["prediction"], registry.load(second).predict(fresh[FEATURES])
     )
     capsys.readouterr()
-    assert main(["predict", str(source), "--version", first]) == 0
+    assert main(["predict", *MODEL, str(source), "--version", first]) == 0
     stdout_scores = pd.read_csv(io.StringIO(capsys.readouterr().out))
     np.testing.assert_allclose(
         stdout_scores["prediction"], registry.load(first).predict(fresh[FEATURES]), rtol=1e-12
     )
 
     # Roll back from the CLI: production is the first again, and the UI history says so.
-    assert main(["rollback"]) == 0
+    assert main(["rollback", *MODEL]) == 0
     assert registry.production().version == first
     metadata = latest_production_metadata(instance)
     assert metadata["rollback"] is True
@@ -115,9 +119,10 @@ def test_promote_predict_rollback_round_trip(
     assert cli_json(capsys, "status")["production"]["version"] == first
 
     # Roll forward again through the Dagster job, with the version in its config.
-    job = defs.resolve_job_def("rollback_production")
+    job = defs.resolve_job_def("diabetes_rollback_production")
     result = job.execute_in_process(
-        instance=instance, run_config={"ops": {"roll_back": {"config": {"version": second}}}}
+        instance=instance,
+        run_config={"ops": {"diabetes_roll_back": {"config": {"version": second}}}},
     )
     assert result.success
     assert registry.production().version == second
@@ -130,25 +135,30 @@ def test_promote_predict_rollback_round_trip(
     data[len(data) // 2] ^= 0x01
     model_file.write_bytes(bytes(data))
     capsys.readouterr()
-    assert main(["predict", str(source)]) == 1
+    assert main(["predict", *MODEL, str(source)]) == 1
     assert "refusing a changed file" in capsys.readouterr().err
 
 
 def test_rollback_job_refuses_an_unknown_version(home_instance, registry):
     assert materialize(home_instance).success
     production = registry.production().version
-    result = defs.resolve_job_def("rollback_production").execute_in_process(
+    result = defs.resolve_job_def("diabetes_rollback_production").execute_in_process(
         instance=home_instance,
-        run_config={"ops": {"roll_back": {"config": {"version": "20990101T000000000000Z-x"}}}},
+        run_config={
+            "ops": {"diabetes_roll_back": {"config": {"version": "20990101T000000000000Z-x"}}}
+        },
         raise_on_error=False,
     )
     assert not result.success
     assert registry.production().version == production
 
 
-def test_predictions_wait_for_a_production_model(registry, reference):
+def test_predictions_wait_for_a_production_model(data_dir, reference):
     with dg.build_asset_context(partition_key="a.csv") as context:
-        assert list(predictions(context, raw_batches=reference.head(5), registry=registry)) == []
+        scored = asset("predictions")(
+            context, raw_batches=reference.head(5), registry=ModelRegistry(data_dir=str(data_dir))
+        )
+        assert list(scored) == []
 
 
 def test_predict_refuses_bad_input_naming_column_and_rows(registry, reference, tmp_path, capsys):
@@ -156,24 +166,24 @@ def test_predict_refuses_bad_input_naming_column_and_rows(registry, reference, t
     bad.loc[2, "bmi"] = "heavy"
     source = tmp_path / "bad.csv"
     bad.to_csv(source, index=False)
-    assert main(["predict", str(source)]) == 1
+    assert main(["predict", *MODEL, str(source)]) == 1
     error = capsys.readouterr().err
     assert str(source) in error and "column 'bmi'" in error and "rows [3]" in error
     missing = tmp_path / "missing.csv"
     reference.head(3).drop(columns=["s5"]).to_csv(missing, index=False)
-    assert main(["predict", str(missing)]) == 1
+    assert main(["predict", *MODEL, str(missing)]) == 1
     assert "column 's5': column is missing" in capsys.readouterr().err
 
 
 def test_predict_without_a_model_or_with_a_bad_file(registry, reference, tmp_path, capsys):
     source = tmp_path / "ok.csv"
     reference.head(3).to_csv(source, index=False)
-    assert main(["predict", str(source)]) == 1
-    assert "nothing is in production" in capsys.readouterr().err
-    assert main(["predict", str(tmp_path / "nope.csv")]) == 1
+    assert main(["predict", *MODEL, str(source)]) == 1
+    assert "nothing of diabetes is in production" in capsys.readouterr().err
+    assert main(["predict", *MODEL, str(tmp_path / "nope.csv")]) == 1
     text = tmp_path / "notes.txt"
     text.write_text("hello")
-    assert main(["predict", str(text)]) == 1
+    assert main(["predict", *MODEL, str(text)]) == 1
     assert "notes.txt: unsupported file type" in capsys.readouterr().err
 
 
@@ -185,23 +195,23 @@ def test_a_concurrent_runs_unevaluated_gate_does_not_hide_this_runs_evaluation(
     unreadable = AssetStorage(format="json", base_dir=str(tmp_path / "elsewhere"))
     other = dg.materialize(
         [*defs.assets, *defs.asset_checks],
-        selection=dg.AssetSelection.checks_for_assets("model_metrics"),
+        selection=dg.AssetSelection.checks_for_assets(DIABETES.key("model_metrics")),
         instance=instance,
         resources={**defs.resources, "json_io_manager": unreadable},
         raise_on_error=False,
     )
     assert not other.success
     latest = instance.get_latest_asset_check_evaluation_record(
-        dg.AssetCheckKey(dg.AssetKey("model_metrics"), "mse_below_threshold")
+        dg.AssetCheckKey(DIABETES.key("model_metrics"), "mse_below_threshold")
     )
     assert latest.event.asset_check_evaluation is None  # the newest execution is that plan
-    assert gate_refusal(instance) is None
+    assert gate_refusal(DIABETES, instance) is None
 
 
 def test_production_model_alone_is_refused_when_the_gate_never_ran_on_the_latest_metrics(
     instance, registry
 ):
     assert materialize(instance).success
-    metrics_only = dg.AssetSelection.assets("model_metrics").without_checks()
+    metrics_only = keys("model_metrics").without_checks()
     assert materialize(instance, selection=metrics_only).success
-    assert "not evaluated on the latest model_metrics" in gate_refusal(instance)
+    assert "not evaluated on the latest model_metrics" in gate_refusal(DIABETES, instance)

@@ -1,4 +1,5 @@
-"""The whole graph on a real temporary instance: the gate passing, failing, and the landing path."""
+"""The diabetes model's whole graph on a real temporary instance: the gate passing, failing,
+and the landing path."""
 
 import dagster as dg
 import numpy as np
@@ -8,19 +9,28 @@ from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_squared_error
 from sklearn.model_selection import train_test_split
 
-from ml_assets.automation import failure_reasons, retrain_after_ingestion, training_job
+from ml_assets.automation import TRAINING_ASSETS, failure_reasons
 from ml_assets.definitions import defs
 from ml_assets.simulate import simulate_batch
-from ml_assets_tests.conftest import land
+from ml_assets_tests.conftest import DIABETES, land
 from ml_assets_tests.test_automation import tick
 
 pytestmark = pytest.mark.slow
 
-TRAINING = training_job.selection
-GATE = {"ops": {"deployment_gate": {"config": {"mse_threshold": 100.0}}}}
+GATE = {"ops": {"diabetes__deployment_gate": {"config": {"threshold": 100.0}}}}
 
 
-def materialize(instance, selection=TRAINING, run_config=None, partition_key=None):
+def training(spec=DIABETES) -> dg.AssetSelection:
+    """A model's training job's assets."""
+    return dg.AssetSelection.assets(*(spec.key(name) for name in TRAINING_ASSETS))
+
+
+def keys(*names, spec=DIABETES) -> dg.AssetSelection:
+    return dg.AssetSelection.assets(*(spec.key(name) for name in names))
+
+
+def materialize(instance, selection=None, run_config=None, partition_key=None):
+    selection = training() if selection is None else selection
     return dg.materialize(
         [*defs.assets, *defs.asset_checks],
         selection=selection,
@@ -43,11 +53,12 @@ def evaluations(result):
 
 
 def materialized(result):
-    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    """The asset names (without the model prefix) a run materialized."""
+    return {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
 
 
-def latest_metadata(instance, key):
-    event = instance.get_latest_materialization_event(dg.AssetKey(key))
+def latest_metadata(instance, name, spec=DIABETES):
+    event = instance.get_latest_materialization_event(spec.key(name))
     return event.asset_materialization.metadata
 
 
@@ -79,7 +90,7 @@ def test_gate_passes_then_fails_and_production_stays(instance, registry):
     assert "model_metrics" in materialized(failing)
     assert registry.production().version == production.version
     record = instance.get_latest_asset_check_evaluation_record(
-        dg.AssetCheckKey(dg.AssetKey("model_metrics"), "mse_below_threshold")
+        dg.AssetCheckKey(DIABETES.key("model_metrics"), "mse_below_threshold")
     )
     assert record.run_id == failing.run_id
     assert "not below the threshold 100" in record.event.asset_check_evaluation.description
@@ -89,25 +100,26 @@ def test_gate_passes_then_fails_and_production_stays(instance, registry):
     # A candidate swapped after it was measured is not deployed, even with the gate passed.
     assert materialize(instance).success
     deployed = registry.production().version
-    ridge = {"ops": {"candidate_model": {"config": {"model_kind": "ridge", "ridge_alpha": 50}}}}
-    assert materialize(
-        instance, selection=dg.AssetSelection.assets("candidate_model"), run_config=ridge
-    ).success
-    swapped = materialize(instance, selection=dg.AssetSelection.assets("production_model"))
+    ridge = {
+        "ops": {"diabetes__candidate_model": {"config": {"kind": "ridge", "params": {"alpha": 50}}}}
+    }
+    assert materialize(instance, selection=keys("candidate_model"), run_config=ridge).success
+    swapped = materialize(instance, selection=keys("production_model"))
     assert not swapped.success
     assert registry.production().version == deployed
     assert materialize(instance, run_config=GATE).success is False  # the gate fails again
 
     # Selecting production_model alone after a failed gate does not deploy either.
-    alone = materialize(instance, selection=dg.AssetSelection.assets("production_model"))
+    alone = materialize(instance, selection=keys("production_model"))
     assert not alone.success
     assert registry.production().version == deployed
 
 
 def retrain_tick(instance, cursor=None):
-    """One evaluation of retrain_after_ingestion; its run requests and new cursor."""
+    """One evaluation of diabetes_retrain_after_ingestion; its run requests and new cursor."""
+    sensor = defs.resolve_sensor_def("diabetes_retrain_after_ingestion")
     with dg.build_sensor_context(instance=instance, cursor=cursor) as context:
-        result = retrain_after_ingestion(context)
+        result = sensor(context)
     if isinstance(result, dg.SkipReason):
         return [], cursor
     return result.run_requests, result.cursor
@@ -117,16 +129,16 @@ def test_a_landed_batch_is_ingested_and_retrains(instance, landing, registry, re
     assert materialize(instance).success
     first = registry.production().version
     assert retrain_tick(instance) == ([], None)  # nothing ingested: nothing to retrain
-    landed = land(landing, "new.csv", simulate_batch(reference, rows=200, seed=10)).read_bytes()
+    landed = land(
+        landing, "new.csv", simulate_batch(DIABETES, reference, rows=200, seed=10)
+    ).read_bytes()
     requests = tick(instance, landing).run_requests
     assert [r.partition_key for r in requests] == ["new.csv"]
-    assert materialize(
-        instance, selection=dg.AssetSelection.assets("raw_batches"), partition_key="new.csv"
-    ).success
+    assert materialize(instance, selection=keys("raw_batches"), partition_key="new.csv").success
     assert (landing.archive_dir / "new.csv").read_bytes() == landed
 
     [request], cursor = retrain_tick(instance)
-    run = defs.resolve_job_def("training_job").execute_in_process(
+    run = defs.resolve_job_def("diabetes_training_job").execute_in_process(
         instance=instance, run_config=request.run_config, tags=request.tags
     )
     assert run.success
@@ -144,11 +156,11 @@ def test_a_landed_batch_is_ingested_and_retrains(instance, landing, registry, re
 
 def test_a_burst_of_batches_causes_one_retrain(instance, landing, reference):
     for seed in range(3):
-        land(landing, f"burst-{seed}.csv", simulate_batch(reference, rows=50, seed=seed))
+        land(landing, f"burst-{seed}.csv", simulate_batch(DIABETES, reference, rows=50, seed=seed))
     for request in tick(instance, landing).run_requests:
         materialize(
             instance,
-            selection=dg.AssetSelection.assets("raw_batches"),
+            selection=keys("raw_batches"),
             partition_key=request.partition_key,
         )
     requests, cursor = retrain_tick(instance)
@@ -157,25 +169,25 @@ def test_a_burst_of_batches_causes_one_retrain(instance, landing, reference):
 
 
 def test_the_retrain_waits_while_ingestion_runs_are_still_going(instance, landing, reference):
-    land(landing, "first.csv", simulate_batch(reference, rows=50, seed=1))
+    land(landing, "first.csv", simulate_batch(DIABETES, reference, rows=50, seed=1))
     tick(instance, landing)
-    materialize(
-        instance, selection=dg.AssetSelection.assets("raw_batches"), partition_key="first.csv"
+    materialize(instance, selection=keys("raw_batches"), partition_key="first.csv")
+    instance.add_run(
+        dg.DagsterRun(job_name="diabetes_ingestion_job", status=dg.DagsterRunStatus.STARTED)
     )
-    instance.add_run(dg.DagsterRun(job_name="ingestion_job", status=dg.DagsterRunStatus.STARTED))
     assert retrain_tick(instance) == ([], None)  # the file being ingested will be in it too
 
 
 def test_a_batch_ingested_while_training_runs_is_not_missed(instance, landing, reference):
-    land(landing, "a.csv", simulate_batch(reference, rows=50, seed=1))
+    land(landing, "a.csv", simulate_batch(DIABETES, reference, rows=50, seed=1))
     tick(instance, landing)
-    materialize(instance, selection=dg.AssetSelection.assets("raw_batches"), partition_key="a.csv")
+    materialize(instance, selection=keys("raw_batches"), partition_key="a.csv")
     _, cursor = retrain_tick(instance)
     # The training run it asked for takes a while; another batch lands and is ingested
     # meanwhile, and a scheduled run materializes the dataset too.
-    land(landing, "b.csv", simulate_batch(reference, rows=50, seed=2))
+    land(landing, "b.csv", simulate_batch(DIABETES, reference, rows=50, seed=2))
     tick(instance, landing)
-    materialize(instance, selection=dg.AssetSelection.assets("raw_batches"), partition_key="b.csv")
+    materialize(instance, selection=keys("raw_batches"), partition_key="b.csv")
     assert materialize(instance).success
     requests, _ = retrain_tick(instance, cursor)
     assert len(requests) == 1  # b.csv still gets its retrain
@@ -184,12 +196,12 @@ def test_a_batch_ingested_while_training_runs_is_not_missed(instance, landing, r
 def test_a_batch_that_makes_the_model_worse_is_not_deployed(instance, landing, registry, reference):
     assert materialize(instance).success
     champion = registry.production().version
-    poisoned = simulate_batch(reference, rows=600, seed=11)
+    poisoned = simulate_batch(DIABETES, reference, rows=600, seed=11)
     poisoned["target"] = np.random.default_rng(0).permutation(poisoned["target"].to_numpy())
     land(landing, "poisoned.csv", poisoned)
     tick(instance, landing)
     assert materialize(
-        instance, selection=dg.AssetSelection.assets("raw_batches"), partition_key="poisoned.csv"
+        instance, selection=keys("raw_batches"), partition_key="poisoned.csv"
     ).success  # well-formed: the contract accepts it
     retrain = materialize(instance)
     assert evaluations(retrain)["not_worse_than_production"] is False
@@ -199,18 +211,18 @@ def test_a_batch_that_makes_the_model_worse_is_not_deployed(instance, landing, r
 
 def test_automation_deploys_after_a_gate_passed_in_a_partial_run(instance, registry):
     evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance)
-    partial = TRAINING - dg.AssetSelection.assets("production_model")
+    partial = training() - keys("production_model")
     assert materialize(instance, selection=partial).success
     assert registry.production() is None
     evaluation = dg.evaluate_automation_conditions(
         defs=defs, instance=instance, cursor=evaluation.cursor
     )
-    assert evaluation.get_num_requested(dg.AssetKey("production_model")) == 1
-    assert materialize(instance, selection=dg.AssetSelection.assets("production_model")).success
+    assert evaluation.get_num_requested(DIABETES.key("production_model")) == 1
+    assert materialize(instance, selection=keys("production_model")).success
     evaluation = dg.evaluate_automation_conditions(
         defs=defs, instance=instance, cursor=evaluation.cursor
     )
-    assert evaluation.get_num_requested(dg.AssetKey("production_model")) == 0
+    assert evaluation.get_num_requested(DIABETES.key("production_model")) == 0
 
 
 def test_automation_does_not_deploy_after_a_failed_gate(instance, registry):
@@ -218,11 +230,11 @@ def test_automation_does_not_deploy_after_a_failed_gate(instance, registry):
     evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance)
     failing = materialize(
         instance,
-        selection=dg.AssetSelection.assets("candidate_model", "model_metrics"),
+        selection=keys("candidate_model", "model_metrics"),
         run_config=GATE,
     )
     assert evaluations(failing)["mse_below_threshold"] is False
     evaluation = dg.evaluate_automation_conditions(
         defs=defs, instance=instance, cursor=evaluation.cursor
     )
-    assert evaluation.get_num_requested(dg.AssetKey("production_model")) == 0
+    assert evaluation.get_num_requested(DIABETES.key("production_model")) == 0

@@ -38,7 +38,7 @@ def run_config(execution: dict) -> dict:
     [{}, {"in_process": {}}, {"multiprocess": {"max_concurrent": 2}}, {"celery": {}}],
 )
 def test_each_step_executor_is_a_valid_run_config(execution):
-    job = defs.resolve_job_def("training_job")
+    job = defs.resolve_job_def("diabetes_training_job")
     dg.validate_run_config(job, run_config(execution) if execution else {})
 
 
@@ -51,7 +51,7 @@ def test_each_step_executor_is_a_valid_run_config(execution):
     ],
 )
 def test_an_unknown_executor_or_setting_is_refused_before_the_run(execution):
-    job = defs.resolve_job_def("training_job")
+    job = defs.resolve_job_def("diabetes_training_job")
     with pytest.raises(dg.DagsterInvalidConfigError):
         dg.validate_run_config(job, run_config(execution))
 
@@ -150,11 +150,16 @@ def test_the_graph_runs_on_a_celery_worker_with_the_production_instance(
     run_pids = {e.dagster_event.pid for e in events if e.dagster_event_type == "PIPELINE_START"}
     step_pids = {e.dagster_event.pid for e in events if e.dagster_event_type == "STEP_START"}
     steps = {e.step_key for e in events if e.dagster_event_type == "STEP_SUCCESS"}
-    assert {"candidate_model", "model_metrics", "production_model", "deployment_gate"} <= steps
+    assert {
+        "diabetes__candidate_model",
+        "diabetes__model_metrics",
+        "diabetes__production_model",
+        "diabetes__deployment_gate",
+    } <= steps
     assert step_pids and step_pids <= worker_pids, (step_pids, worker_pids)
     assert not run_pids & worker_pids
     assert any("in celery worker" in (e.message or "") for e in events)
-    registry = ModelRegistry(data_dir=str(data_dir))
+    registry = ModelRegistry(data_dir=str(data_dir)).for_model("diabetes")
     registry.load(registry.production().version)  # deployed by the worker, intact
 
 
@@ -177,4 +182,4 @@ def test_an_unreachable_broker_fails_the_run_without_running_a_step(tmp_path, da
         events = instance.all_logs(record.dagster_run.run_id)
     assert record.dagster_run.status == dg.DagsterRunStatus.FAILURE
     assert not [e for e in events if e.dagster_event_type == "STEP_START"]
-    assert not (data_dir / "storage").exists()
+    assert not (data_dir / "diabetes" / "storage").exists()

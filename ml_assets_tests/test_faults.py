@@ -18,21 +18,20 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from ml_assets.landing import LandingZone
+from ml_assets.landing import ModelLanding
 from ml_assets.registry import ModelRegistry
 from ml_assets.run_health import reap_dead_runs
 from ml_assets_tests.conftest import land
 from ml_assets_tests.live import materialize_command
 from ml_assets_tests.test_automation import tick
-from ml_assets_tests.test_end_to_end import materialize
+from ml_assets_tests.test_end_to_end import keys, materialize
 
 REPO = Path(__file__).resolve().parents[1]
+GUARDED_STEPS = {"diabetes__deployment_gate", "diabetes__production_model"}
 
 
 def ingest(instance, key):
-    return materialize(
-        instance, selection=dg.AssetSelection.assets("raw_batches"), partition_key=key
-    )
+    return materialize(instance, selection=keys("raw_batches"), partition_key=key)
 
 
 def test_a_full_disk_while_archiving_leaves_the_file_in_landing(
@@ -40,14 +39,14 @@ def test_a_full_disk_while_archiving_leaves_the_file_in_landing(
 ):
     original = land(landing, "batch.csv", reference.head(30)).read_bytes()
     tick(instance, landing)
-    real_move = LandingZone._move
+    real_move = ModelLanding._move
 
     def disk_full(self, source, folder):
         if folder.name == "archive":
             raise OSError(errno.ENOSPC, "No space left on device", str(folder))
         return real_move(self, source, folder)
 
-    monkeypatch.setattr(LandingZone, "_move", disk_full)
+    monkeypatch.setattr(ModelLanding, "_move", disk_full)
     failed = ingest(instance, "batch.csv")
     assert not failed.success
     restarts = [e for e in failed.all_events if e.event_type_value == "STEP_RESTARTED"]
@@ -57,7 +56,7 @@ def test_a_full_disk_while_archiving_leaves_the_file_in_landing(
     logged = capfd.readouterr().err
     assert "batch.csv: archiving failed" in logged and "No space left on device" in logged
 
-    monkeypatch.setattr(LandingZone, "_move", real_move)  # space is back
+    monkeypatch.setattr(ModelLanding, "_move", real_move)  # space is back
     assert ingest(instance, "batch.csv").success
     assert (landing.archive_dir / "batch.csv").read_bytes() == original
 
@@ -69,11 +68,11 @@ def test_a_transient_read_error_is_retried(instance, landing, reference, monkeyp
     tick(instance, landing)
     real_read, calls = landing_module.read_table, []
 
-    def flaky(path, name=None):
+    def flaky(path, name=None, columns=None):
         calls.append(name)
         if len(calls) == 1:
             raise OSError(errno.EIO, "Input/output error")
-        return real_read(path, name)
+        return real_read(path, name, columns)
 
     monkeypatch.setattr(landing_module, "read_table", flaky)
     result = ingest(instance, "flaky.csv")
@@ -85,16 +84,18 @@ def test_a_transient_read_error_is_retried(instance, landing, reference, monkeyp
 PROMOTER = textwrap.dedent(
     """
     import sys
-    from ml_assets.contract import FEATURES, TARGET, load_reference_table
-    from ml_assets.modeling import ModelConfig, build_pipeline
+    from ml_assets.component import declared_models
+    from ml_assets.modeling import build_pipeline
+    from ml_assets.reference import load_reference_table
     from ml_assets.registry import ModelRegistry
 
-    reference = load_reference_table()
-    registry = ModelRegistry(data_dir=sys.argv[1])
-    config = ModelConfig(model_kind="gradient_boosting", n_estimators=60)
+    spec = declared_models()["diabetes"]
+    reference = load_reference_table(spec)
+    registry = ModelRegistry(data_dir=sys.argv[1]).for_model("diabetes")
     for seed in range(1000):
-        model = build_pipeline(config.model_copy(update={"random_seed": seed}))
-        model.fit(reference[FEATURES], reference[TARGET])
+        params = {"n_estimators": 60, "random_state": seed}
+        model = build_pipeline(spec, "gradient_boosting", params)
+        model.fit(reference[spec.features], reference[spec.target])
         registry.promote(registry.register(model, card={"seed": seed}).version)
         print(seed, flush=True)
     """
@@ -103,7 +104,7 @@ PROMOTER = textwrap.dedent(
 
 @pytest.mark.slow
 def test_sigkill_during_promotion_leaves_production_on_a_complete_version(data_dir, reference):
-    registry = ModelRegistry(data_dir=str(data_dir))
+    registry = ModelRegistry(data_dir=str(data_dir)).for_model("diabetes")
     rng = np.random.default_rng(3)
     for _ in range(6):
         worker = subprocess.Popen(
@@ -142,7 +143,7 @@ def instance_home(tmp_path: Path) -> Path:
 def write_config(path: Path, model: str) -> Path:
     path.write_text(
         "execution: {config: {in_process: {}}}\n"
-        f"ops: {{candidate_model: {{config: {model}}}}}\n"
+        f"ops: {{diabetes__candidate_model: {{config: {model}}}}}\n"
     )
     return path
 
@@ -152,7 +153,7 @@ def test_sigkill_during_training_then_the_next_run_succeeds(tmp_path, data_dir, 
     home = instance_home(tmp_path)
     env = {**os.environ, "DAGSTER_HOME": str(home), "ML_ASSETS_DATA_DIR": str(data_dir)}
     slow = write_config(
-        tmp_path / "slow.yaml", "{model_kind: gradient_boosting, n_estimators: 50000}"
+        tmp_path / "slow.yaml", "{kind: gradient_boosting, params: {n_estimators: 50000}}"
     )
     log = (tmp_path / "killed.log").open("w")
     killed = subprocess.Popen(
@@ -165,7 +166,7 @@ def test_sigkill_during_training_then_the_next_run_succeeds(tmp_path, data_dir, 
     )
     try:
         deadline = time.time() + 120
-        while "candidate_model - STEP_START" not in (tmp_path / "killed.log").read_text():
+        while "diabetes__candidate_model - STEP_START" not in (tmp_path / "killed.log").read_text():
             assert time.time() < deadline and killed.poll() is None, "training never started"
             time.sleep(0.5)
         time.sleep(1)
@@ -181,7 +182,7 @@ def test_sigkill_during_training_then_the_next_run_succeeds(tmp_path, data_dir, 
         assert len(reap_dead_runs(instance, now=time.time() + 60)) == 1
         assert not instance.event_log_storage.get_concurrency_info("training").claimed_slots
 
-    quick = write_config(tmp_path / "quick.yaml", "{model_kind: linear}")
+    quick = write_config(tmp_path / "quick.yaml", "{kind: linear}")
     after = subprocess.run(
         materialize_command(quick),
         cwd=tmp_path,
@@ -192,7 +193,7 @@ def test_sigkill_during_training_then_the_next_run_succeeds(tmp_path, data_dir, 
         check=False,
     )
     assert after.returncode == 0, after.stdout[-2000:] + after.stderr[-2000:]
-    registry = ModelRegistry(data_dir=str(data_dir))
+    registry = ModelRegistry(data_dir=str(data_dir)).for_model("diabetes")
     registry.load(registry.production().version)
     assert len(registry.versions()) == 1  # the killed run registered nothing
 
@@ -202,8 +203,8 @@ def test_two_runs_at_once_both_finish_and_nothing_is_corrupted(tmp_path, data_di
     home = instance_home(tmp_path)
     env = {**os.environ, "DAGSTER_HOME": str(home), "ML_ASSETS_DATA_DIR": str(data_dir)}
     configs = [
-        write_config(tmp_path / "a.yaml", "{model_kind: gradient_boosting, n_estimators: 400}"),
-        write_config(tmp_path / "b.yaml", "{model_kind: ridge}"),
+        write_config(tmp_path / "a.yaml", "{kind: gradient_boosting, params: {n_estimators: 400}}"),
+        write_config(tmp_path / "b.yaml", "{kind: ridge}"),
     ]
     runs = [
         subprocess.Popen(
@@ -222,12 +223,12 @@ def test_two_runs_at_once_both_finish_and_nothing_is_corrupted(tmp_path, data_di
         # worse than the first's), or by production_model's own guards when the other run
         # replaced the measured candidate or its gate evaluation meanwhile.
         failed_steps = set(re.findall(r" - (\w+) - STEP_FAILURE", output))
-        assert run.returncode == 0 or failed_steps <= {"deployment_gate", "production_model"}, (
-            output[-3000:]
-        )
-        if "production_model" in failed_steps:  # the gate or the candidate moved meanwhile
+        assert run.returncode == 0 or failed_steps <= GUARDED_STEPS, output[-3000:]
+        if (
+            "diabetes__production_model" in failed_steps
+        ):  # the gate or the candidate moved meanwhile
             assert "not deployed:" in output and "production is unchanged" in output
-    registry = ModelRegistry(data_dir=str(data_dir))
+    registry = ModelRegistry(data_dir=str(data_dir)).for_model("diabetes")
     assert len(registry.versions()) <= 2
     production = registry.production()  # both may have stood down; never a broken one
     if production is not None:

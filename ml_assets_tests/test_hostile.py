@@ -10,7 +10,7 @@ import pytest
 from ml_assets.automation import LANDED_AS_TAG
 from ml_assets.definitions import defs
 from ml_assets.landing import REASON_SUFFIX, LandingZone
-from ml_assets_tests.conftest import contract_evaluations, land
+from ml_assets_tests.conftest import DIABETES, contract_evaluations, land
 from ml_assets_tests.hostile import ARCHIVED, QUARANTINED, corpus, csv, good
 from ml_assets_tests.test_automation import tick
 
@@ -20,12 +20,13 @@ SIZE_LIMIT = 100_000
 
 
 def ingest(instance, landing, key):
+    zone = LandingZone(data_dir=str(landing.root.parent), max_file_bytes=landing.max_file_bytes)
     return dg.materialize(
         [*defs.assets, *defs.asset_checks],
-        selection=dg.AssetSelection.assets("raw_batches"),
+        selection=dg.AssetSelection.assets(DIABETES.key("raw_batches")),
         partition_key=key,
         instance=instance,
-        resources={**defs.resources, "landing": landing},
+        resources={**defs.resources, "landing": zone},
         raise_on_error=False,
     )
 
@@ -44,7 +45,7 @@ def ingest_everything(instance, landing):
 def test_every_hostile_file_is_archived_or_quarantined_and_nothing_is_lost(
     instance, data_dir, tmp_path
 ):
-    landing = LandingZone(data_dir=str(data_dir), max_file_bytes=SIZE_LIMIT)
+    landing = LandingZone(data_dir=str(data_dir), max_file_bytes=SIZE_LIMIT).for_model("diabetes")
     cases = corpus()
     for case in cases:
         land(landing, case.name, case.content)
@@ -83,7 +84,7 @@ def test_every_hostile_file_is_archived_or_quarantined_and_nothing_is_lost(
     big_key, _ = outcomes["too_big.csv"]
     assert landing.whereabouts(big_key) == QUARANTINED
 
-    registered = set(instance.get_dynamic_partitions("landed_files"))
+    registered = set(instance.get_dynamic_partitions("diabetes_landed_files"))
     ledger = landing.ledger(registered)
     assert ledger.lost == []
     assert ledger.pending == 0
@@ -94,7 +95,7 @@ def test_every_hostile_file_is_archived_or_quarantined_and_nothing_is_lost(
 
 
 def test_the_same_name_landing_twice_keeps_both_batches(instance, data_dir):
-    landing = LandingZone(data_dir=str(data_dir))
+    landing = LandingZone(data_dir=str(data_dir)).for_model("diabetes")
     land(landing, "again.csv", csv(good(10, seed=1)))
     [(first_key, first)] = ingest_everything(instance, landing).values()
     land(landing, "again.csv", csv(good(10, seed=2)))
@@ -105,10 +106,10 @@ def test_the_same_name_landing_twice_keeps_both_batches(instance, data_dir):
     assert (landing.archive_dir / second_key).read_bytes() == csv(good(10, seed=2))
     training = dg.materialize(
         [*defs.assets, *defs.asset_checks],
-        selection=dg.AssetSelection.assets("reference_data", "dataset"),
+        selection=dg.AssetSelection.assets(DIABETES.key("reference_data"), DIABETES.key("dataset")),
         instance=instance,
         resources=defs.resources,
     )
-    dataset = training.asset_materializations_for_node("dataset")[0]
+    dataset = training.asset_materializations_for_node("diabetes__dataset")[0]
     assert dataset.metadata["batches"].value == 2
     assert dataset.metadata["dagster/row_count"].value == 442 + 20

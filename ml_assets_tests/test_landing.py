@@ -6,7 +6,7 @@ import pytest
 
 from ml_assets.landing import REASON_SUFFIX, LandingZone, cleaned_key, is_safe_key
 from ml_assets.tables import UnreadableFile
-from ml_assets_tests.conftest import land
+from ml_assets_tests.conftest import DIABETES, land
 
 
 def test_only_settled_files_are_complete_and_temporaries_wait(landing, reference):
@@ -128,10 +128,27 @@ def test_a_symlink_is_never_followed(landing, tmp_path):
 
 
 def test_files_over_the_size_limit_are_refused_unread(data_dir, reference):
-    small = LandingZone(data_dir=str(data_dir), max_file_bytes=100)
+    small = LandingZone(data_dir=str(data_dir), max_file_bytes=100).for_model("diabetes")
     land(small, "big.csv", reference.head(20))
     with pytest.raises(UnreadableFile, match="over the limit of 100"):
         small.read_table("big.csv")
+
+
+def test_each_model_has_its_own_folders_and_names_cannot_leave_the_data_folder(data_dir):
+    zone = LandingZone(data_dir=str(data_dir))
+    assert zone.for_model("diabetes").landing == data_dir / "diabetes" / "landing"
+    assert zone.for_model("breast_cancer").landing == data_dir / "breast_cancer" / "landing"
+    for name in ("../elsewhere", "Diabetes", "", "a/b"):
+        with pytest.raises(ValueError, match="not a model name"):
+            zone.for_model(name)
+
+
+def test_header_names_match_the_contract_but_for_case_and_spaces(landing, reference):
+    renamed = reference.head(3).rename(columns={"bmi": " BMI ", "age": "Age"})
+    land(landing, "a.csv", renamed.assign(Comment="x"))
+    table, notes = landing.read_table("a.csv", columns=DIABETES.column_names)
+    assert {"bmi", "age", "Comment"} <= set(table.columns)
+    assert any("→ 'bmi'" in note and "'Age' → 'age'" in note for note in notes)
 
 
 def test_parquet_is_read(landing, reference):

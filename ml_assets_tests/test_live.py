@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 from dagster_graphql import DagsterGraphQLClient
 
-from ml_assets.contract import load_reference_table
+from ml_assets.reference import load_reference_table
 from ml_assets.registry import ModelRegistry
 from ml_assets.simulate import simulate_batch
+from ml_assets_tests.conftest import DIABETES
 from ml_assets_tests.live import REPO, LiveDagster, run_to_end, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -27,7 +28,9 @@ BIN = Path(sys.executable).parent
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 IMPROVING_BATCH = ["--rows", "200", "--seed", "10"]  # lowers the reference-holdout MSE
-GATE_FAILS = {"ops": {"deployment_gate": {"config": {"mse_threshold": 100.0}}}}
+GATE_FAILS = {"ops": {"diabetes__deployment_gate": {"config": {"threshold": 100.0}}}}
+TRAINING_JOB = "diabetes_training_job"
+MODEL = ["--model", "diabetes"]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +53,7 @@ def client(live):
 
 
 def registry(live) -> ModelRegistry:
-    return ModelRegistry(data_dir=str(live.data))
+    return ModelRegistry(data_dir=str(live.data)).for_model("diabetes")
 
 
 def production_version(live) -> str | None:
@@ -71,7 +74,7 @@ query ($path: [String!]!) {
 
 
 def check_results(live, asset: str) -> dict:
-    data = live.graphql(CHECKS_QUERY, {"path": [asset]})
+    data = live.graphql(CHECKS_QUERY, {"path": ["diabetes", asset]})
     checks = data["assetNodes"][0]["assetChecksOrError"]["checks"]
     return {check["name"]: check["executionForLatestMaterialization"] for check in checks}
 
@@ -82,7 +85,7 @@ def latest_metadata(live, asset: str) -> dict:
              assetMaterializations(limit: 1) { runId metadataEntries {
                label ... on TextMetadataEntry { text } ... on BoolMetadataEntry { boolValue }
              } } } } }""",
-        {"path": [asset]},
+        {"path": ["diabetes", asset]},
     )
     [materialization] = data["assetOrError"]["assetMaterializations"]
     return {
@@ -99,7 +102,7 @@ def cli(live, *args) -> str:
 
 
 def test_graphql_client_launches_training_and_reads_the_gate(live, client):
-    run_id = client.submit_job_execution("training_job")
+    run_id = client.submit_job_execution(TRAINING_JOB)
     assert run_to_end(client, run_id) == "SUCCESS"
     checks = check_results(live, "model_metrics")
     assert checks["mse_below_threshold"]["evaluation"]["success"] is True
@@ -107,7 +110,7 @@ def test_graphql_client_launches_training_and_reads_the_gate(live, client):
     deployed = production_version(live)
     assert latest_metadata(live, "production_model")["version"] == deployed
 
-    failing = client.submit_job_execution("training_job", run_config=GATE_FAILS)
+    failing = client.submit_job_execution(TRAINING_JOB, run_config=GATE_FAILS)
     assert run_to_end(client, failing) == "FAILURE"
     gate = check_results(live, "model_metrics")["mse_below_threshold"]
     assert gate["runId"] == failing and gate["evaluation"]["success"] is False
@@ -123,8 +126,9 @@ def test_schedule_is_running_and_ticks_on_sunday_at_23(live):
              name cronSchedule executionTimezone scheduleState { status }
              futureTicks(limit: 4) { results { timestamp } } } } } }"""
     )
-    [schedule] = data["schedulesOrError"]["results"]
-    assert schedule["name"] == "weekly_retraining"
+    schedules = {schedule["name"]: schedule for schedule in data["schedulesOrError"]["results"]}
+    assert set(schedules) == {"diabetes_weekly_retraining", "breast_cancer_weekly_retraining"}
+    schedule = schedules["diabetes_weekly_retraining"]
     assert schedule["scheduleState"]["status"] == "RUNNING"
     zone = ZoneInfo(schedule["executionTimezone"])
     ticks = [
@@ -138,7 +142,7 @@ def test_schedule_is_running_and_ticks_on_sunday_at_23(live):
 def test_a_landed_batch_becomes_a_new_production_version_by_itself(live):
     before = production_version(live)
     landed_at = time.time()
-    path = Path(cli(live, "simulate-batch", *IMPROVING_BATCH).strip())
+    path = Path(cli(live, "simulate-batch", *MODEL, *IMPROVING_BATCH).strip())
     after = wait_for(
         lambda: (version := production_version(live)) != before and version,
         timeout=240,
@@ -146,8 +150,8 @@ def test_a_landed_batch_becomes_a_new_production_version_by_itself(live):
     )
     elapsed = time.time() - landed_at
     print(f"\nfile landed -> new production version {after}: {elapsed:.1f} s")
-    assert (live.data / "archive" / path.name).exists()
-    status = json.loads(cli(live, "status", "--json"))
+    assert (live.data / "diabetes" / "archive" / path.name).exists()
+    status = json.loads(cli(live, "status", *MODEL, "--json"))
     assert status["production"]["version"] == after
     assert status["files"]["lost"] == [] and status["files"]["pending"] == 0
     live.wait_until_idle()
@@ -176,14 +180,16 @@ def test_the_ui_in_a_browser_materializes_and_shows_the_new_version(live):
             page.add_locator_handler(
                 page.get_by_role("button", name="Skip"), lambda skip: skip.click()
             )
-            page.goto(f"{live.url}/assets", wait_until="networkidle", timeout=60_000)
+            page.goto(f"{live.url}/assets/diabetes", wait_until="networkidle", timeout=60_000)
             for asset in ("reference_data", "raw_batches", "dataset", "features",
                           "candidate_model", "model_metrics", "production_model",
                           "predictions"):  # fmt: skip
                 expect(page.get_by_text(asset, exact=True).first).to_be_visible()
             page.screenshot(path=ARTIFACTS / "ui-assets.png")
 
-            page.goto(f"{live.url}/locations/ml_assets/jobs/training_job", wait_until="networkidle")
+            page.goto(
+                f"{live.url}/locations/ml_assets/jobs/{TRAINING_JOB}", wait_until="networkidle"
+            )
             page.get_by_role("button", name="Materialize all").click()
             page.wait_for_timeout(2000)
             # With no batch ingested yet, Dagster asks to confirm (raw_batches is missing).
@@ -198,7 +204,7 @@ def test_the_ui_in_a_browser_materializes_and_shows_the_new_version(live):
                 what="a new production version after Materialize all",
             )
 
-            page.goto(f"{live.url}/assets/production_model", wait_until="networkidle")
+            page.goto(f"{live.url}/assets/diabetes/production_model", wait_until="networkidle")
             expect(page.get_by_text(after).first).to_be_visible(timeout=60_000)
             page.screenshot(path=ARTIFACTS / "ui-production-model.png", full_page=True)
         finally:
@@ -211,20 +217,22 @@ def test_the_ui_in_a_browser_materializes_and_shows_the_new_version(live):
 def test_a_poisoned_batch_under_the_daemon_does_not_change_production(live, client):
     live.wait_until_idle()
     before = production_version(live)
-    batch = simulate_batch(load_reference_table(), rows=300, seed=13)
+    batch = simulate_batch(DIABETES, load_reference_table(DIABETES), rows=300, seed=13)
     batch["target"] = np.random.default_rng(0).permutation(batch["target"].to_numpy())
-    landing = live.data / "landing"
+    landing = live.data / "diabetes" / "landing"
     batch.to_csv(landing / ".poisoned.csv.tmp", index=False)
     os.replace(landing / ".poisoned.csv.tmp", landing / "poisoned.csv")
     wait_for(
-        lambda: (live.data / "archive" / "poisoned.csv").exists(), timeout=120, what="ingestion"
+        lambda: (live.data / "diabetes" / "archive" / "poisoned.csv").exists(),
+        timeout=120,
+        what="ingestion",
     )
     archived_at = time.time()
 
     def retrain_finished():
         runs = live.graphql(
-            """{ runsOrError(filter: {pipelineName: "training_job", tags: [
-                 {key: "dagster/sensor_name", value: "retrain_after_ingestion"}]}) {
+            """{ runsOrError(filter: {pipelineName: "diabetes_training_job", tags: [
+                 {key: "dagster/sensor_name", value: "diabetes_retrain_after_ingestion"}]}) {
                  ... on Runs { results { runId status startTime } } } }"""
         )["runsOrError"]["results"]
         return next(

@@ -2,13 +2,16 @@ import base64
 
 import numpy as np
 
-from ml_assets.model_card import PLOT_FILES, card_markdown, holdout_plots, metrics_table
+from ml_assets.model_card import REGRESSION_PLOTS, card_markdown, metrics_table, regression_plots
+from ml_assets_tests.conftest import DIABETES
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+METRICS = DIABETES.task.metrics
 
 
 def test_metrics_table_compares_with_the_champion():
     table = metrics_table(
+        METRICS,
         {"mse": 2800.0, "rmse": 52.9, "mae": 42.0, "r2": 0.47},
         {"mse": 2900.0, "rmse": 53.9, "mae": 43.0, "r2": 0.45},
         "v1",
@@ -19,7 +22,7 @@ def test_metrics_table_compares_with_the_champion():
 
 
 def test_metrics_table_without_a_champion():
-    table = metrics_table({"mse": 1.0, "rmse": 1.0, "mae": 1.0, "r2": 0.5}, None, None)
+    table = metrics_table(METRICS, {"mse": 1.0, "rmse": 1.0, "mae": 1.0, "r2": 0.5}, None, None)
     assert "previous champion (none)" in table
     assert table.splitlines()[2].endswith("|  |  |")
 
@@ -27,8 +30,8 @@ def test_metrics_table_without_a_champion():
 def test_plots_are_png_images():
     rng = np.random.default_rng(0)
     actual = rng.normal(150, 70, 89)
-    plots = holdout_plots(actual, actual + rng.normal(0, 50, 89))
-    assert tuple(plots) == PLOT_FILES
+    plots = regression_plots(actual, actual + rng.normal(0, 50, 89))
+    assert tuple(plots) == REGRESSION_PLOTS
     assert all(data.startswith(PNG_MAGIC) and len(data) > 5000 for data in plots.values())
 
 
@@ -44,7 +47,7 @@ def test_card_markdown_embeds_the_plots():
         "champion_metrics": None,
         "champion_version": None,
     }
-    markdown = card_markdown(card, {"residuals.png": PNG_MAGIC + b"rest"})
+    markdown = card_markdown(card, {"residuals.png": PNG_MAGIC + b"rest"}, METRICS)
     assert "`v2`" in markdown and "353 rows" in markdown
     encoded = base64.b64encode(PNG_MAGIC + b"rest").decode()
     assert f"![residuals.png](data:image/png;base64,{encoded})" in markdown

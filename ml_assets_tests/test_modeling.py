@@ -1,11 +1,16 @@
+"""The pipeline a YAML file's model kind builds, and how a regression is scored; the same
+for classification and for categories and missing values is in test_classification."""
+
 import numpy as np
 import pytest
-from sklearn.ensemble import GradientBoostingRegressor
+from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
 from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
-from ml_assets.contract import FEATURES, TARGET
-from ml_assets.modeling import ModelConfig, build_pipeline, regression_metrics
+from ml_assets.modeling import build_pipeline, model_config_class, resolved_params
+from ml_assets_tests.conftest import DIABETES
+
+FEATURES, TARGET = DIABETES.features, DIABETES.target
 
 
 @pytest.mark.parametrize(
@@ -14,46 +19,54 @@ from ml_assets.modeling import ModelConfig, build_pipeline, regression_metrics
         ("linear", LinearRegression),
         ("ridge", Ridge),
         ("gradient_boosting", GradientBoostingRegressor),
+        ("random_forest", RandomForestRegressor),
     ],
 )
 def test_each_kind_builds_a_pipeline_of_that_estimator(kind, estimator):
-    pipeline = build_pipeline(ModelConfig(model_kind=kind))
+    pipeline = build_pipeline(DIABETES, kind, {})
     assert isinstance(pipeline.named_steps["regressor"], estimator)
+    transformers = pipeline.named_steps["prepare"].transformers
+    assert [name for name, _, _ in transformers] == FEATURES  # one per column, in YAML order
+    assert all(columns == [name] for name, _, columns in transformers)
 
 
-def test_hyperparameters_reach_the_estimator():
-    config = ModelConfig(model_kind="gradient_boosting", n_estimators=7, max_depth=2, random_seed=3)
-    regressor = build_pipeline(config).named_steps["regressor"]
-    assert (regressor.n_estimators, regressor.max_depth, regressor.random_state) == (7, 2, 3)
-    assert (
-        build_pipeline(ModelConfig(model_kind="ridge", ridge_alpha=4.5))
-        .named_steps["regressor"]
-        .alpha
-        == 4.5
-    )
+def test_params_reach_the_estimator_over_our_defaults():
+    regressor = build_pipeline(DIABETES, "gradient_boosting", {"n_estimators": 7, "max_depth": 2})
+    regressor = regressor.named_steps["regressor"]
+    assert (regressor.n_estimators, regressor.max_depth, regressor.random_state) == (7, 2, 42)
+    seeded = build_pipeline(DIABETES, "random_forest", {"random_state": 3})
+    assert seeded.named_steps["regressor"].random_state == 3
+    assert build_pipeline(DIABETES, "ridge", {"alpha": 4.5}).named_steps["regressor"].alpha == 4.5
+
+
+def test_run_config_params_override_the_yaml_only_for_its_own_kind():
+    ModelConfig = model_config_class(DIABETES)
+    assert ModelConfig().kind == "linear" and resolved_params(DIABETES, ModelConfig()) == {}
+    assert resolved_params(DIABETES, ModelConfig(kind="ridge", params={"alpha": 2})) == {"alpha": 2}
 
 
 def test_invalid_config_is_refused():
+    ModelConfig = model_config_class(DIABETES)
     with pytest.raises(ValueError):
-        ModelConfig(model_kind="svm")
+        ModelConfig(kind="svm")
     with pytest.raises(ValueError):
-        ModelConfig(ridge_alpha=0)
+        ModelConfig(kind="logistic_regression")  # a classification kind
 
 
-@pytest.mark.parametrize("kind", ["linear", "ridge", "gradient_boosting"])
+@pytest.mark.parametrize("kind", ["linear", "ridge", "gradient_boosting", "random_forest"])
 def test_same_data_and_config_give_the_same_predictions(reference, kind):
-    config = ModelConfig(model_kind=kind, n_estimators=30, subsample=0.7)
-    first = build_pipeline(config).fit(reference[FEATURES], reference[TARGET])
-    second = build_pipeline(config).fit(reference[FEATURES], reference[TARGET])
+    params = {"n_estimators": 30, "subsample": 0.7} if kind == "gradient_boosting" else {}
+    first = build_pipeline(DIABETES, kind, params).fit(reference[FEATURES], reference[TARGET])
+    second = build_pipeline(DIABETES, kind, params).fit(reference[FEATURES], reference[TARGET])
     np.testing.assert_array_equal(
         first.predict(reference[FEATURES]), second.predict(reference[FEATURES])
     )
 
 
 def test_metrics_match_scikit_learn(reference):
-    model = build_pipeline(ModelConfig()).fit(reference[FEATURES], reference[TARGET])
+    model = build_pipeline(DIABETES, "linear", {}).fit(reference[FEATURES], reference[TARGET])
     predicted = model.predict(reference[FEATURES])
-    metrics = regression_metrics(model, reference, reference[TARGET])
+    metrics = DIABETES.task.evaluate(model, reference[FEATURES], reference[TARGET])
     assert metrics["mse"] == pytest.approx(mean_squared_error(reference[TARGET], predicted))
     assert metrics["rmse"] == pytest.approx(np.sqrt(metrics["mse"]))
     assert metrics["mae"] == pytest.approx(mean_absolute_error(reference[TARGET], predicted))

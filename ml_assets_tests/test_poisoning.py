@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml_assets.checks import no_drift_from_reference
 from ml_assets.contract import validate
+from ml_assets.definitions import defs
 from ml_assets.simulate import simulate_batch
-from ml_assets_tests.conftest import land
+from ml_assets_tests.conftest import DIABETES, land
 from ml_assets_tests.test_automation import tick
-from ml_assets_tests.test_end_to_end import evaluations, materialize, materialized
+from ml_assets_tests.test_end_to_end import evaluations, keys, materialize, materialized
 
 ROWS = 300
 
@@ -47,12 +47,12 @@ def test_a_poisoned_batch_never_reaches_production(poison, instance, landing, re
     assert materialize(instance).success
     champion = registry.production().version
     rng = np.random.default_rng(7)
-    batch = poison(simulate_batch(reference, rows=ROWS, seed=13), rng)
-    validate(batch, source="poisoned.csv")  # well-formed: the contract cannot tell
+    batch = poison(simulate_batch(DIABETES, reference, rows=ROWS, seed=13), rng)
+    validate(DIABETES, batch, source="poisoned.csv")  # well-formed: the contract cannot tell
     land(landing, "poisoned.csv", batch)
     tick(instance, landing)
     assert materialize(
-        instance, selection=dg.AssetSelection.assets("raw_batches"), partition_key="poisoned.csv"
+        instance, selection=keys("raw_batches"), partition_key="poisoned.csv"
     ).success
     retrain = materialize(instance)
     assert evaluations(retrain)["not_worse_than_production"] is False
@@ -61,14 +61,24 @@ def test_a_poisoned_batch_never_reaches_production(poison, instance, landing, re
     assert landing.whereabouts("poisoned.csv") == "archived"  # taken, kept, not deployed
 
 
+def no_drift_from_reference(batch):
+    [check] = [
+        checks
+        for checks in defs.asset_checks
+        if dg.AssetCheckKey(DIABETES.key("raw_batches"), "no_drift_from_reference")
+        in checks.check_keys
+    ]
+    return check(batch)
+
+
 def test_drift_check_passes_a_batch_like_the_reference(reference):
-    result = no_drift_from_reference(simulate_batch(reference, rows=ROWS, seed=1))
+    result = no_drift_from_reference(simulate_batch(DIABETES, reference, rows=ROWS, seed=1))
     assert result.passed
     assert result.severity == dg.AssetCheckSeverity.WARN
 
 
 def test_drift_check_warns_on_another_population(reference):
-    batch = another_population(simulate_batch(reference, rows=ROWS, seed=1), None)
+    batch = another_population(simulate_batch(DIABETES, reference, rows=ROWS, seed=1), None)
     result = no_drift_from_reference(batch)
     assert not result.passed
     assert result.severity == dg.AssetCheckSeverity.WARN  # a warning in the UI, not a block

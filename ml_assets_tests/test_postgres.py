@@ -13,7 +13,7 @@ from ml_assets.registry import ModelRegistry
 from ml_assets_tests.conftest import land
 from ml_assets_tests.live import materialize_command
 from ml_assets_tests.test_automation import tick
-from ml_assets_tests.test_end_to_end import materialize
+from ml_assets_tests.test_end_to_end import keys, materialize
 
 pytestmark = pytest.mark.slow
 
@@ -26,13 +26,13 @@ def test_the_graph_sensor_and_schedule_run_on_postgres(postgres_home, landing, r
         land(landing, "batch.csv", reference.head(40))
         [request] = tick(instance, landing).run_requests
         assert materialize(
-            instance, selection=dg.AssetSelection.assets("raw_batches"), partition_key="batch.csv"
+            instance, selection=keys("raw_batches"), partition_key="batch.csv"
         ).success
-        assert instance.get_dynamic_partitions("landed_files") == [request.partition_key]
-        schedule = defs.resolve_schedule_def("weekly_retraining")
+        assert instance.get_dynamic_partitions("diabetes_landed_files") == [request.partition_key]
+        schedule = defs.resolve_schedule_def("diabetes_weekly_retraining")
         with dg.build_schedule_context(instance=instance) as context:
             [scheduled] = schedule.evaluate_tick(context).run_requests
-        run = defs.resolve_job_def("training_job").execute_in_process(
+        run = defs.resolve_job_def("diabetes_training_job").execute_in_process(
             instance=instance, run_config=scheduled.run_config
         )
         assert run.success
@@ -59,11 +59,12 @@ def test_four_runs_at_once_finish_without_lock_errors(postgres_home, data_dir, t
     for run, output in zip(runs, outputs, strict=True):
         assert not re.search(r"database is locked|deadlock detected|OperationalError", output)
         failed = set(re.findall(r" - (\w+) - STEP_FAILURE", output))
-        assert run.returncode == 0 or failed <= {"deployment_gate", "production_model"}, output[
-            -3000:
-        ]
+        assert run.returncode == 0 or failed <= {
+            "diabetes__deployment_gate",
+            "diabetes__production_model",
+        }, output[-3000:]
     assert sum(run.returncode == 0 for run in runs) >= 1
-    registry = ModelRegistry(data_dir=str(data_dir))
+    registry = ModelRegistry(data_dir=str(data_dir)).for_model("diabetes")
     registry.load(registry.production().version)
     with dg.DagsterInstance.get() as instance:
         assert instance.event_log_storage.get_concurrency_info("training").slot_count == 1

@@ -6,9 +6,11 @@ import pytest
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.pipeline import Pipeline
 
-from ml_assets.contract import FEATURES, TARGET
-from ml_assets.modeling import ModelConfig, build_pipeline
-from ml_assets.registry import CARD_FILE, MODEL_FILE, RegistryError
+from ml_assets.modeling import build_pipeline
+from ml_assets.registry import CARD_FILE, MODEL_FILE, ModelRegistry, RegistryError
+from ml_assets_tests.conftest import DIABETES
+
+FEATURES, TARGET = DIABETES.features, DIABETES.target
 
 
 class MeanRegressor(RegressorMixin, BaseEstimator):
@@ -23,12 +25,11 @@ class MeanRegressor(RegressorMixin, BaseEstimator):
 
 
 def fitted(reference, kind="linear"):
-    return build_pipeline(ModelConfig(model_kind=kind, n_estimators=10)).fit(
-        reference[FEATURES], reference[TARGET]
-    )
+    params = {"n_estimators": 10} if kind in ("gradient_boosting", "random_forest") else {}
+    return build_pipeline(DIABETES, kind, params).fit(reference[FEATURES], reference[TARGET])
 
 
-@pytest.mark.parametrize("kind", ["linear", "ridge", "gradient_boosting"])
+@pytest.mark.parametrize("kind", ["linear", "ridge", "gradient_boosting", "random_forest"])
 def test_register_then_load_gives_the_same_predictions(registry, reference, kind):
     model = fitted(reference, kind)
     version = registry.register(model, card={"metrics": {"mse": 1.0}})
@@ -149,9 +150,7 @@ def test_prune_keeps_recent_and_every_production_version(data_dir, reference):
     import os
     import time
 
-    from ml_assets.registry import ModelRegistry
-
-    registry = ModelRegistry(data_dir=str(data_dir), keep_versions=2)
+    registry = ModelRegistry(data_dir=str(data_dir), keep_versions=2).for_model("diabetes")
     names = [registry.register(fitted(reference), card={}).version for _ in range(6)]
     registry.promote(names[0])
     registry.promote(names[2])  # production; names[0] is previous and was in production
@@ -170,9 +169,7 @@ def test_prune_keeps_recent_and_every_production_version(data_dir, reference):
 
 
 def _promote_repeatedly(data_dir: str, versions: list[str], rounds: int) -> None:
-    from ml_assets.registry import ModelRegistry
-
-    registry = ModelRegistry(data_dir=data_dir)
+    registry = ModelRegistry(data_dir=data_dir).for_model("diabetes")
     for _ in range(rounds):
         for version in versions:
             registry.promote(version)
@@ -201,6 +198,13 @@ def test_promotions_racing_in_two_processes_stay_consistent(registry, reference,
         assert after["from_version"] == before["to_version"]  # no switch was lost
     assert history[-1]["to_version"] == production.version
     assert registry.previous().version == history[-1]["from_version"]
+
+
+def test_two_models_never_see_each_others_versions(data_dir, registry, reference):
+    registry.promote(registry.register(fitted(reference), card={}).version)
+    other = ModelRegistry(data_dir=str(data_dir)).for_model("breast_cancer")
+    assert other.production() is None and other.versions() == []
+    assert registry.root == data_dir / "diabetes" / "models"
 
 
 def test_a_switch_left_unlogged_by_a_kill_is_recorded_by_the_next_promotion(registry, reference):

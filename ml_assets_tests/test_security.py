@@ -34,6 +34,7 @@ def test_nothing_the_pipeline_stores_is_a_pickle(instance, data_dir):
     assert materialize(instance).success
     stored = [p for p in data_dir.rglob("*") if p.is_file()]
     assert any(p.suffix == ".skops" for p in stored)
+    assert all(p.relative_to(data_dir).parts[0] == "diabetes" for p in stored)
     for path in stored:
         assert not path.read_bytes().startswith(PICKLE_MAGIC), path
         assert path.suffix not in {".pkl", ".pickle", ".joblib"}, path

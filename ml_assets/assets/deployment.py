@@ -7,23 +7,16 @@ import dagster as dg
 from pydantic import Field
 
 from ml_assets.assets.ingestion import FILE_SYSTEM_RETRY, landed_files
-from ml_assets.checks import GATE_CHECKS
 from ml_assets.conditions import deploy_after_passed_gate
-from ml_assets.contract import FEATURES, TARGET, table_schema
-from ml_assets.model_card import PLOT_FILES, card_markdown, holdout_plots
-from ml_assets.modeling import prediction_fingerprint, regression_metrics
-from ml_assets.registry import ModelRegistry, ModelVersion, Switch
+from ml_assets.contract import table_schema
+from ml_assets.model_card import card_markdown
+from ml_assets.modeling import estimator_of, model_input, prediction_fingerprint
+from ml_assets.registry import ModelRegistry, ModelVersion, ModelVersions, Switch
 from ml_assets.reporting import float_metadata, table_metadata
+from ml_assets.spec import ModelSpec
 from ml_assets.splits import ROW_ID_COLUMN, reference_holdout
 
-METRICS_KEY = dg.AssetKey("model_metrics")
-CANDIDATE_KEY = dg.AssetKey("candidate_model")
-PRODUCTION_KEY = dg.AssetKey("production_model")
 GATE_HISTORY = 20  # recent executions of a gate check searched for this run's evaluation
-PREDICTION_COLUMNS = {
-    "row_id": ROW_ID_COLUMN,
-    "prediction": ("float64", "the production model's prediction of target"),
-}
 # The schedule is weekly: a production model older than 8 days means a retrain was missed
 # (a warning); two weeks without one is a failure.
 PRODUCTION_FRESHNESS = dg.FreshnessPolicy.time_window(
@@ -31,17 +24,20 @@ PRODUCTION_FRESHNESS = dg.FreshnessPolicy.time_window(
 )
 
 
-def gate_refusal(instance: dg.DagsterInstance) -> str | None:
+def gate_refusal(spec: ModelSpec, instance: dg.DagsterInstance) -> str | None:
     """Why the latest model_metrics may not be deployed, or None when both gate checks passed.
 
-    Blocking checks stop this asset inside their own run; this also stops a run that selects
-    production_model alone after a failed (or never evaluated) gate.
+    Blocking checks stop production_model inside their own run; this also stops a run that
+    selects production_model alone after a failed (or never evaluated) gate.
     """
-    latest = instance.fetch_materializations(METRICS_KEY, limit=1).records
+    metrics_key = spec.key("model_metrics")
+    latest = instance.fetch_materializations(metrics_key, limit=1).records
     if not latest:
         return "model_metrics has never been materialized"
-    for name in GATE_CHECKS:
-        evaluation = _evaluation_of(instance, name, latest[0].storage_id)
+    for name in spec.gate_checks:
+        evaluation = _evaluation_of(
+            instance, dg.AssetCheckKey(metrics_key, name), latest[0].storage_id
+        )
         if evaluation is None:
             return f"the gate check {name} was not evaluated on the latest model_metrics"
         if not evaluation.passed:
@@ -49,14 +45,14 @@ def gate_refusal(instance: dg.DagsterInstance) -> str | None:
     return None
 
 
-def _evaluation_of(instance: dg.DagsterInstance, name: str, storage_id: int):
+def _evaluation_of(instance: dg.DagsterInstance, check: dg.AssetCheckKey, storage_id: int):
     """A gate check's evaluation of one model_metrics materialization, if there is one.
 
     Searched among the check's recent executions, not only its latest: a concurrent run's
     planned, not yet evaluated, execution must not hide this run's own evaluation.
     """
     history = instance.event_log_storage.get_asset_check_execution_history(
-        dg.AssetCheckKey(METRICS_KEY, name), limit=GATE_HISTORY
+        check, limit=GATE_HISTORY
     )
     for record in history:
         evaluation = record.event.asset_check_evaluation if record.event else None
@@ -66,15 +62,15 @@ def _evaluation_of(instance: dg.DagsterInstance, name: str, storage_id: int):
     return None
 
 
-def candidate_config(instance: dg.DagsterInstance) -> dict | None:
+def candidate_config(spec: ModelSpec, instance: dg.DagsterInstance) -> dict | None:
     """The run config the stored candidate_model was trained with, from its materialization."""
-    event = instance.get_latest_materialization_event(CANDIDATE_KEY)
+    event = instance.get_latest_materialization_event(spec.key("candidate_model"))
     config = event.asset_materialization.metadata.get("config") if event else None
     return config.value if config is not None else None
 
 
 def production_metadata(
-    version: ModelVersion, switch: Switch, plots: dict[str, bytes]
+    spec: ModelSpec, version: ModelVersion, switch: Switch, plots: dict[str, bytes]
 ) -> dict[str, dg.MetadataValue]:
     """What production_model shows for a switch: the version, its card, and whether a rollback."""
     return {
@@ -84,106 +80,133 @@ def production_metadata(
         "estimator": dg.MetadataValue.text(version.card.get("estimator", "")),
         "sha256": dg.MetadataValue.text(version.card["sha256"]),
         "model_path": dg.MetadataValue.path(str(version.path)),
-        "model_card": dg.MetadataValue.md(card_markdown(version.card, plots)),
+        "model_card": dg.MetadataValue.md(card_markdown(version.card, plots, spec.task.metrics)),
         **float_metadata("holdout", version.metrics),
     }
 
 
-def rollback_materialization(registry: ModelRegistry, switch: Switch) -> dg.AssetMaterialization:
+def rollback_materialization(
+    spec: ModelSpec, versions: ModelVersions, switch: Switch
+) -> dg.AssetMaterialization:
     """The production_model materialization that records a rollback in the UI's history."""
-    version = registry.get(switch.to_version)
+    version = versions.get(switch.to_version)
     plots = {
         name: (version.path / name).read_bytes()
-        for name in PLOT_FILES
+        for name in spec.task.plot_files()
         if (version.path / name).is_file()
     }
     return dg.AssetMaterialization(
-        asset_key=PRODUCTION_KEY,
+        asset_key=spec.key("production_model"),
         description=f"rollback from {switch.from_version} to {switch.to_version}",
-        metadata=production_metadata(version, switch, plots),
+        metadata=production_metadata(spec, version, switch, plots),
     )
 
 
-@dg.asset(
-    group_name="deployment",
-    retry_policy=FILE_SYSTEM_RETRY,
-    automation_condition=deploy_after_passed_gate(),
-    freshness_policy=PRODUCTION_FRESHNESS,
-    kinds={"scikitlearn"},
-)
-def production_model(
-    context: dg.AssetExecutionContext,
-    candidate_model,
-    model_metrics: dict,
-    features,
-    registry: ModelRegistry,
-) -> dg.MaterializeResult:
-    """The candidate, registered as a new model version and promoted to production."""
-    refusal = gate_refusal(context.instance)
-    if refusal is not None:
-        raise dg.Failure(
-            description=f"not deployed: {refusal}; production is unchanged", allow_retries=False
-        )
-    holdout = reference_holdout(features)
-    if prediction_fingerprint(candidate_model, holdout) != model_metrics["candidate_fingerprint"]:
-        raise dg.Failure(
-            description="not deployed: the stored candidate_model is not the model that"
-            " model_metrics measured (another run replaced it meanwhile); production is unchanged",
-            allow_retries=False,
-        )
-    regressor = candidate_model.named_steps["regressor"]
-    plots = holdout_plots(holdout[TARGET], candidate_model.predict(holdout[FEATURES]))
-    version = registry.register(
+def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
+    """production_model and predictions of one model."""
+    prediction_columns = {"row_id": ROW_ID_COLUMN, **spec.task.prediction_columns()}
+
+    @dg.asset(
+        key=spec.key("production_model"),
+        group_name=spec.name,
+        ins={
+            "candidate_model": dg.AssetIn(spec.key("candidate_model")),
+            "model_metrics": dg.AssetIn(spec.key("model_metrics")),
+            "features": dg.AssetIn(spec.key("features")),
+        },
+        retry_policy=FILE_SYSTEM_RETRY,
+        automation_condition=deploy_after_passed_gate(),
+        freshness_policy=PRODUCTION_FRESHNESS,
+        kinds={"scikitlearn"},
+    )
+    def production_model(
+        context: dg.AssetExecutionContext,
         candidate_model,
-        card={
-            "estimator": type(regressor).__name__,
-            "model_config": candidate_config(context.instance),
-            "params": {k: v for k, v in regressor.get_params().items() if _is_plain(v)},
-            "metrics": model_metrics["candidate"],
-            "champion_metrics": model_metrics["production"],
-            "champion_version": model_metrics["production_version"],
-            "all_holdout": model_metrics["all_holdout"],
-            "training_rows": model_metrics["training_rows"],
-            "holdout_rows": model_metrics["holdout_rows"],
-            "data_fingerprint": model_metrics["data_fingerprint"],
-            "run_id": context.run.run_id,
-        },
-        attachments=plots,
-    )
-    switch = registry.promote(version.version)
-    removed = registry.prune()
-    context.log.info(
-        f"production is now {version.version} (was {switch.from_version or 'none'});"
-        f" pruned {len(removed)} old version(s)"
-    )
-    return dg.MaterializeResult(metadata=production_metadata(version, switch, plots))
+        model_metrics: dict,
+        features,
+        registry: ModelRegistry,
+    ) -> dg.MaterializeResult:
+        """The candidate, registered as a new model version and promoted to production."""
+        refusal = gate_refusal(spec, context.instance)
+        if refusal is not None:
+            raise dg.Failure(
+                description=f"not deployed: {refusal}; production is unchanged",
+                allow_retries=False,
+            )
+        holdout = reference_holdout(features)
+        fingerprint = prediction_fingerprint(spec, candidate_model, holdout)
+        if fingerprint != model_metrics["candidate_fingerprint"]:
+            raise dg.Failure(
+                description="not deployed: the stored candidate_model is not the model that"
+                " model_metrics measured (another run replaced it meanwhile); production is"
+                " unchanged",
+                allow_retries=False,
+            )
+        estimator = estimator_of(spec, candidate_model)
+        card_facts, plots = spec.task.card(
+            holdout[spec.target], candidate_model, model_input(spec, holdout)
+        )
+        versions = registry.for_model(spec.name)
+        version = versions.register(
+            candidate_model,
+            card={
+                "model": spec.name,
+                "task": spec.task.name,
+                "estimator": type(estimator).__name__,
+                "model_config": candidate_config(spec, context.instance),
+                "params": {k: v for k, v in estimator.get_params().items() if _is_plain(v)},
+                "metrics": model_metrics["candidate"],
+                "champion_metrics": model_metrics["production"],
+                "champion_version": model_metrics["production_version"],
+                "all_holdout": model_metrics["all_holdout"],
+                "training_rows": model_metrics["training_rows"],
+                "holdout_rows": model_metrics["holdout_rows"],
+                "data_fingerprint": model_metrics["data_fingerprint"],
+                "run_id": context.run.run_id,
+                **card_facts,
+            },
+            attachments=plots,
+        )
+        switch = versions.promote(version.version)
+        removed = versions.prune()
+        context.log.info(
+            f"production is now {version.version} (was {switch.from_version or 'none'});"
+            f" pruned {len(removed)} old version(s)"
+        )
+        return dg.MaterializeResult(metadata=production_metadata(spec, version, switch, plots))
 
-
-@dg.asset(
-    group_name="deployment",
-    partitions_def=landed_files,
-    output_required=False,
-    kinds={"scikitlearn", "parquet"},
-)
-def predictions(
-    context: dg.AssetExecutionContext, raw_batches, registry: ModelRegistry
-) -> Iterator[dg.Output]:
-    """Each landed batch scored by the production model of that moment, with its live MSE."""
-    production = registry.production()
-    if production is None:
-        context.log.info("no production model yet: nothing to score this batch with")
-        return
-    model = registry.load(production.version)
-    scored = raw_batches.assign(prediction=model.predict(raw_batches[FEATURES]))
-    live = regression_metrics(model, raw_batches, raw_batches[TARGET])
-    yield dg.Output(
-        scored,
-        metadata={
-            **table_metadata(scored, table_schema(PREDICTION_COLUMNS)),
-            "production_version": dg.MetadataValue.text(production.version),
-            **float_metadata("live", live),
-        },
+    @dg.asset(
+        key=spec.key("predictions"),
+        group_name=spec.name,
+        ins={"raw_batches": dg.AssetIn(spec.key("raw_batches"))},
+        partitions_def=landed_files(spec),
+        output_required=False,
+        kinds={"scikitlearn", "parquet"},
     )
+    def predictions(
+        context: dg.AssetExecutionContext, raw_batches, registry: ModelRegistry
+    ) -> Iterator[dg.Output]:
+        """Each landed batch scored by the production model of that moment, with its live
+        metrics."""
+        versions = registry.for_model(spec.name)
+        production = versions.production()
+        if production is None:
+            context.log.info("no production model yet: nothing to score this batch with")
+            return
+        model = versions.load(production.version)
+        rows = model_input(spec, raw_batches)
+        scored = raw_batches.join(spec.task.predict(model, rows))
+        live = spec.task.evaluate(model, rows, raw_batches[spec.target])
+        yield dg.Output(
+            scored,
+            metadata={
+                **table_metadata(scored, table_schema(spec, prediction_columns)),
+                "production_version": dg.MetadataValue.text(production.version),
+                **float_metadata("live", live),
+            },
+        )
+
+    return [production_model, predictions]
 
 
 class RollbackConfig(dg.Config):
@@ -194,19 +217,31 @@ class RollbackConfig(dg.Config):
     )
 
 
-@dg.op
-def roll_back(
-    context: dg.OpExecutionContext, config: RollbackConfig, registry: ModelRegistry
-) -> None:
-    """Points production back at a registered version and records it on production_model."""
-    switch = registry.rollback(config.version)
-    context.log.info(f"rolled back production from {switch.from_version} to {switch.to_version}")
-    context.log_event(rollback_materialization(registry, switch))
+def rollback_job(spec: ModelSpec) -> dg.JobDefinition:
+    """<model>_rollback_production: put a registered version back in production."""
 
+    @dg.op(name=spec.named("roll_back"))
+    def roll_back(
+        context: dg.OpExecutionContext, config: RollbackConfig, registry: ModelRegistry
+    ) -> None:
+        """Points production back at a registered version and records it on production_model."""
+        versions = registry.for_model(spec.name)
+        switch = versions.rollback(config.version)
+        context.log.info(
+            f"rolled back production from {switch.from_version} to {switch.to_version}"
+        )
+        context.log_event(rollback_materialization(spec, versions, switch))
 
-@dg.job(description="Put a registered model version back in production (default: the previous).")
-def rollback_production() -> None:
-    roll_back()
+    @dg.job(
+        name=spec.named("rollback_production"),
+        description=f"Put a registered {spec.name} version back in production (default: the"
+        " previous).",
+        tags=spec.tags,
+    )
+    def rollback_production() -> None:
+        roll_back()
+
+    return rollback_production
 
 
 def _is_plain(value: object) -> bool:

@@ -7,15 +7,18 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from ml_assets.assets.ingestion import FILE_SYSTEM_RETRY
-from ml_assets.contract import COLUMNS, FEATURES, TARGET, column_rules, table_schema
+from ml_assets.contract import table_schema
 from ml_assets.modeling import (
-    ModelConfig,
     build_pipeline,
+    estimator_of,
+    model_config_class,
+    model_input,
     prediction_fingerprint,
-    regression_metrics,
+    resolved_params,
 )
 from ml_assets.registry import ModelRegistry
 from ml_assets.reporting import float_metadata, table_metadata
+from ml_assets.spec import ModelSpec
 from ml_assets.splits import (
     HOLDOUT,
     REFERENCE_SOURCE,
@@ -63,159 +66,224 @@ def _split_counts(table: "pd.DataFrame") -> dict[str, dg.MetadataValue]:
     }
 
 
-@dg.asset(
-    group_name="training",
-    ins={"raw_batches": dg.AssetIn(metadata={"allow_missing_partitions": True})},
-    retry_policy=FILE_SYSTEM_RETRY,
-    kinds={"pandas", "parquet"},
-)
-def dataset(reference_data, raw_batches: dict) -> dg.Output:
-    """Reference rows plus every ingested batch, de-duplicated, with stable ids and splits."""
+def evaluate(spec: ModelSpec, model, rows: "pd.DataFrame") -> dict:
+    """Every metric of the model's task on the given rows."""
+    return spec.task.evaluate(model, model_input(spec, rows), rows[spec.target])
+
+
+def cleaned(spec: ModelSpec, dataset: "pd.DataFrame") -> tuple["pd.DataFrame", dict[str, int]]:
+    """The rows a model may learn from: every required value present, every value plausible
+    by the contract; and how many rows each rule dropped."""
     import numpy as np
-    import pandas as pd
-
-    names = sorted(raw_batches)
-    # Ingestion gives rows their ids; batches ingested before it did get them here.
-    parts = [
-        part if "row_id" in part else part.assign(row_id=row_ids(part))
-        for part in [reference_data, *(raw_batches[name] for name in names)]
-    ]
-    # De-duplicated by id as an integer (faster to hash than the hex string), part by part:
-    # filtering copies every column, so only a part that holds a repeat is copied twice.
-    numbers = id_numbers(pd.concat([part["row_id"] for part in parts], ignore_index=True))
-    repeated = pd.Series(numbers).duplicated(keep="first").to_numpy()
-    bounds = np.cumsum([0, *map(len, parts)])
-    kept = [~repeated[start:end] for start, end in itertools.pairwise(bounds)]
-    # Whole-table steps only from here: with many small batches, a step per batch would cost
-    # more than their rows.
-    table = pd.concat(
-        [part if keep.all() else part[keep] for part, keep in zip(parts, kept, strict=True)],
-        ignore_index=True,
-    )[["row_id", *COLUMNS]]
-    split = hashed_split(table["row_id"])  # for all rows at once, then the reference's own
-    split.iloc[: kept[0].sum()] = reference_split(reference_data).to_numpy()[kept[0]]
-    table["split"] = split
-    sources = np.repeat(np.arange(len(parts)), [keep.sum() for keep in kept])
-    table["source"] = pick_strings([REFERENCE_SOURCE, *names], sources)
-    return dg.Output(
-        table,
-        metadata={
-            **table_metadata(table, table_schema(ROW_COLUMNS)),
-            **_split_counts(table),
-            "batches": dg.MetadataValue.int(len(raw_batches)),
-            "duplicate_rows_dropped": dg.MetadataValue.int(int(repeated.sum())),
-        },
-    )
-
-
-@dg.asset(group_name="training", kinds={"pandas"})
-def features(dataset) -> dg.Output:
-    """The cleaned table the model trains on: complete rows with plausible values."""
     import pandas as pd
 
     # Column by column: a frame of the converted columns would first copy them into one 2-D
     # block (0.3 s at 1 000 000 rows, more than all the rest of this step).
-    values = {
-        name: pd.to_numeric(dataset[name], errors="coerce").astype("float64") for name in COLUMNS
-    }
-    complete = pd.Series(True, index=dataset.index)
-    for column in values.values():
-        complete &= column.notna()
+    values, complete = {}, pd.Series(True, index=dataset.index)
     plausible = pd.Series(True, index=dataset.index)
-    for rule in column_rules():
-        plausible &= values[rule.name].between(rule.low, rule.high) | values[rule.name].isna()
+    for column in spec.columns:
+        raw = dataset[column.name]
+        if column.numeric:
+            value = pd.to_numeric(raw, errors="coerce").astype("float64")
+            fits = pd.Series(np.isfinite(value.to_numpy()), index=dataset.index)
+            if column.type == "integer":
+                fits &= value % 1 == 0
+            if column.min is not None:
+                fits &= value >= column.min
+            if column.max is not None:
+                fits &= value <= column.max
+        else:
+            value = raw.astype("boolean" if column.type == "boolean" else "str")
+            allowed = spec.classes if column.name == spec.target else column.allowed
+            fits = value.isin(list(allowed)) if allowed is not None else value.notna()
+        present = value.notna()
+        if not column.nullable:
+            complete &= present
+        plausible &= fits | ~present
+        values[column.name] = value.astype("Int64") if column.type == "integer" else value
     keep = complete & plausible
-    table = dataset.assign(**values)[keep].reset_index(drop=True)
-    return dg.Output(
-        table,
-        metadata={
-            **table_metadata(table, table_schema(ROW_COLUMNS)),
-            **_split_counts(table),
-            "rows_dropped_incomplete": dg.MetadataValue.int(int((~complete).sum())),
-            "rows_dropped_implausible": dg.MetadataValue.int(int((complete & ~plausible).sum())),
-        },
-    )
-
-
-@dg.asset(
-    group_name="training",
-    io_manager_key="model_io_manager",
-    pool="training",
-    kinds={"scikitlearn"},
-)
-def candidate_model(config: ModelConfig, features) -> dg.Output:
-    """A scikit-learn Pipeline fitted on the training rows of the features."""
-    train = features[features["split"] == TRAIN]
-    model = build_pipeline(config).fit(train[FEATURES], train[TARGET])
-    regressor = model.named_steps["regressor"]
-    return dg.Output(
-        model,
-        metadata={
-            "model_kind": dg.MetadataValue.text(config.model_kind),
-            "estimator": dg.MetadataValue.text(type(regressor).__name__),
-            "config": dg.MetadataValue.json(config.model_dump()),
-            "training_rows": dg.MetadataValue.int(len(train)),
-            "data_fingerprint": dg.MetadataValue.text(data_fingerprint(features)),
-            **float_metadata("train", regression_metrics(model, train, train[TARGET])),
-        },
-    )
-
-
-@dg.asset(
-    group_name="training",
-    io_manager_key="json_io_manager",
-    retry_policy=FILE_SYSTEM_RETRY,
-    kinds={"scikitlearn"},
-)
-def model_metrics(
-    context: dg.AssetExecutionContext,
-    candidate_model,
-    features,
-    registry: ModelRegistry,
-) -> dg.Output[dict]:
-    """Holdout metrics of the candidate and of the current production model, on the same rows."""
-    holdout = features[features["split"] == HOLDOUT]
-    trusted = reference_holdout(features)
-    production = registry.production()
-    champion = registry.load(production.version) if production is not None else None
-
-    def score(rows: "pd.DataFrame") -> dict:
-        return {
-            "rows": len(rows),
-            "candidate": regression_metrics(candidate_model, rows, rows[TARGET]),
-            "production": None
-            if champion is None
-            else regression_metrics(champion, rows, rows[TARGET]),
-        }
-
-    gate, everything = score(trusted), score(holdout)
-    value = {
-        "candidate": gate["candidate"],
-        "production": gate["production"],
-        "production_version": production.version if production else None,
-        "holdout_rows": gate["rows"],
-        "all_holdout": everything,
-        "training_rows": int((features["split"] == TRAIN).sum()),
-        "data_fingerprint": data_fingerprint(features),
-        # production_model checks it deploys the very model measured here.
-        "candidate_fingerprint": prediction_fingerprint(candidate_model, trusted),
+    dropped = {
+        "rows_dropped_incomplete": int((~complete).sum()),
+        "rows_dropped_implausible": int((complete & ~plausible).sum()),
     }
-    context.log.info(
-        f"reference holdout ({gate['rows']} rows): candidate MSE {gate['candidate']['mse']:.2f}, "
-        f"production {production.version if production else 'none'} MSE "
-        f"{gate['production']['mse'] if gate['production'] else float('nan'):.2f}"
+    return dataset.assign(**values)[keep].reset_index(drop=True), dropped
+
+
+def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
+    """dataset, features, candidate_model and model_metrics of one model."""
+    model_config = model_config_class(spec)
+
+    @dg.asset(
+        key=spec.key("dataset"),
+        group_name=spec.name,
+        ins={
+            "reference_data": dg.AssetIn(spec.key("reference_data")),
+            "raw_batches": dg.AssetIn(
+                spec.key("raw_batches"), metadata={"allow_missing_partitions": True}
+            ),
+        },
+        retry_policy=FILE_SYSTEM_RETRY,
+        kinds={"pandas", "parquet"},
     )
-    metadata = {
-        **float_metadata("candidate", gate["candidate"]),
-        "holdout_rows": dg.MetadataValue.int(gate["rows"]),
-        "all_holdout_rows": dg.MetadataValue.int(everything["rows"]),
-        "candidate_all_holdout_mse": dg.MetadataValue.float(everything["candidate"]["mse"]),
-        "training_rows": dg.MetadataValue.int(value["training_rows"]),
-        "production_version": dg.MetadataValue.text(value["production_version"] or "none"),
-    }
-    if champion is not None:
-        metadata.update(float_metadata("production", gate["production"]))
-        metadata["production_all_holdout_mse"] = dg.MetadataValue.float(
-            everything["production"]["mse"]
+    def dataset(reference_data, raw_batches: dict) -> dg.Output:
+        """Reference rows plus every ingested batch, de-duplicated, with stable ids and splits."""
+        import numpy as np
+        import pandas as pd
+
+        names = sorted(raw_batches)
+        # Ingestion gives rows their ids; batches ingested before it did get them here.
+        parts = [
+            part if "row_id" in part else part.assign(row_id=row_ids(spec, part))
+            for part in [reference_data, *(raw_batches[name] for name in names)]
+        ]
+        # De-duplicated by id as an integer (faster to hash than the hex string), part by part:
+        # filtering copies every column, so only a part that holds a repeat is copied twice.
+        numbers = id_numbers(pd.concat([part["row_id"] for part in parts], ignore_index=True))
+        repeated = pd.Series(numbers).duplicated(keep="first").to_numpy()
+        bounds = np.cumsum([0, *map(len, parts)])
+        kept = [~repeated[start:end] for start, end in itertools.pairwise(bounds)]
+        # Whole-table steps only from here: with many small batches, a step per batch would
+        # cost more than their rows.
+        table = pd.concat(
+            [part if keep.all() else part[keep] for part, keep in zip(parts, kept, strict=True)],
+            ignore_index=True,
+        )[["row_id", *spec.column_names]]
+        split = hashed_split(spec, table["row_id"])  # for all rows at once, then the reference's
+        split.iloc[: kept[0].sum()] = reference_split(spec, reference_data).to_numpy()[kept[0]]
+        table["split"] = split
+        sources = np.repeat(np.arange(len(parts)), [keep.sum() for keep in kept])
+        table["source"] = pick_strings([REFERENCE_SOURCE, *names], sources)
+        return dg.Output(
+            table,
+            metadata={
+                **table_metadata(table, table_schema(spec, ROW_COLUMNS)),
+                **_split_counts(table),
+                "batches": dg.MetadataValue.int(len(raw_batches)),
+                "duplicate_rows_dropped": dg.MetadataValue.int(int(repeated.sum())),
+            },
         )
-    return dg.Output(value, metadata=metadata)
+
+    @dg.asset(
+        key=spec.key("features"),
+        group_name=spec.name,
+        ins={"dataset": dg.AssetIn(spec.key("dataset"))},
+        kinds={"pandas"},
+    )
+    def features(dataset) -> dg.Output:
+        """The cleaned table the model trains on: required values present, values plausible."""
+        table, dropped = cleaned(spec, dataset)
+        return dg.Output(
+            table,
+            metadata={
+                **table_metadata(table, table_schema(spec, ROW_COLUMNS)),
+                **_split_counts(table),
+                **{name: dg.MetadataValue.int(count) for name, count in dropped.items()},
+            },
+        )
+
+    @dg.asset(
+        key=spec.key("candidate_model"),
+        group_name=spec.name,
+        ins={"features": dg.AssetIn(spec.key("features"))},
+        io_manager_key="model_io_manager",
+        pool="training",
+        kinds={"scikitlearn"},
+    )
+    def candidate_model(config: model_config, features) -> dg.Output:
+        """A scikit-learn Pipeline (the declared preprocessing, then the estimator) fitted on
+        the training rows of the features."""
+        params = resolved_params(spec, config)
+        kind = spec.task.kinds[config.kind]
+        unknown = kind.unknown_params(params)
+        if unknown:
+            raise dg.Failure(
+                description=f"{kind.estimator} does not take {', '.join(unknown)}",
+                allow_retries=False,
+            )
+        train = features[features["split"] == TRAIN]
+        model = build_pipeline(spec, config.kind, params)
+        model.fit(model_input(spec, train), train[spec.target])
+        return dg.Output(
+            model,
+            metadata={
+                "model_kind": dg.MetadataValue.text(config.kind),
+                "estimator": dg.MetadataValue.text(type(estimator_of(spec, model)).__name__),
+                "config": dg.MetadataValue.json(config.model_dump()),
+                "training_rows": dg.MetadataValue.int(len(train)),
+                "data_fingerprint": dg.MetadataValue.text(data_fingerprint(features)),
+                **float_metadata("train", evaluate(spec, model, train)),
+            },
+        )
+
+    @dg.asset(
+        key=spec.key("model_metrics"),
+        group_name=spec.name,
+        ins={
+            "candidate_model": dg.AssetIn(spec.key("candidate_model")),
+            "features": dg.AssetIn(spec.key("features")),
+        },
+        io_manager_key="json_io_manager",
+        retry_policy=FILE_SYSTEM_RETRY,
+        kinds={"scikitlearn"},
+    )
+    def model_metrics(
+        context: dg.AssetExecutionContext,
+        candidate_model,
+        features,
+        registry: ModelRegistry,
+    ) -> dg.Output[dict]:
+        """Holdout metrics of the candidate and of the current production model, on the same
+        rows."""
+        versions = registry.for_model(spec.name)
+        holdout = features[features["split"] == HOLDOUT]
+        trusted = reference_holdout(features)
+        production = versions.production()
+        champion = versions.load(production.version) if production is not None else None
+
+        def score(rows: "pd.DataFrame") -> dict:
+            return {
+                "rows": len(rows),
+                "candidate": evaluate(spec, candidate_model, rows),
+                "production": None if champion is None else evaluate(spec, champion, rows),
+            }
+
+        gate, everything = score(trusted), score(holdout)
+        value = {
+            "candidate": gate["candidate"],
+            "production": gate["production"],
+            "production_version": production.version if production else None,
+            "holdout_rows": gate["rows"],
+            "all_holdout": everything,
+            "training_rows": int((features["split"] == TRAIN).sum()),
+            "data_fingerprint": data_fingerprint(features),
+            # production_model checks it deploys the very model measured here.
+            "candidate_fingerprint": prediction_fingerprint(spec, candidate_model, trusted),
+        }
+        metric = spec.gate.metric
+        champion_value = gate["production"][metric.name] if gate["production"] else None
+        context.log.info(
+            f"reference holdout ({gate['rows']} rows): candidate {metric.label}"
+            f" {gate['candidate'][metric.name]:.4g}, production"
+            f" {production.version if production else 'none'} {metric.label}"
+            f" {'none' if champion_value is None else f'{champion_value:.4g}'}"
+        )
+        metadata = {
+            **float_metadata("candidate", gate["candidate"]),
+            "holdout_rows": dg.MetadataValue.int(gate["rows"]),
+            "all_holdout_rows": dg.MetadataValue.int(everything["rows"]),
+            **float_metadata(
+                "candidate_all_holdout", {metric.name: everything["candidate"][metric.name]}
+            ),
+            "training_rows": dg.MetadataValue.int(value["training_rows"]),
+            "production_version": dg.MetadataValue.text(value["production_version"] or "none"),
+        }
+        if champion is not None:
+            metadata.update(float_metadata("production", gate["production"]))
+            metadata.update(
+                float_metadata(
+                    "production_all_holdout", {metric.name: everything["production"][metric.name]}
+                )
+            )
+        return dg.Output(value, metadata=metadata)
+
+    return [dataset, features, candidate_model, model_metrics]

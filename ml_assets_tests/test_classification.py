@@ -1,0 +1,252 @@
+"""The bundled classification model (scikit-learn's breast cancer table, gated on accuracy >
+0.85): its metrics against scikit-learn's own, the gate passing and failing, a batch of
+shuffled labels never deployed, predictions with one probability per class, a class the
+reference never had refused, and the gate's warnings."""
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    f1_score,
+    log_loss,
+    roc_auc_score,
+)
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from ml_assets.checks import gate_config_class, not_worse_result, threshold_result
+from ml_assets.cli import main
+from ml_assets.definitions import defs
+from ml_assets.landing import LandingZone
+from ml_assets.reference import bundled_table, load_reference_table
+from ml_assets.registry import ModelRegistry
+from ml_assets.simulate import simulate_batch
+from ml_assets_tests.conftest import CANCER, land
+from ml_assets_tests.test_automation import tick
+from ml_assets_tests.test_end_to_end import evaluations, keys, materialize, materialized, training
+
+pytestmark = pytest.mark.slow
+
+GateConfig = gate_config_class(CANCER)
+CLASSES = ["benign", "malignant"]
+
+
+def cancer_keys(*names):
+    return keys(*names, spec=CANCER)
+
+
+@pytest.fixture
+def cancer_landing(data_dir):
+    return LandingZone(data_dir=str(data_dir)).for_model(CANCER.name)
+
+
+@pytest.fixture
+def cancer_registry(data_dir):
+    return ModelRegistry(data_dir=str(data_dir)).for_model(CANCER.name)
+
+
+def train(instance, run_config=None):
+    return materialize(instance, selection=training(CANCER), run_config=run_config)
+
+
+def independent_holdout_metrics() -> dict:
+    """The YAML's model rebuilt with scikit-learn alone, from the issue's description."""
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer(as_frame=True)
+    X, y = bunch.data, bunch.target_names[bunch.target]
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.2, random_state=42, stratify=y
+    )
+    prepare = ColumnTransformer(
+        [
+            (
+                name,
+                Pipeline([("i", SimpleImputer(strategy="median")), ("s", StandardScaler())]),
+                [name],
+            )
+            for name in X.columns
+        ]
+    )
+    model = Pipeline([("p", prepare), ("m", LogisticRegression(max_iter=1000, C=1.0))])
+    model.fit(X_train, y_train)
+    predicted, probabilities = model.predict(X_test), model.predict_proba(X_test)
+    assert list(model.classes_) == CLASSES
+    return {
+        "accuracy": accuracy_score(y_test, predicted),
+        "balanced_accuracy": balanced_accuracy_score(y_test, predicted),
+        "f1_macro": f1_score(y_test, predicted, average="macro"),
+        "log_loss": log_loss(y_test, probabilities),
+        "roc_auc": roc_auc_score(y_test == "malignant", probabilities[:, 1]),
+    }
+
+
+def test_the_reference_table_has_its_classes_by_name():
+    table = load_reference_table(CANCER)
+    assert CANCER.classes == tuple(CLASSES)
+    assert sorted(table["target"].unique()) == CLASSES
+    assert table.shape == bundled_table("breast_cancer").shape == (569, 31)
+
+
+def test_the_gate_passes_with_scikit_learns_own_metrics_and_the_card_shows_the_classes(
+    instance, cancer_registry
+):
+    result = train(instance)
+    assert result.success
+    assert evaluations(result)["accuracy_above_threshold"] is True
+    production = cancer_registry.production()
+    expected = independent_holdout_metrics()
+    for name, value in expected.items():
+        assert production.metrics[name] == pytest.approx(value, rel=1e-6), name
+    assert production.metrics["accuracy"] > 0.85
+    card = production.card
+    assert card["task"] == "classification" and card["holdout_rows"] == 114
+    assert [row["class"] for row in card["per_class"]] == CLASSES
+    assert sum(row["support"] for row in card["per_class"]) == 114
+    assert {"confusion_matrix.png", "roc_curve.png"} <= set(card["attachments"])
+    metadata = instance.get_latest_materialization_event(CANCER.key("production_model"))
+    markdown = metadata.asset_materialization.metadata["model_card"].value
+    assert "| malignant |" in markdown and markdown.count("data:image/png;base64,") == 2
+    assert "| log loss |" in markdown and "| ROC AUC |" in markdown
+
+
+def test_a_gate_that_fails_keeps_production(instance, cancer_registry):
+    assert train(instance).success
+    deployed = cancer_registry.production().version
+    strict = {"ops": {"breast_cancer__deployment_gate": {"config": {"threshold": 0.99}}}}
+    failing = train(instance, strict)
+    assert not failing.success
+    assert evaluations(failing)["accuracy_above_threshold"] is False
+    assert "production_model" not in materialized(failing)
+    assert cancer_registry.production().version == deployed
+    record = instance.get_latest_asset_check_evaluation_record(
+        dg.AssetCheckKey(CANCER.key("model_metrics"), "accuracy_above_threshold")
+    )
+    assert "not above the threshold 0.99" in record.event.asset_check_evaluation.description
+
+
+def ingest(instance, landing, name, table):
+    land(landing, name, table)
+    tick(instance, landing, model=CANCER.name)
+    return materialize(instance, selection=cancer_keys("raw_batches"), partition_key=name)
+
+
+def test_a_batch_of_shuffled_labels_is_never_deployed(instance, cancer_landing, cancer_registry):
+    assert train(instance).success
+    champion = cancer_registry.production().version
+    reference = load_reference_table(CANCER)
+    batch = simulate_batch(CANCER, reference, rows=400, seed=5)
+    batch["target"] = np.random.default_rng(0).permutation(batch["target"].to_numpy())
+    assert ingest(instance, cancer_landing, "shuffled.csv", batch).success  # well-formed
+    # Even a gate that forgives a lot of accuracy keeps it out: its log loss got worse.
+    forgiving = {"ops": {"breast_cancer__deployment_gate": {"config": {"tolerance_absolute": 0.2}}}}
+    retrain = train(instance, forgiving)
+    assert evaluations(retrain)["accuracy_above_threshold"] is True
+    assert evaluations(retrain)["not_worse_than_production"] is False
+    assert "production_model" not in materialized(retrain)
+    assert cancer_registry.production().version == champion
+    record = instance.get_latest_asset_check_evaluation_record(
+        dg.AssetCheckKey(CANCER.key("model_metrics"), "not_worse_than_production")
+    )
+    description = record.event.asset_check_evaluation.description
+    assert "accuracy" in description and "log loss" in description and " is above " in description
+
+
+def test_predictions_carry_a_probability_per_class_and_match_the_cli(
+    instance, cancer_landing, cancer_registry, tmp_path, capsys
+):
+    assert train(instance).success
+    model = cancer_registry.load(cancer_registry.production().version)
+    batch = simulate_batch(CANCER, load_reference_table(CANCER), rows=60, seed=8)
+    ingestion = defs.resolve_job_def("breast_cancer_ingestion_job")
+    land(cancer_landing, "fresh.csv", batch)
+    tick(instance, cancer_landing, model=CANCER.name)
+    assert ingestion.execute_in_process(instance=instance, partition_key="fresh.csv").success
+    stored = pd.read_parquet(cancer_landing.root / "storage" / "predictions" / "fresh.csv.parquet")
+    features = batch.drop(columns=["target"])
+    expected = model.predict_proba(features)
+    np.testing.assert_allclose(stored[["probability_benign", "probability_malignant"]], expected)
+    np.testing.assert_allclose(stored.filter(like="probability_").sum(axis=1), 1.0)
+    assert list(stored["prediction"]) == list(model.predict(features))
+    scored = instance.get_latest_materialization_event(CANCER.key("predictions"))
+    live = scored.asset_materialization.metadata
+    assert live["live_accuracy"].value == pytest.approx(
+        accuracy_score(batch["target"], model.predict(features))
+    )
+
+    source = tmp_path / "new.csv"
+    features.to_csv(source, index=False)
+    output = tmp_path / "scored.csv"
+    assert main(["predict", "--model", "breast_cancer", str(source), "--output", str(output)]) == 0
+    written = pd.read_csv(output)
+    assert list(written["prediction"]) == list(stored["prediction"])
+    np.testing.assert_allclose(
+        written[["probability_benign", "probability_malignant"]],
+        stored[["probability_benign", "probability_malignant"]],
+        rtol=1e-12,
+    )
+
+
+def test_a_class_the_reference_never_had_is_refused_in_the_users_values(instance, cancer_landing):
+    batch = simulate_batch(CANCER, load_reference_table(CANCER), rows=20, seed=3)
+    batch.loc[[4, 9], "target"] = "borderline"
+    result = ingest(instance, cancer_landing, "new_class.csv", batch)
+    assert not result.success
+    [evaluation] = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "matches_data_contract"
+    ]
+    assert (
+        "column 'target': isin(['benign', 'malignant']) at rows [5, 10]" in evaluation.description
+    )
+    assert "values ['borderline', 'borderline']" in evaluation.description
+    assert cancer_landing.whereabouts("new_class.csv") == "quarantined"
+
+
+def test_the_gate_warns_on_a_tiny_holdout_and_a_metric_at_its_best():
+    perfect = {
+        "candidate": {"accuracy": 1.0, "log_loss": 0.02},
+        "production": {"accuracy": 1.0, "log_loss": 0.01},
+        "production_version": "v1",
+        "holdout_rows": 30,
+    }
+    for result in (
+        threshold_result(CANCER, perfect, GateConfig()),
+        not_worse_result(CANCER, perfect, GateConfig()),
+    ):
+        warnings = result.metadata["warnings"].value
+        assert any("30 rows (under 50)" in warning for warning in warnings)
+        assert any("at its best possible value" in warning for warning in warnings)
+        assert "Warning:" in result.description
+    refused = not_worse_result(CANCER, perfect, GateConfig())
+    assert not refused.passed  # accuracy ties at 1.0, but the log loss doubled
+    allowed = not_worse_result(CANCER, perfect, GateConfig(log_loss_tolerance_relative=1.5))
+    assert allowed.passed
+
+
+@pytest.mark.parametrize(
+    ("candidate", "production", "config", "passed"),
+    [
+        (0.95, 0.95, GateConfig(), True),
+        (0.94, 0.95, GateConfig(), False),
+        (0.94, 0.95, GateConfig(tolerance_absolute=0.02), True),  # scores may fall by 0.02
+        (0.92, 0.95, GateConfig(tolerance_absolute=0.02), False),
+        (0.95, 0.95, GateConfig(tolerance_relative=-0.01), False),  # must improve by 1 %
+        (0.96, 0.95, GateConfig(tolerance_relative=-0.01), True),
+    ],
+)
+def test_a_score_gate_points_the_other_way(candidate, production, config, passed):
+    metrics = {
+        "candidate": {"accuracy": candidate, "log_loss": 0.1},
+        "production": {"accuracy": production, "log_loss": 0.1},
+        "production_version": "v1",
+        "holdout_rows": 114,
+    }
+    assert not_worse_result(CANCER, metrics, config).passed is passed
+    assert threshold_result(CANCER, metrics, config).passed is (candidate > 0.85)
