@@ -27,7 +27,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.report import Measurement, ingestion_label, render_report
+from bench.report import MANY_MODELS, Measurement, ingestion_label, render_report
 from ml_assets_tests.live import BIN, LiveDagster, materialize_command, run_to_end, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,6 +36,8 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 IMPROVING_BATCH = {"rows": 200, "seed": 10}  # lowers the reference-holdout MSE
 SENSOR_LOOP_SECONDS = 5  # how often Dagster's sensor daemon evaluates the sensors
 MODEL = "diabetes"  # the bench measures the reference flow's model
+BUNDLED_MODELS = ("diabetes", "breast_cancer")
+EMPTY_COMPONENT = "bench.empty_component.EmptyModel"
 TRAINING_JOB = f"{MODEL}_training_job"  # the empty graph's job has the same name
 
 
@@ -243,18 +245,47 @@ def high_water_mark(pid: int) -> float:
     return 0.0
 
 
-def definitions_load(repeats: int) -> tuple[list[float], list[float]]:
-    """`import dagster`, then importing our definitions, each in a fresh interpreter, in turn.
+def definitions_load(root: Path, repeats: int) -> dict[str, list[float]]:
+    """`import dagster`, then loading definitions (report.LOADS), each in a fresh interpreter,
+    in turn: the two bundled models, 20 generated ones, and for each the same YAML files on
+    Dagster's floor (bench/empty_component.py).
 
     The import is timed inside the interpreter: a reload pays it, not the interpreter's start
-    or its exit.
+    or its exit. The first, untimed round writes each model's checked.json.
     """
-    import_seconds("dagster"), import_seconds("ml_assets.definitions")  # untimed: warm caches
-    bare_runs, our_runs = [], []
-    for _ in range(repeats):
-        bare_runs.append(import_seconds("dagster"))
-        our_runs.append(import_seconds("ml_assets.definitions"))
-    return bare_runs, our_runs
+    from bench.empty_component import FLOOR_DEFINITIONS
+    from ml_assets_tests.projects import BUNDLED, SHARED, make_project, project_env
+
+    bundled = {model: (BUNDLED / model / "defs.yaml").read_text() for model in BUNDLED_MODELS}
+    many = {}
+    for index in range(MANY_MODELS):
+        model = BUNDLED_MODELS[index % len(BUNDLED_MODELS)]
+        many[f"{model}_{index:02d}"] = bundled[model].replace(
+            f"name: {model}\n", f"name: {model}_{index:02d}\n", 1
+        )
+
+    def floor_of(models: dict[str, str]) -> dict[str, str]:
+        return {
+            name: text.replace("type: ml_assets.TabularModel", f"type: {EMPTY_COMPONENT}")
+            for name, text in models.items()
+        }
+
+    projects = {"many": many, "bundled_floor": floor_of(bundled), "many_floor": floor_of(many)}
+    loads = {"dagster": ("dagster", REPO, None), "bundled": ("ml_assets.definitions", REPO, None)}
+    for key, models in projects.items():
+        package = f"bench_{key}"
+        definitions = FLOOR_DEFINITIONS if key.endswith("_floor") else SHARED
+        project = make_project(root / "loads" / key, models, package, definitions)
+        env = project_env(project)
+        env["PYTHONPATH"] += os.pathsep + str(REPO)  # the floor's component is in bench/
+        loads[key] = (f"{package}.definitions", project, env)
+    runs = {key: [] for key in loads}
+    for round_ in range(repeats + 1):
+        for key, (module, cwd, env) in loads.items():
+            seconds = import_seconds(module, cwd, env)
+            if round_:
+                runs[key].append(seconds)
+    return runs
 
 
 def empty_graph_launcher(root: Path):
@@ -270,12 +301,12 @@ def empty_graph_launcher(root: Path):
     return lambda: timed(command, env, REPO)
 
 
-def import_seconds(module: str) -> float:
+def import_seconds(module: str, cwd: Path = REPO, env: dict | None = None) -> float:
     """Seconds a fresh interpreter takes to import a module."""
     code = f"import time; s = time.perf_counter(); import {module}; print(time.perf_counter() - s)"
     finished = subprocess.run(
-        [sys.executable, "-c", code], env={**os.environ, "PYTHONWARNINGS": "ignore"}, cwd=REPO,
-        capture_output=True, text=True, check=True, timeout=120,
+        [sys.executable, "-c", code], env={**(env or os.environ), "PYTHONWARNINGS": "ignore"},
+        cwd=cwd, capture_output=True, text=True, check=True, timeout=300,
     )  # fmt: skip
     return float(finished.stdout.split()[-1])
 
@@ -392,7 +423,7 @@ def main() -> None:
             measurements.append(Measurement(rows, "dagster dev GraphQL API", plain, graph, floor))
             print(measurements[-1].line(), flush=True)
 
-        bare, ours = definitions_load(args.repeats)
+        loads = definitions_load(root, args.repeats)
         smallest, largest = workspaces[0], workspaces[-1]
         # One size only (a quick look): the growth target compares that size with itself.
         stored_sizes = [smallest] if largest is smallest else [smallest, largest]
@@ -405,7 +436,7 @@ def main() -> None:
         )
         latency = landed_to_production(root, args.repeats)
         report = render_report(
-            machine(), args.repeats, measurements, (bare, ours), ingestion, latency,
+            machine(), args.repeats, measurements, loads, ingestion, latency,
             minutes=(time.time() - started) / 60,
         )  # fmt: skip
     finally:

@@ -189,13 +189,23 @@ class ScheduleDeclaration(dg.Model):
         return value
 
 
+def _rendered(context: dg.ResolutionContext, value: Any) -> Any:
+    """The value with its templates (`{{ env.X }}`) rendered; a string without one is kept
+    as it is (rendering every string of a large contract took most of its load)."""
+    if isinstance(value, dict):
+        return {key: _rendered(context.at_path(key), item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_rendered(context.at_path(index), item) for index, item in enumerate(value)]
+    if isinstance(value, str) and ("{{" in value or "{%" in value):
+        return context.resolve_value(value)
+    return value
+
+
 def _as_declared(model_field_name: str | None = None) -> dg.Resolver:
     """Templates rendered, then validated as the class declares, so that an error names the
     attribute and what it allows rather than a union of schemas."""
     return dg.Resolver(
-        lambda context, value: context.resolve_value(value),
-        model_field_type=dict[str, Any],
-        model_field_name=model_field_name,
+        _rendered, model_field_type=dict[str, Any], model_field_name=model_field_name
     )
 
 

@@ -12,6 +12,11 @@ import gc
 
 
 def settle_loaded_objects() -> None:
-    """Keep the objects loaded so far out of every later collection, and skip the one at exit."""
+    """Keep the objects loaded so far out of every later collection, and skip the one at exit.
+
+    Called when ml_assets is imported (Dagster is loaded by then) and again once the
+    definitions are: the collections while loading them would otherwise walk all of Dagster.
+    """
     gc.freeze()
+    atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)

@@ -8,7 +8,6 @@ The `dead_run_reaper` sensor finds such runs and fails them, which frees their s
 import time
 
 import dagster as dg
-import psutil
 
 GRACE_SECONDS = 30
 REAPER_INTERVAL_SECONDS = 30
@@ -16,6 +15,8 @@ REAPER_INTERVAL_SECONDS = 30
 
 def run_process_alive(pid: int, started_at: float) -> bool:
     """Whether the process that started a run is still there (and is not a reused pid)."""
+    import psutil
+
     try:
         return psutil.Process(pid).create_time() <= started_at + 1
     except (psutil.NoSuchProcess, psutil.ZombieProcess):

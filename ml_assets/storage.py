@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import dagster as dg
-from upath import UPath
 
 from ml_assets.files import write_atomically
 from ml_assets.registry import model_from_bytes, model_to_bytes
 from ml_assets.settings import data_dir, storage_url
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # universal-pathlib (fsspec) is imported by the steps that store values
     import pandas as pd
+    from upath import UPath
 
 
 def _tolerates_missing(context: dg.InputContext) -> bool:
@@ -35,6 +35,8 @@ class _BytesIOManager(dg.UPathIOManager):
         self.in_model_folders = in_model_folders
 
     def get_asset_relative_path(self, context) -> UPath:
+        from upath import UPath
+
         model, *rest = context.asset_key.path
         return UPath(model, "storage", *rest) if self.in_model_folders else UPath(model, *rest)
 
@@ -138,6 +140,8 @@ class AssetStorage(dg.ConfigurableIOManagerFactory):
     base_dir: str | None = None
 
     def create_io_manager(self, context) -> dg.UPathIOManager:
+        from upath import UPath
+
         base = self.base_dir or storage_url()
         manager = _FORMATS[self.format]
         if base is None:

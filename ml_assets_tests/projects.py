@@ -25,8 +25,26 @@ def model_yaml(attributes: dict) -> str:
     )
 
 
-def make_project(root: Path, models: dict[str, str], package: str = "team_models") -> Path:
-    """A project at `root` whose defs folder holds one folder per model, with its YAML text."""
+SHARED = """\
+from pathlib import Path
+
+import dagster as dg
+
+from ml_assets.shared import shared_definitions
+
+defs = dg.Definitions.merge(
+    dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
+    shared_definitions(),
+)
+"""
+
+
+def make_project(
+    root: Path, models: dict[str, str], package: str = "team_models", definitions: str = SHARED
+) -> Path:
+    """A project at `root` whose defs folder holds one folder per model, with its YAML text;
+    its definitions are ml_assets' way (the defs folder and what the models share) unless
+    other text is given."""
     (root / package / "defs").mkdir(parents=True)
     (root / "pyproject.toml").write_text(
         textwrap.dedent(
@@ -47,22 +65,7 @@ def make_project(root: Path, models: dict[str, str], package: str = "team_models
     )
     (root / package / "__init__.py").write_text("")
     (root / package / "defs" / "__init__.py").write_text("")
-    (root / package / "definitions.py").write_text(
-        textwrap.dedent(
-            """\
-            from pathlib import Path
-
-            import dagster as dg
-
-            from ml_assets.shared import shared_definitions
-
-            defs = dg.Definitions.merge(
-                dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
-                shared_definitions(),
-            )
-            """
-        )
-    )
+    (root / package / "definitions.py").write_text(definitions)
     for folder, text in models.items():
         (root / package / "defs" / folder).mkdir()
         (root / package / "defs" / folder / "defs.yaml").write_text(text)
