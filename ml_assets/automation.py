@@ -20,6 +20,7 @@ LANDING_INTERVAL_SECONDS = 2
 AUTOMATION_INTERVAL_SECONDS = 10
 RETRAIN_INTERVAL_SECONDS = 2
 LANDED_AS_TAG = "ml_assets/landed_as"  # the file's name as it landed, before any renaming
+RUN_KIND_TAG = "ml_assets/run"  # ingestion or training, whichever model: the queue limits these
 TRAINING_ASSETS = (
     "reference_data", "dataset", "features", "candidate_model", "model_metrics",
     "production_model",
@@ -39,7 +40,7 @@ def ingestion_job(spec: ModelSpec) -> dg.JobDefinition:
         selection=dg.AssetSelection.assets(spec.key("raw_batches"), spec.key("predictions")),
         description=f"Validate and ingest one landed {spec.name} file, then score it with the"
         " production model.",
-        tags=spec.tags,
+        tags={**spec.tags, RUN_KIND_TAG: "ingestion"},
     )
 
 
@@ -49,7 +50,7 @@ def training_job(spec: ModelSpec) -> dg.JobDefinition:
         selection=dg.AssetSelection.assets(*(spec.key(name) for name in TRAINING_ASSETS)),
         description=f"Rebuild the {spec.name} dataset, retrain, evaluate and, if the gate"
         " passes, deploy.",
-        tags=spec.tags,
+        tags={**spec.tags, RUN_KIND_TAG: "training"},
     )
 
 

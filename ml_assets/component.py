@@ -29,6 +29,7 @@ from ml_assets.assets.training import training_assets
 from ml_assets.automation import model_automation
 from ml_assets.checks import model_checks
 from ml_assets.reference import BUNDLED_TABLES
+from ml_assets.scaffold import TabularModelScaffolder
 from ml_assets.spec import (
     ENCODED_TYPES,
     NUMERIC_TYPES,
@@ -209,6 +210,7 @@ def _as_declared(model_field_name: str | None = None) -> dg.Resolver:
     )
 
 
+@dg.scaffold_with(TabularModelScaffolder)
 class TabularModel(dg.Component, dg.Model, dg.Resolvable):
     """A tabular model kept trained, checked and deployed as data arrives: its reference data,
     landed batches, dataset, features, candidate, metrics, production version and predictions,

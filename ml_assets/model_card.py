@@ -117,9 +117,13 @@ def classification_card(
     axes.set(title="Holdout: confusion matrix")
     plots = {CONFUSION_MATRIX: _png(matrix)}
     if len(labels) == 2:
+        negative, positive = sorted(labels)  # as the ROC AUC metric takes them
         curve, axes = _figure()
         RocCurveDisplay.from_predictions(
-            actual == labels[1], probabilities[:, 1], ax=axes, name=f"{labels[1]} vs {labels[0]}"
+            actual == positive,
+            probabilities[:, labels.index(positive)],
+            ax=axes,
+            name=f"{positive} vs {negative}",
         )
         axes.set(title="Holdout: ROC curve")
         plots[ROC_CURVE] = _png(curve)

@@ -1,4 +1,5 @@
-"""`ml-assets new-model`: a model's YAML file written from a table, its contract inferred.
+"""`ml-assets new-model` and `dg scaffold defs ml_assets.TabularModel`: a model's YAML file
+written from a table, its contract inferred.
 
 Types from the values (numbers, whole numbers, true/false, text), ranges from the observed
 ones with a tenth of their span as margin (never crossing zero), categories listed when
@@ -12,9 +13,11 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
+import dagster as dg
 import yaml
+from pydantic import BaseModel, Field
 
 from ml_assets import settings
 from ml_assets.tables import read_table
@@ -209,3 +212,34 @@ def write_model_declaration(
             path.parent.rmdir()
         raise
     return path
+
+
+class ScaffoldParams(BaseModel):
+    """`dg scaffold defs ml_assets.TabularModel NAME --source FILE --target COLUMN`."""
+
+    source: str = Field(description="a CSV or Parquet table to infer the contract from")
+    target: str = Field(description="the column to predict")
+    task: Literal["regression", "classification"] | None = Field(
+        default=None, description="default: from the target's values"
+    )
+
+
+class TabularModelScaffolder(dg.Scaffolder[ScaffoldParams]):
+    """Writes a model's defs.yaml as `ml-assets new-model` does, inferred from a table."""
+
+    @classmethod
+    def get_scaffold_params(cls) -> type[ScaffoldParams]:
+        return ScaffoldParams
+
+    def scaffold(self, request: dg.ScaffoldRequest[ScaffoldParams]) -> None:
+        params = request.params
+        root = request.project_root or Path.cwd()
+        source = Path(params.source)
+        attributes = declaration(
+            request.target_path.name,
+            source if source.is_absolute() else root / source,
+            params.target,
+            params.task,
+            root,
+        )
+        (request.target_path / "defs.yaml").write_text(render(attributes), encoding="utf-8")

@@ -272,8 +272,9 @@ class Classification(Task):
             "roc_auc": None,
         }
         try:  # undefined when the rows hold a single class
-            if len(labels) == 2:
-                score = roc_auc_score(actual == labels[1], probabilities[:, 1])
+            if len(labels) == 2:  # the positive class is the second in sorted order, as
+                positive = sorted(labels)[1]  # scikit-learn's roc_auc_score takes it
+                score = roc_auc_score(actual == positive, probabilities[:, labels.index(positive)])
             else:
                 score = roc_auc_score(
                     actual, probabilities, multi_class="ovr", average="macro", labels=labels

@@ -169,6 +169,20 @@ def test_the_load_checks_are_remembered_and_redone_when_the_file_changes(tmp_pat
 
 
 @pytest.mark.slow
+def test_dg_lists_the_component():
+    import json
+
+    from ml_assets_tests.projects import REPO
+
+    listed = subprocess.run(
+        [str(BIN / "dg"), "list", "components", "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    keys = {item["key"] for item in json.loads(listed.stdout)["items"]}
+    assert "ml_assets.TabularModel" in keys
+
+
+@pytest.mark.slow
 def test_dagster_definitions_validate_and_dg_check_defs_refuse_a_bad_file(tmp_path):
     root, package = tmp_path / "project", f"team_{uuid.uuid4().hex[:10]}"
     make_project(root, {"diabetes": model_yaml(diabetes(gate__metric="accuracy"))}, package)

@@ -89,6 +89,16 @@ def test_every_object_has_a_description():
         assert schedule.description, schedule.name
 
 
+def test_the_production_queue_limits_ingestion_runs_of_every_model():
+    import yaml
+
+    limits = yaml.safe_load((REPO / "deploy" / "dagster.yaml").read_text())["concurrency"]["runs"]
+    [limit] = limits["tag_concurrency_limits"]
+    for spec in (DIABETES, CANCER):
+        tags = defs.resolve_job_def(spec.named("ingestion_job")).tags
+        assert tags[limit["key"]] == limit["value"] == "ingestion"
+
+
 def test_two_models_never_share_a_partition_set_or_a_folder():
     graph = defs.resolve_asset_graph()
     partitions = {

@@ -115,6 +115,26 @@ def test_a_value_outside_the_contract_is_named_with_its_column_and_row(spec, col
     assert says in str(refused(spec, rows))
 
 
+def test_each_run_of_columns_of_one_kind_shares_a_transformer_in_yaml_order(spec):
+    pipeline = build_pipeline(spec, "logistic_regression", {})
+    transformers = [
+        (name, columns) for name, _, columns in pipeline.named_steps["prepare"].transformers
+    ]
+    assert transformers == [
+        ("numbers_1", ["spend", "visits"]),
+        ("categories_2", ["channel", "member"]),
+    ]
+    table = load_reference_table(spec)
+    fitted = pipeline.fit(model_input(spec, table), table["segment"])
+    names = list(fitted.named_steps["prepare"].get_feature_names_out())
+    assert names[:2] == ["numbers_1__spend", "numbers_1__visits"]
+    assert names[2:5] == [
+        "categories_2__channel_phone",
+        "categories_2__channel_store",
+        "categories_2__channel_web",
+    ]
+
+
 def test_row_ids_hash_text_and_gaps_too(spec):
     table = load_reference_table(spec)
     ids = row_ids(spec, table)

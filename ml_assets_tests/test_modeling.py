@@ -25,9 +25,8 @@ FEATURES, TARGET = DIABETES.features, DIABETES.target
 def test_each_kind_builds_a_pipeline_of_that_estimator(kind, estimator):
     pipeline = build_pipeline(DIABETES, kind, {})
     assert isinstance(pipeline.named_steps["regressor"], estimator)
-    transformers = pipeline.named_steps["prepare"].transformers
-    assert [name for name, _, _ in transformers] == FEATURES  # one per column, in YAML order
-    assert all(columns == [name] for name, _, columns in transformers)
+    [(name, _, columns)] = pipeline.named_steps["prepare"].transformers
+    assert (name, columns) == ("numbers_1", FEATURES)  # ten number columns: one transformer
 
 
 def test_params_reach_the_estimator_over_our_defaults():

@@ -129,27 +129,54 @@ def test_new_model_refuses_what_it_cannot_start(tmp_path, team):
     assert columns_of(path)["name"] == "penguins"
 
 
+def test_dg_scaffold_defs_writes_the_same_inferred_file(tmp_path, team):
+    import dagster as dg
+
+    from ml_assets.scaffold import ScaffoldParams, TabularModelScaffolder, render
+
+    root, package = team
+    folder = root / package / "defs" / "penguins"
+    folder.mkdir()
+    request = dg.ScaffoldRequest(
+        type_name="ml_assets.TabularModel",
+        target_path=folder,
+        scaffold_format="yaml",
+        project_root=root,
+        params=ScaffoldParams(source=str(tmp_path / "penguins.csv"), target="species"),
+    )
+    TabularModelScaffolder().scaffold(request)
+    expected = render(declaration("penguins", tmp_path / "penguins.csv", "species", root=root))
+    assert (folder / "defs.yaml").read_text() == expected
+    assert declared_models(root)["penguins"].task.name == "classification"
+
+
 def independent(table: pd.DataFrame, target: str, estimator, stratify: bool):
     """The pipeline of the README, built with scikit-learn alone on the file as pandas reads it."""
     X, y = table.drop(columns=[target]), table[target]
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=0.2, random_state=42, stratify=y if stratify else None
     )
-    numbers = [c for c in X if pd.api.types.is_numeric_dtype(X[c])]
+    runs = []  # consecutive columns of one kind, in the file's order, as the README says
+    for name in X.columns:
+        numeric = pd.api.types.is_numeric_dtype(X[name])
+        if runs and runs[-1][0] == numeric:
+            runs[-1][1].append(name)
+        else:
+            runs.append((numeric, [name]))
     transformers = [
         (
-            name,
+            f"t{index}",
             Pipeline([("i", SimpleImputer(strategy="median")), ("s", StandardScaler())])
-            if name in numbers
+            if numeric
             else Pipeline(
                 [
                     ("i", SimpleImputer(strategy="most_frequent")),
                     ("e", OneHotEncoder(handle_unknown="ignore")),
                 ]
             ),
-            [name],
+            columns,
         )
-        for name in X.columns
+        for index, (numeric, columns) in enumerate(runs)
     ]
     model = Pipeline([("p", ColumnTransformer(transformers)), ("m", estimator)])
     return model.fit(X_train, y_train), X_test, y_test
