@@ -52,7 +52,7 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow and not e2e"
 
-## bench: the plain script against our graph at 442, 100 000 and 1 000 000 rows (about 17 min);
+## bench: the plain script against our graph at 442, 100 000 and 1 000 000 rows (about 40 min here);
 ## writes docs/performance.md. BENCH_ARGS="--sizes 442 --repeats 3" for a quick look.
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)

@@ -31,7 +31,6 @@ from ml_assets.checks import model_checks
 from ml_assets.reference import BUNDLED_TABLES
 from ml_assets.scaffold import TabularModelScaffolder
 from ml_assets.spec import (
-    ENCODED_TYPES,
     NUMERIC_TYPES,
     ColumnSpec,
     GateSpec,
@@ -40,7 +39,6 @@ from ml_assets.spec import (
 )
 from ml_assets.tasks import TASKS
 
-COLUMN_TYPES = (*NUMERIC_TYPES, *ENCODED_TYPES)
 DEFAULT_CRON = "0 23 * * 0"  # Sunday 23:00
 
 

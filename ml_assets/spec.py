@@ -15,7 +15,6 @@ import dagster as dg
 from ml_assets.tasks import Metric, ModelKind, Task
 
 NUMERIC_TYPES = ("number", "integer")
-ENCODED_TYPES = ("category", "boolean")  # one-hot encoded by the model's pipeline
 DAGSTER_TYPES = {"number": "float64", "integer": "int64", "category": "string", "boolean": "bool"}
 
 
