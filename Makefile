@@ -5,12 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 3000
+SERVE_PORT ?= 8000
 
 # Dagster wants an absolute DAGSTER_HOME; both honour the caller's environment.
 export DAGSTER_HOME := $(abspath $(or $(DAGSTER_HOME),.dagster_home))
 export ML_ASSETS_DATA_DIR := $(abspath $(or $(ML_ASSETS_DATA_DIR),data))
 
-.PHONY: install instance dev materialize worker test test-fast bench lint
+.PHONY: install instance dev materialize serve worker test test-fast bench bench-serving lint
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +41,11 @@ materialize: install instance
 	done; \
 	if [ -n "$$failed" ]; then echo "training failed or was refused by the gate for:$$failed"; exit 1; fi
 
+## serve: the HTTP prediction service for every declared model on http://$(HOST):$(SERVE_PORT)
+## (follows each model's production version; docs on /docs)
+serve: install
+	$(BIN)/ml-assets serve --host $(HOST) --port $(SERVE_PORT)
+
 ## worker: a Celery worker that runs the steps of runs launched with deploy/run_on_celery.yaml
 worker: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dagster-celery worker start -A dagster_celery.app -y deploy/celery_worker.yaml
@@ -52,10 +58,18 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow and not e2e"
 
-## bench: the plain script against our graph at 442, 100 000 and 1 000 000 rows (about 40 min here);
-## writes docs/performance.md. BENCH_ARGS="--sizes 442 --repeats 3" for a quick look.
+## bench: the plain script against our graph at 442, 100 000 and 1 000 000 rows (about 40 min here),
+## then the prediction service under wrk (2 min); writes docs/performance.md and
+## docs/serving-performance.md. BENCH_ARGS="--sizes 442 --repeats 3" for a quick look.
 bench: install
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.serving
+
+## bench-serving: the prediction service's part of the bench alone
+bench-serving: install
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m bench.serving
 
 lint: install
 	$(BIN)/ruff check ml_assets ml_assets_tests bench

@@ -1,7 +1,7 @@
 """`ml-assets`: the declared models; land simulated batches, inspect and roll back model
 versions, predict, and start a model from a file.
 
-Every command but `list` and `new-model` takes the model: `ml-assets <command> --model NAME`.
+Every command but `list`, `serve` and `new-model` takes the model: `ml-assets <command> --model NAME`.
 With one model declared it may be left out.
 """
 
@@ -23,6 +23,8 @@ from ml_assets.modeling import model_input
 from ml_assets.reference import load_reference_table
 from ml_assets.registry import ModelRegistry, ModelVersion, RegistryError
 from ml_assets.scaffold import ScaffoldError, write_model_declaration
+from ml_assets.served_models import DEFAULT_POLL_SECONDS
+from ml_assets.serving_schema import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ROWS
 from ml_assets.simulate import batch_file_name, simulate_batch
 from ml_assets.spec import ModelSpec
 from ml_assets.tables import UnreadableFile, read_table
@@ -278,6 +280,28 @@ def new_model_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def serve_command(args: argparse.Namespace) -> int:
+    """Serve every declared model's production version over HTTP until interrupted."""
+    import logging
+
+    import uvicorn
+
+    from ml_assets.serving import ServiceSettings, create_app
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = ServiceSettings(
+        data_dir=args.data_dir,
+        max_rows=args.max_rows,
+        max_body_bytes=args.max_body_bytes,
+        poll_seconds=args.poll_seconds,
+    )
+    app = create_app(settings=settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=args.access_log)
+    return 0
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -321,6 +345,23 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("input", help="CSV or Parquet with the contract's feature columns")
     predict.add_argument("--output", help=".csv or .parquet (default: CSV on stdout)")
     predict.add_argument("--version", help="a registered version (default: production)")
+
+    serve = command("serve", serve_command, "the HTTP prediction service", model=False)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
+    serve.add_argument("--port", type=_positive, default=8000)
+    serve.add_argument(
+        "--max-rows", type=_positive, default=DEFAULT_MAX_ROWS, help="rows a request may hold"
+    )
+    serve.add_argument(
+        "--max-body-bytes", type=_positive, default=DEFAULT_MAX_BODY_BYTES, help="body size limit"
+    )
+    serve.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=DEFAULT_POLL_SECONDS,
+        help="how often each model's production alias is read",
+    )
+    serve.add_argument("--access-log", action="store_true", help="log every request")
 
     new = command("new-model", new_model_command, "start a model from a table", model=False)
     new.add_argument("name", help="the model's name: lower-case letters, digits and _")

@@ -42,7 +42,7 @@ class ContractViolation(ValueError):
         super().__init__("\n".join(lines))
 
 
-def _allowed(spec: ModelSpec, column: ColumnSpec) -> tuple | None:
+def allowed_values(spec: ModelSpec, column: ColumnSpec) -> tuple | None:
     """The values a column may take: its own `allowed`, or the classes for the target."""
     if column.name == spec.target and spec.classes:
         return spec.classes
@@ -63,7 +63,7 @@ def _column(spec: ModelSpec, column: ColumnSpec) -> pa.Column:
             checks.append(pa.Check.ge(column.min))
         if column.max is not None:
             checks.append(pa.Check.le(column.max))
-    allowed = _allowed(spec, column)
+    allowed = allowed_values(spec, column)
     if allowed is not None:
         checks.append(pa.Check.isin(list(allowed)))
     dtype = {"number": float, "integer": float, "category": str, "boolean": "boolean"}
@@ -113,21 +113,23 @@ def _problems(errors: SchemaErrors) -> list[dict]:
     return problems
 
 
+def boolean_word(value):
+    """True or False for a word people write for them; anything else as it is, to refuse."""
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+    return value
+
+
 def _booleans_parsed(spec: ModelSpec, table: pd.DataFrame) -> pd.DataFrame:
     """Words people write for true and false made booleans; anything else is left to refuse."""
     import pandas as pd
 
-    def parse(value):
-        if isinstance(value, str):
-            word = value.strip().lower()
-            if word in TRUE_WORDS:
-                return True
-            if word in FALSE_WORDS:
-                return False
-        return value
-
     parsed = {
-        column.name: table[column.name].astype(object).map(parse, na_action="ignore")
+        column.name: table[column.name].astype(object).map(boolean_word, na_action="ignore")
         for column in spec.columns
         if column.type == "boolean"
         and column.name in table

@@ -46,11 +46,17 @@ def read_table(
     it; other headers only lose their surrounding spaces.
     """
     name = name or path.name
-    kind = kind_of(name)
-    if kind is None:
+    if kind_of(name) is None:
         supported = ", ".join((*CSV_SUFFIXES, *PARQUET_SUFFIXES))
         raise UnreadableFile(f"{name}: unsupported file type; use {supported}")
-    data = path.read_bytes()
+    return parse_table(name, path.read_bytes(), columns)
+
+
+def parse_table(
+    name: str, data: bytes, columns: list[str] | None = None
+) -> tuple[pd.DataFrame, list[str]]:
+    """`read_table` of bytes already read; `name`'s suffix says CSV or Parquet."""
+    kind = kind_of(name)
     if not data:
         raise UnreadableFile(f"{name}: the file is empty (0 bytes)")
     notes: list[str] = []

@@ -1,5 +1,6 @@
 """A live `dagster dev` for end-to-end tests: started on a free loopback port with its own
-DAGSTER_HOME and data folder, and stopped by its process group whatever happens."""
+DAGSTER_HOME and data folder, and stopped by its process group whatever happens; and a live
+`ml-assets serve` beside it."""
 
 import json
 import os
@@ -8,7 +9,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -158,3 +161,87 @@ def run_to_end(client, run_id: str, timeout: float = 240, interval: float = 2.0)
         interval,
         what=f"run {run_id} to end",
     )
+
+
+class LiveService:
+    """`ml-assets serve` on a free loopback port, reading a live Dagster's data folder, and a
+    client that keeps calling it from a thread, recording every answer."""
+
+    def __init__(self, root: Path, env: dict[str, str]):
+        self.env, self.port = env, free_port()
+        self.log_path = root / "serve.log"
+        self.process: subprocess.Popen | None = None
+        self.answers: list[dict] = []
+        self._calling = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> None:
+        self.log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [str(BIN / "ml-assets"), "serve", "--port", str(self.port), "--poll-seconds", "0.2"],
+            cwd=REPO, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        wait_for(lambda: self._get("/health") == 200, timeout, 0.2, what="the service up")
+
+    def stop(self) -> None:
+        self._calling.clear()
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=20)
+        self.log.close()
+
+    def predict(self, model: str, rows: list[dict]) -> tuple[int, dict, dict]:
+        """POST rows; the status, the headers and the JSON answer."""
+        request = urllib.request.Request(
+            f"{self.url}/models/{model}/predict",
+            data=json.dumps({"rows": rows}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, dict(response.headers), json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), json.loads(error.read())
+
+    def keep_calling(self, model: str, rows: list[dict]) -> threading.Thread:
+        """Call the service without pause until `stop_calling`; each answer in `answers`."""
+        self._calling.set()
+
+        def call() -> None:
+            while self._calling.is_set():
+                try:
+                    status, headers, body = self.predict(model, rows)
+                    answer = {
+                        "status": status,
+                        "header": headers.get("x-model-version"),
+                        "version": body.get("version"),
+                        "error": None,
+                    }
+                except OSError as error:
+                    answer = {"status": None, "header": None, "version": None, "error": str(error)}
+                self.answers.append({"at": time.time(), **answer})
+
+        thread = threading.Thread(target=call, daemon=True)
+        thread.start()
+        return thread
+
+    def stop_calling(self, thread: threading.Thread) -> None:
+        self._calling.clear()
+        thread.join(timeout=20)
+
+    def _get(self, path: str) -> int | None:
+        try:
+            with urllib.request.urlopen(f"{self.url}{path}", timeout=5) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+        except OSError:
+            return None

@@ -20,7 +20,7 @@ from ml_assets.reference import load_reference_table
 from ml_assets.registry import ModelRegistry
 from ml_assets.simulate import simulate_batch
 from ml_assets_tests.conftest import DIABETES
-from ml_assets_tests.live import REPO, LiveDagster, run_to_end, wait_for
+from ml_assets_tests.live import REPO, LiveDagster, LiveService, run_to_end, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -139,22 +139,70 @@ def test_schedule_is_running_and_ticks_on_sunday_at_23(live):
     assert all((t.weekday(), t.hour, t.minute) == (6, 23, 0) for t in ticks)
 
 
-def test_a_landed_batch_becomes_a_new_production_version_by_itself(live):
+def test_a_landed_batch_becomes_a_new_production_version_by_itself(live, tmp_path):
+    """... and `ml-assets serve` beside it answers with each switch within 2 s, the
+    promotion and a rollback, while a client keeps calling: no request fails or mixes."""
     before = production_version(live)
-    landed_at = time.time()
-    path = Path(cli(live, "simulate-batch", *MODEL, *IMPROVING_BATCH).strip())
-    after = wait_for(
-        lambda: (version := production_version(live)) != before and version,
-        timeout=240,
-        what="a new production version",
+    service = LiveService(tmp_path, live.env)
+    service.start()
+    row = json.loads(
+        load_reference_table(DIABETES)[DIABETES.features].head(1).to_json(orient="records")
     )
-    elapsed = time.time() - landed_at
+    caller = service.keep_calling("diabetes", row)
+    try:
+        landed_at = time.time()
+        path = Path(cli(live, "simulate-batch", *MODEL, *IMPROVING_BATCH).strip())
+        after = wait_for(
+            lambda: (version := production_version(live)) != before and version,
+            timeout=240,
+            interval=0.05,
+            what="a new production version",
+        )
+        elapsed = time.time() - landed_at
+        promoted = served_within(live, service, after)
+        cli(live, "rollback", *MODEL)
+        rolled_back = served_within(live, service, before)
+        cli(live, "rollback", *MODEL, after)  # production as the later tests expect it
+        restored = served_within(live, service, after)
+    finally:
+        service.stop_calling(caller)
+        service.stop()
     print(f"\nfile landed -> new production version {after}: {elapsed:.1f} s")
+    print(
+        f"served after the promotion {promoted:.2f} s, the rollback {rolled_back:.2f} s,"
+        f" the roll forward {restored:.2f} s; {len(service.answers)} answers"
+    )
+    assert max(promoted, rolled_back, restored) < 2
+    assert [a for a in service.answers if a["status"] != 200 or a["error"]] == []
+    assert all(a["header"] == a["version"] for a in service.answers)
+    switches = [
+        v
+        for i, v in enumerate(a["version"] for a in service.answers)
+        if i == 0 or v != service.answers[i - 1]["version"]
+    ]
+    assert switches == [before, after, before, after]  # one version per answer, never mixed
     assert (live.data / "diabetes" / "archive" / path.name).exists()
     status = json.loads(cli(live, "status", *MODEL, "--json"))
     assert status["production"]["version"] == after
     assert status["files"]["lost"] == [] and status["files"]["pending"] == 0
     live.wait_until_idle()
+
+
+def served_within(live, service: LiveService, version: str) -> float:
+    """Seconds from the registry's switch to `version` (its history's time) until the calling
+    client's answers come from it."""
+    switched = datetime.fromisoformat(registry(live).history()[-1]["at"]).timestamp()
+    assert registry(live).history()[-1]["to_version"] == version
+
+    def first_answer():
+        return next(
+            (a["at"] for a in service.answers if a["version"] == version and a["at"] > switched),
+            None,
+        )
+
+    return (
+        wait_for(first_answer, timeout=10, interval=0.02, what=f"answers from {version}") - switched
+    )
 
 
 @pytest.mark.skipif(

@@ -1,0 +1,242 @@
+"""`make bench`'s serving part: `ml-assets serve` under wrk, beside the same model's predict in
+process (the limit), for the diabetes model; writes docs/serving-performance.md.
+
+Single-row requests at concurrency 1 and 16, 1 000-row requests, and 10 promotions under
+load (two versions promoted in turn every 2 s while wrk keeps 16 connections busy). wrk is
+Debian's `wrk` (a C load generator: it costs the 2-core machine less than a Python one).
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from ml_assets.component import declared_models
+from ml_assets.modeling import build_pipeline, model_input
+from ml_assets.reference import load_reference_table
+from ml_assets.registry import ModelRegistry
+from ml_assets.served_models import ServedModel
+from ml_assets.serving_schema import request_rows
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SECONDS = 10
+TARGETS = {"throughput": 1000, "p99_ms": 50, "overhead_ms": 2, "bulk_factor": 1.5, "bulk_ms": 5}
+
+
+def wrk(url: str, body: dict, connections: int, seconds: int, root: Path) -> dict:
+    """One wrk run: requests a second, p50 and p99 in ms, failed requests."""
+    script = root / f"post-{connections}-{len(body['rows'])}.lua"
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(json.dumps(body))}\n"
+    )
+    threads = min(2, connections)
+    output = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s",
+         str(script), url],
+        capture_output=True, text=True, check=True, timeout=seconds + 60,
+    ).stdout  # fmt: skip
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50_ms": _ms(re.search(r"50%\s+([\d.]+\w+)", output).group(1)),
+        "p99_ms": _ms(re.search(r"99%\s+([\d.]+\w+)", output).group(1)),
+        "failed": _failed(output),
+        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
+    }
+
+
+def _failed(output: str) -> int:
+    """Answers other than 2xx or 3xx, and socket errors (connect, read, write, timeout)."""
+    refused = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    return (int(refused.group(1)) if refused else 0) + (
+        sum(int(n) for n in sockets.groups()) if sockets else 0
+    )
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(\w+)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def in_process_ms(served: ServedModel, body: bytes, repeats: int = 300) -> dict[str, float]:
+    """Median ms of what the service does for a request, without HTTP: validate the JSON,
+    build the table, predict, make the answer; and of the pipeline's predict alone."""
+    import pandas as pd
+
+    loaded = served.serving()
+    rows = request_rows(served.spec, body)
+    table = model_input(served.spec, pd.DataFrame.from_records(rows, columns=served.spec.features))
+
+    def service_path():
+        records = request_rows(served.spec, body)
+        frame = pd.DataFrame.from_records(records, columns=served.spec.features)
+        served._scored(loaded, frame)
+
+    def timed(call) -> float:
+        call()
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            call()
+            times.append((time.perf_counter() - started) * 1000)
+        return statistics.median(times)
+
+    return {"path": timed(service_path), "predict": timed(lambda: loaded.model.predict(table))}
+
+
+def promote_in_turn(versions, names: list[str], switches: int, every: float) -> None:
+    for index in range(switches):
+        time.sleep(every)
+        versions.promote(names[index % 2])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=SECONDS)
+    parser.add_argument("--output", type=Path, default=REPO / "docs" / "serving-performance.md")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install wrk")
+    spec = declared_models()["diabetes"]
+    root = Path(tempfile.mkdtemp(prefix="ml_assets_serving-"))
+    versions = ModelRegistry(data_dir=str(root / "data")).for_model(spec.name)
+    reference = load_reference_table(spec)
+    names = []
+    for kind in ("linear", "ridge"):
+        model = build_pipeline(spec, kind, {}).fit(
+            model_input(spec, reference), reference[spec.target]
+        )
+        names.append(versions.register(model, card={}).version)
+    versions.promote(names[0])
+    one = {"rows": json.loads(reference[spec.features].head(1).to_json(orient="records"))}
+    bulk_rows = json.loads(
+        reference[spec.features]
+        .sample(1000, replace=True, random_state=0)
+        .to_json(orient="records")
+    )
+    bulk = {"rows": bulk_rows}
+
+    served = ServedModel(spec, versions, batch_rows=1024)
+    served.follow_production()
+    limit = {
+        "1 row": in_process_ms(served, json.dumps(one).encode()),
+        "1 000 rows": in_process_ms(served, json.dumps(bulk).encode(), repeats=50),
+    }
+
+    port = 18000 + os.getpid() % 1000
+    url = f"http://127.0.0.1:{port}/models/{spec.name}/predict"
+    process = subprocess.Popen(
+        [str(BIN / "ml-assets"), "--data-dir", str(root / "data"), "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+        wrk(url, one, 16, 2, root)  # warm up
+        runs = {
+            "1 row, concurrency 1": wrk(url, one, 1, args.seconds, root),
+            "1 row, concurrency 16": wrk(url, one, 16, args.seconds, root),
+            "1 000 rows, concurrency 1": wrk(url, bulk, 1, args.seconds, root),
+        }
+        switching = threading.Thread(target=promote_in_turn, args=(versions, names, 10, 2.0))
+        switching.start()
+        runs["1 row, concurrency 16, 10 promotions"] = wrk(url, one, 16, 24, root)
+        switching.join()
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+        shutil.rmtree(root, ignore_errors=True)
+    report = render(runs, limit)
+    print(report)
+    args.output.write_text(report)
+    print(f"written to {args.output}")
+
+
+def render(runs: dict[str, dict], limit: dict[str, dict]) -> str:
+    single, busy = runs["1 row, concurrency 1"], runs["1 row, concurrency 16"]
+    bulk, switching = (
+        runs["1 000 rows, concurrency 1"],
+        runs["1 row, concurrency 16, 10 promotions"],
+    )
+    overhead = single["p50_ms"] - limit["1 row"]["path"]
+    bulk_allowed = TARGETS["bulk_factor"] * limit["1 000 rows"]["path"] + TARGETS["bulk_ms"]
+
+    def met(ok: bool) -> str:
+        return "met" if ok else "**not met**"
+
+    lines = [
+        "# Serving performance",
+        "",
+        (
+            f"`python -m bench.serving` on {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')};"
+            " the diabetes model (LinearRegression), `ml-assets serve` (one uvicorn process) under"
+            " `wrk` on the same machine."
+        ),
+        "",
+        "| load | requests/s | p50 ms | p99 ms | failed |",
+        "|---|---:|---:|---:|---:|",
+        *(
+            f"| {name} | {run['rps']:.0f} | {run['p50_ms']:.2f} | {run['p99_ms']:.2f} | {run['failed']}"
+            f" of {run['requests']} |"
+            for name, run in runs.items()
+        ),
+        "",
+        (
+            "In process, without HTTP (median ms): the service's own path (validate the JSON, build"
+            " the table, predict, make the answer) and the pipeline's `predict` alone:"
+        ),
+        "",
+        "| rows | service path | predict |",
+        "|---|---:|---:|",
+        *(f"| {name} | {ms['path']:.2f} | {ms['predict']:.2f} |" for name, ms in limit.items()),
+        "",
+        "| target | figure | |",
+        "|---|---|---|",
+        (
+            f"| ≥ {TARGETS['throughput']} single-row predictions/s at concurrency 16 | {busy['rps']:.0f}"
+            f" | {met(busy['rps'] >= TARGETS['throughput'])} |"
+        ),
+        (
+            f"| p99 < {TARGETS['p99_ms']} ms at concurrency 16 | {busy['p99_ms']:.1f} ms"
+            f" | {met(busy['p99_ms'] < TARGETS['p99_ms'])} |"
+        ),
+        (
+            f"| HTTP adds < {TARGETS['overhead_ms']} ms at p50 (1 row) | {overhead:+.2f} ms"
+            f" | {met(overhead < TARGETS['overhead_ms'])} |"
+        ),
+        (
+            f"| 1 000 rows within 1.5 × in-process + 5 ms ({bulk_allowed:.1f} ms) | {bulk['p50_ms']:.1f}"
+            f" ms at p50 | {met(bulk['p50_ms'] <= bulk_allowed)} |"
+        ),
+        (
+            f"| 0 failed requests through 10 promotions | {switching['failed']}"
+            f" | {met(switching['failed'] == 0)} |"
+        ),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
