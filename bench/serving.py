@@ -22,11 +22,10 @@ import urllib.request
 from pathlib import Path
 
 from ml_assets.component import declared_models
-from ml_assets.modeling import build_pipeline, model_input
+from ml_assets.modeling import build_pipeline, model_input, records_input
 from ml_assets.reference import load_reference_table
 from ml_assets.registry import ModelRegistry
-from ml_assets.served_models import ServedModel
-from ml_assets.serving_schema import request_rows
+from ml_assets.serving_schema import answer_rows, request_rows
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -47,6 +46,11 @@ def wrk(url: str, body: dict, connections: int, seconds: int, root: Path) -> dic
          str(script), url],
         capture_output=True, text=True, check=True, timeout=seconds + 60,
     ).stdout  # fmt: skip
+    return parse_wrk(output)
+
+
+def parse_wrk(output: str) -> dict:
+    """What `wrk --latency` printed: requests a second, p50 and p99 in ms, failed requests."""
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
         "p50_ms": _ms(re.search(r"50%\s+([\d.]+\w+)", output).group(1)),
@@ -72,19 +76,12 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def in_process_ms(served: ServedModel, body: bytes, repeats: int = 300) -> dict[str, float]:
-    """Median ms of what the service does for a request, without HTTP: validate the JSON,
-    build the table, predict, make the answer; and of the pipeline's predict alone."""
-    import pandas as pd
-
-    loaded = served.serving()
-    rows = request_rows(served.spec, body)
-    table = model_input(served.spec, pd.DataFrame.from_records(rows, columns=served.spec.features))
-
-    def service_path():
-        records = request_rows(served.spec, body)
-        frame = pd.DataFrame.from_records(records, columns=served.spec.features)
-        served._scored(loaded, frame)
+def in_process_ms(spec, model, body: bytes, repeats: int = 300) -> dict[str, float]:
+    """Median ms of each stage of what the service does for a request, without HTTP, and of
+    the pipeline's `predict` alone (the limit)."""
+    records = request_rows(spec, body)
+    table = records_input(spec, records)
+    scored = spec.task.predict(model, table)
 
     def timed(call) -> float:
         call()
@@ -95,7 +92,13 @@ def in_process_ms(served: ServedModel, body: bytes, repeats: int = 300) -> dict[
             times.append((time.perf_counter() - started) * 1000)
         return statistics.median(times)
 
-    return {"path": timed(service_path), "predict": timed(lambda: loaded.model.predict(table))}
+    stages = {
+        "validate": timed(lambda: request_rows(spec, body)),
+        "model input": timed(lambda: records_input(spec, records)),
+        "task predict": timed(lambda: spec.task.predict(model, table)),
+        "answer": timed(lambda: json.dumps({"predictions": answer_rows(spec, scored)})),
+    }
+    return {**stages, "path": sum(stages.values()), "predict": timed(lambda: model.predict(table))}
 
 
 def promote_in_turn(versions, names: list[str], switches: int, every: float) -> None:
@@ -130,11 +133,10 @@ def main() -> None:
     )
     bulk = {"rows": bulk_rows}
 
-    served = ServedModel(spec, versions, batch_rows=1024)
-    served.follow_production()
+    model = versions.load(names[0])
     limit = {
-        "1 row": in_process_ms(served, json.dumps(one).encode()),
-        "1 000 rows": in_process_ms(served, json.dumps(bulk).encode(), repeats=50),
+        "1 row": in_process_ms(spec, model, json.dumps(one).encode()),
+        "1 000 rows": in_process_ms(spec, model, json.dumps(bulk).encode(), repeats=50),
     }
 
     port = 18000 + os.getpid() % 1000
@@ -147,7 +149,7 @@ def main() -> None:
         deadline = time.time() + 60
         while True:
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2)
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
                 break
             except OSError:
                 if time.time() > deadline:
@@ -179,8 +181,10 @@ def render(runs: dict[str, dict], limit: dict[str, dict]) -> str:
         runs["1 000 rows, concurrency 1"],
         runs["1 row, concurrency 16, 10 promotions"],
     )
-    overhead = single["p50_ms"] - limit["1 row"]["path"]
-    bulk_allowed = TARGETS["bulk_factor"] * limit["1 000 rows"]["path"] + TARGETS["bulk_ms"]
+    # The limit is the pipeline's own predict in process; the service path shows where the
+    # rest goes (validation, the model input, the answer) before HTTP is counted.
+    overhead = single["p50_ms"] - limit["1 row"]["predict"]
+    bulk_allowed = TARGETS["bulk_factor"] * limit["1 000 rows"]["predict"] + TARGETS["bulk_ms"]
 
     def met(ok: bool) -> str:
         return "met" if ok else "**not met**"
@@ -203,13 +207,19 @@ def render(runs: dict[str, dict], limit: dict[str, dict]) -> str:
         ),
         "",
         (
-            "In process, without HTTP (median ms): the service's own path (validate the JSON, build"
-            " the table, predict, make the answer) and the pipeline's `predict` alone:"
+            "Where the time goes, in process without HTTP (median ms): the service's stages, their"
+            " sum, and the pipeline's `predict` alone (the limit the targets use). The rest of a"
+            " request is uvicorn and FastAPI (about 0.2 ms), and at concurrency 16 the wait for"
+            " the batch being predicted."
         ),
         "",
-        "| rows | service path | predict |",
-        "|---|---:|---:|",
-        *(f"| {name} | {ms['path']:.2f} | {ms['predict']:.2f} |" for name, ms in limit.items()),
+        "| rows | validate JSON | model input | predict (task) | answer JSON | sum | predict alone |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        *(
+            f"| {name} | {ms['validate']:.2f} | {ms['model input']:.2f} | {ms['task predict']:.2f}"
+            f" | {ms['answer']:.2f} | {ms['path']:.2f} | {ms['predict']:.2f} |"
+            for name, ms in limit.items()
+        ),
         "",
         "| target | figure | |",
         "|---|---|---|",
@@ -222,11 +232,11 @@ def render(runs: dict[str, dict], limit: dict[str, dict]) -> str:
             f" | {met(busy['p99_ms'] < TARGETS['p99_ms'])} |"
         ),
         (
-            f"| HTTP adds < {TARGETS['overhead_ms']} ms at p50 (1 row) | {overhead:+.2f} ms"
+            f"| the service adds < {TARGETS['overhead_ms']} ms at p50 to predict (1 row) | {overhead:+.2f} ms"
             f" | {met(overhead < TARGETS['overhead_ms'])} |"
         ),
         (
-            f"| 1 000 rows within 1.5 × in-process + 5 ms ({bulk_allowed:.1f} ms) | {bulk['p50_ms']:.1f}"
+            f"| 1 000 rows within 1.5 × predict + 5 ms ({bulk_allowed:.1f} ms) | {bulk['p50_ms']:.1f}"
             f" ms at p50 | {met(bulk['p50_ms'] <= bulk_allowed)} |"
         ),
         (

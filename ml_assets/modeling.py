@@ -58,6 +58,24 @@ def model_input(spec: ModelSpec, table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(columns, index=table.index)
 
 
+def records_input(spec: ModelSpec, rows: list[dict]) -> pd.DataFrame:
+    """`model_input` of rows already validated to the contract's types (a JSON request),
+    built column by column: a third of the time of a DataFrame of the records, converted."""
+    import numpy as np
+    import pandas as pd
+
+    columns = {}
+    for column in spec.feature_columns:
+        values = [row[column.name] for row in rows]
+        if column.numeric:
+            columns[column.name] = np.array(values, dtype="float64")  # None is NaN
+        else:
+            columns[column.name] = pd.Series(  # object, as model_input's (not pandas' str)
+                [np.nan if value is None else value for value in values], dtype=object
+            )
+    return pd.DataFrame(columns)
+
+
 def build_pipeline(spec: ModelSpec, kind: str, params: dict[str, Any]) -> Pipeline:
     """The declared preprocessing, then the estimator of the given kind and parameters."""
     from sklearn.compose import ColumnTransformer

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ml_assets.memory import settle_loaded_objects
-from ml_assets.modeling import model_input
+from ml_assets.modeling import model_input, records_input
 from ml_assets.registry import ModelVersion, ModelVersions, RegistryError
 from ml_assets.serving_schema import answer_rows
 from ml_assets.spec import ModelSpec
@@ -161,7 +161,7 @@ class ServedModel:
     def predict_table(self, table: pd.DataFrame) -> tuple[LoadedVersion, list[dict]]:
         """Answer a validated table (a CSV request) on its own."""
         loaded = self.serving()
-        return loaded, _checked(*self._scored(loaded, table))
+        return loaded, _checked(*self._scored(loaded, model_input(self.spec, table)))
 
     async def _drain(self) -> None:
         try:
@@ -179,14 +179,10 @@ class ServedModel:
             self._draining = False
 
     def _answer(self, batch: list[_Waiting]) -> None:
-        import pandas as pd
-
         try:
             loaded = self.serving()  # one version for the whole batch
-            table = pd.DataFrame.from_records(
-                [row for waiting in batch for row in waiting.rows], columns=self.spec.features
-            )
-            answers, finite = self._scored(loaded, table)
+            rows = [row for waiting in batch for row in waiting.rows]
+            answers, finite = self._scored(loaded, records_input(self.spec, rows))
         except Exception as error:  # noqa: BLE001 - it is every waiting request's answer
             for waiting in batch:
                 if not waiting.answer.done():  # done: its client went away
@@ -203,15 +199,19 @@ class ServedModel:
                     waiting.answer.set_exception(error)
             start = end
 
-    def _scored(self, loaded: LoadedVersion, table: pd.DataFrame) -> tuple[list[dict], list[bool]]:
-        """The answer to each row, and whether each row's outputs are finite numbers."""
+    def _scored(self, loaded: LoadedVersion, rows: pd.DataFrame) -> tuple[list[dict], list[bool]]:
+        """The answer to each of the model input's rows, and whether its outputs are finite."""
         import numpy as np
 
         with np.errstate(over="ignore", invalid="ignore"):  # found just below, and refused
-            scored = self.spec.task.predict(loaded.model, model_input(self.spec, table))
-        numbers = scored[[c for c, kind in scored.dtypes.items() if kind == "float64"]]
-        finite = np.isfinite(numbers.to_numpy()).all(axis=1).tolist()
-        return answer_rows(self.spec, scored), finite
+            scored = self.spec.task.predict(loaded.model, rows)
+        numbers = [
+            name
+            for name, (kind, _) in self.spec.task.prediction_columns().items()
+            if kind == "float64"
+        ]
+        finite = np.logical_and.reduce([np.isfinite(scored[name].to_numpy()) for name in numbers])
+        return answer_rows(self.spec, scored), finite.tolist()
 
 
 class UnfiniteOutput(ValueError):

@@ -15,6 +15,8 @@ from skops.io import get_untrusted_types, load
 
 from bench.report import Measurement, ingestion_label, render_report
 from bench.run import contract_ranges
+from bench.serving import parse_wrk
+from bench.serving import render as render_serving
 from ml_assets.simulate import simulate_batch
 from ml_assets_tests.conftest import DIABETES
 from ml_assets_tests.live import REPO
@@ -168,3 +170,41 @@ def test_the_empty_component_builds_our_models_dagster_objects():
     )
     for kind in ("jobs", "sensors", "schedules"):
         assert names(floor, kind) == names(ours, kind)
+
+
+WRK_OUTPUT = """Running 10s test @ http://127.0.0.1:8000/models/diabetes/predict
+  2 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    17.93ms    7.96ms 101.46ms   97.50%
+    Req/Sec   464.12     52.10   545.00     81.00%
+  Latency Distribution
+     50%  850.00us
+     75%   17.70ms
+     90%   19.60ms
+     99%    1.20s
+  9248 requests in 10.01s, 1.92MB read
+  Socket errors: connect 0, read 3, write 0, timeout 2
+  Non-2xx or 3xx responses: 7
+Requests/sec:    924.01
+"""
+
+
+def test_the_serving_bench_reads_wrk_and_judges_each_target():
+    run = parse_wrk(WRK_OUTPUT)
+    assert run == {"rps": 924.01, "p50_ms": 0.85, "p99_ms": 1200.0, "failed": 12, "requests": 9248}
+    fine = {"rps": 2000.0, "p50_ms": 3.0, "p99_ms": 10.0, "failed": 0, "requests": 100}
+    limit = {
+        "1 row": {"validate": 0.0, "model input": 0.1, "task predict": 2.0, "answer": 0.0,
+                  "path": 2.1, "predict": 2.5},
+        "1 000 rows": {"validate": 1.0, "model input": 0.5, "task predict": 3.0, "answer": 1.0,
+                       "path": 5.5, "predict": 3.0},
+    }  # fmt: skip
+    runs = {
+        "1 row, concurrency 1": fine | {"p50_ms": 4.0},  # 1.5 ms over predict: met
+        "1 row, concurrency 16": fine | {"rps": 999.0},  # not met
+        "1 000 rows, concurrency 1": fine | {"p50_ms": 9.6},  # over 1.5 * 3.0 + 5: not met
+        "1 row, concurrency 16, 10 promotions": fine | {"failed": 1},  # not met
+    }
+    report = render_serving(runs, limit)
+    verdicts = [line.rsplit("|", 2)[-2].strip() for line in report.splitlines()[-5:]]
+    assert verdicts == ["**not met**", "met", "met", "**not met**", "**not met**"]

@@ -31,6 +31,7 @@ from ml_assets.simulate import simulate_batch
 from ml_assets_tests.conftest import CANCER, land
 from ml_assets_tests.test_automation import tick
 from ml_assets_tests.test_end_to_end import evaluations, keys, materialize, materialized, training
+from ml_assets_tests.test_serving import served_predictions
 
 pytestmark = pytest.mark.slow
 
@@ -175,6 +176,11 @@ def test_predictions_carry_a_probability_per_class_and_match_the_cli(
     np.testing.assert_allclose(stored[["probability_benign", "probability_malignant"]], expected)
     np.testing.assert_allclose(stored.filter(like="probability_").sum(axis=1), 1.0)
     assert list(stored["prediction"]) == list(model.predict(features))
+    served = served_predictions(cancer_landing.root.parent, CANCER, batch)  # the service agrees
+    assert [p["prediction"] for p in served] == stored["prediction"].tolist()
+    for label in CLASSES:
+        column = stored[f"probability_{label}"].tolist()
+        assert [p["probabilities"][label] for p in served] == column
     scored = instance.get_latest_materialization_event(CANCER.key("predictions"))
     live = scored.asset_materialization.metadata
     assert live["live_accuracy"].value == pytest.approx(

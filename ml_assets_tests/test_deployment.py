@@ -19,6 +19,7 @@ from ml_assets.storage import AssetStorage
 from ml_assets_tests.conftest import DIABETES, asset, land
 from ml_assets_tests.test_automation import tick
 from ml_assets_tests.test_end_to_end import keys, materialize
+from ml_assets_tests.test_serving import served_predictions
 
 pytestmark = pytest.mark.slow
 
@@ -73,6 +74,9 @@ def test_promote_predict_rollback_round_trip(
     expected = mean_squared_error(batch[TARGET], registry.load(first).predict(batch[FEATURES]))
     assert live_mse == pytest.approx(expected)
     assert scored.asset_materialization.metadata["production_version"].value == first
+    stored = pd.read_parquet(landing.root / "storage" / "predictions" / "batch.csv.parquet")
+    served = served_predictions(landing.root.parent, DIABETES, batch)  # the service agrees
+    assert [p["prediction"] for p in served] == stored["prediction"].tolist()
 
     # A retrain on more data, with a gate that lets it through.
     assert materialize(instance, run_config=FOLLOW_ANY).success

@@ -15,10 +15,11 @@ from fastapi.testclient import TestClient
 
 from ml_assets.cli import main
 from ml_assets.component import TabularModel
-from ml_assets.modeling import build_pipeline, model_input
+from ml_assets.modeling import build_pipeline, model_input, records_input
 from ml_assets.reference import load_reference_table
 from ml_assets.registry import MODEL_FILE, ModelRegistry
 from ml_assets.serving import VERSION_HEADER, ServiceSettings, create_app
+from ml_assets.serving_schema import request_rows
 from ml_assets_tests.conftest import CANCER, DIABETES
 from ml_assets_tests.test_generic_contract import shop
 
@@ -381,3 +382,33 @@ def test_serve_command_line_defaults_to_loopback():
 
     args = build_parser().parse_args(["serve"])
     assert (args.host, args.port, args.max_rows) == ("127.0.0.1", 8000, 10_000)
+
+
+def test_the_model_input_of_json_rows_is_the_model_input_of_their_table(tmp_path):
+    spec = shop(tmp_path)
+    rows = [
+        {"spend": None, "visits": 12, "channel": "web", "member": True},
+        {"spend": 3.5, "visits": 0, "channel": "store", "member": None},
+    ]
+    pd.testing.assert_frame_equal(
+        records_input(spec, rows), model_input(spec, pd.DataFrame(rows)), check_index_type=False
+    )
+
+
+def test_json_values_are_read_as_the_contract_reads_a_file(tmp_path):
+    spec = shop(tmp_path)
+    body = {"spend": "NaN", "visits": "7", "channel": 0.0, "member": "yes"}
+    [row] = request_rows(spec, json.dumps({"rows": [body]}).encode())
+    assert row == {"spend": None, "visits": 7, "channel": "0.0", "member": True}
+    [row] = request_rows(spec, json.dumps({"rows": [body | {"channel": True}]}).encode())
+    assert row["channel"] == "True"  # as pandera's str coercion makes it
+
+
+def served_predictions(data_dir, spec, table: pd.DataFrame) -> list[dict]:
+    """What the service answers for a table's feature columns (production version)."""
+    features = table[spec.features].astype(object)
+    rows = features.where(features.notna(), None).to_dict("records")  # floats at full precision
+    with service(data_dir, {spec.name: spec}) as client:
+        answer = predict(client, spec, rows)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["predictions"]

@@ -10,6 +10,7 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
@@ -20,7 +21,7 @@ from schemathesis.checks import (
 
 from ml_assets.contract import ContractViolation, validate_features
 from ml_assets.serving import ServiceSettings, create_app
-from ml_assets.serving_schema import request_rows
+from ml_assets.serving_schema import request_adapter, request_rows
 from ml_assets_tests.conftest import CANCER, DIABETES
 from ml_assets_tests.test_generic_contract import shop
 from ml_assets_tests.test_serving import deploy, fitted
@@ -114,5 +115,11 @@ def test_a_json_row_is_accepted_exactly_when_the_contract_accepts_it(tmp_path, n
     @given(st.fixed_dictionaries({column: VALUES for column in spec.features}))
     def agree(row):
         assert verdict_of_json(spec, row) == verdict_of_pandera(spec, row)
+        body = json.dumps({"rows": [row]}).encode()
+        try:  # what the fast type accepts, the lenient one accepts too, and reads alike
+            fast = request_adapter(spec, lenient=False).validate_json(body)
+        except ValidationError:
+            return
+        assert fast == request_adapter(spec).validate_json(body)
 
     agree()
