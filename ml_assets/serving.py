@@ -162,7 +162,6 @@ def create_app(
         version="1",
         lifespan=lifespan,
     )
-    app.state.models = models
 
     @app.exception_handler(Refusal)
     async def refused(_: Request, refusal: Refusal) -> JSONResponse:
