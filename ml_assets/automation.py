@@ -61,6 +61,8 @@ def retrain_after_ingestion(spec: ModelSpec, training: dg.JobDefinition):
     @dg.sensor(
         name=spec.named("retrain_after_ingestion"),
         job=training,
+        description=f"When new {spec.name} files have been ingested and no ingestion is still"
+        f" running: launches one {spec.named('training_job')} for them all.",
         minimum_interval_seconds=RETRAIN_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
@@ -113,6 +115,8 @@ def landing_sensor(spec: ModelSpec, ingestion: dg.JobDefinition):
     @dg.sensor(
         name=spec.named("landing_sensor"),
         job=ingestion,
+        description=f"When a complete file is in {spec.name}'s landing folder: adds it as a"
+        f" raw_batches partition and launches {spec.named('ingestion_job')} for it.",
         minimum_interval_seconds=LANDING_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
@@ -201,7 +205,12 @@ def failure_reasons(instance: dg.DagsterInstance, run_id: str) -> list[str]:
     return reasons
 
 
-@dg.run_failure_sensor(name="run_failure_alert", default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.run_failure_sensor(
+    name="run_failure_alert",
+    description="When any run fails: logs why (the failed steps and checks) and posts it to"
+    " $ML_ASSETS_ALERT_WEBHOOK_URL when that is set.",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
 def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
     """Logs a clear alert for every failed run and posts it to the webhook when one is set."""
     run = context.dagster_run

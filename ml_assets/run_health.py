@@ -53,6 +53,8 @@ def reap_dead_runs(instance: dg.DagsterInstance, now: float | None = None) -> li
 
 @dg.sensor(
     name="dead_run_reaper",
+    description="Every 30 s: marks failed the runs whose process has died, so that they"
+    " release the training pool.",
     minimum_interval_seconds=REAPER_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )

@@ -87,6 +87,10 @@ def test_every_object_has_a_description():
             assert job.description, job.name
     for schedule in defs.schedules:
         assert schedule.description, schedule.name
+    sensors = defs.get_repository_def().sensor_defs
+    assert len(sensors) == 7  # two per model, three shared
+    for sensor in sensors:
+        assert sensor.description, sensor.name
 
 
 def test_the_production_queue_limits_ingestion_runs_of_every_model():
