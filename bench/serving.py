@@ -11,24 +11,23 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 from ml_assets.component import declared_models
 from ml_assets.modeling import build_pipeline, model_input, records_input
 from ml_assets.reference import load_reference_table
 from ml_assets.registry import ModelRegistry
+from ml_assets.served_models import DEFAULT_POLL_SECONDS
 from ml_assets.serving_schema import answer_rows, request_rows
+from ml_assets.settings import DATA_DIR_VARIABLE
+from ml_assets_tests.live import REPO, LiveService
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 SECONDS = 10
 TARGETS = {"throughput": 1000, "p99_ms": 50, "overhead_ms": 2, "bulk_factor": 1.5, "bulk_ms": 5}
 
@@ -139,22 +138,14 @@ def main() -> None:
         "1 000 rows": in_process_ms(spec, model, json.dumps(bulk).encode(), repeats=50),
     }
 
-    port = 18000 + os.getpid() % 1000
-    url = f"http://127.0.0.1:{port}/models/{spec.name}/predict"
-    process = subprocess.Popen(
-        [str(BIN / "ml-assets"), "--data-dir", str(root / "data"), "serve", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+    service = LiveService(
+        root,
+        {**os.environ, DATA_DIR_VARIABLE: str(root / "data")},
+        poll_seconds=DEFAULT_POLL_SECONDS,
+    )  # as `ml-assets serve` polls
+    url = f"{service.url}/models/{spec.name}/predict"
+    service.start()
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.2)
         wrk(url, one, 16, 2, root)  # warm up
         runs = {
             "1 row, concurrency 1": wrk(url, one, 1, args.seconds, root),
@@ -166,8 +157,7 @@ def main() -> None:
         runs["1 row, concurrency 16, 10 promotions"] = wrk(url, one, 16, 24, root)
         switching.join()
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+        service.stop()
         shutil.rmtree(root, ignore_errors=True)
     report = render(runs, limit)
     print(report)

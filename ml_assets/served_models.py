@@ -119,10 +119,8 @@ class ServedModel:
     def _probe(self, model: Pipeline) -> None:
         """Score one row with every feature missing: the pipeline imputes each, so any model
         made for this contract answers, with one column per class for a classifier."""
-        import pandas as pd
-
-        row = pd.DataFrame({name: [None] for name in self.spec.features})
-        scored = self.spec.task.predict(model, model_input(self.spec, row))
+        row = records_input(self.spec, [dict.fromkeys(self.spec.features)])
+        scored = self.spec.task.predict(model, row)
         expected = list(self.spec.task.prediction_columns())
         if list(scored.columns) != expected or len(scored) != 1:
             raise ValueError(f"it answered {list(scored.columns)}, not {expected}")
@@ -140,6 +138,12 @@ class ServedModel:
     def _promoted_at(self, version: str) -> str | None:
         switches = [entry for entry in self.versions.history() if entry["to_version"] == version]
         return switches[-1]["at"] if switches else None
+
+    @property
+    def version(self) -> str | None:
+        """The version served, or None."""
+        loaded = self.loaded
+        return loaded.name if loaded else None
 
     def serving(self) -> LoadedVersion:
         """The version requests are answered with, or NotServing with the reason."""

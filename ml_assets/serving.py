@@ -30,7 +30,6 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from ml_assets.contract import ContractViolation, validate_features
-from ml_assets.memory import settle_loaded_objects
 from ml_assets.registry import ModelRegistry
 from ml_assets.served_models import (
     DEFAULT_BATCH_ROWS,
@@ -149,7 +148,6 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         for served in models.values():  # loaded before the first request is taken
             await asyncio.to_thread(served.follow_production)
-        settle_loaded_objects()  # a full collection of it all would stall requests (50 ms)
         watcher = asyncio.create_task(follow_production(models, settings.poll_seconds))
         yield
         watcher.cancel()
@@ -193,9 +191,7 @@ def create_app(
     )
     async def ready() -> JSONResponse:
         states = {
-            name: ModelState(
-                version=served.loaded.name if served.loaded else None, problem=served.problem
-            )
+            name: ModelState(version=served.version, problem=served.problem)
             for name, served in models.items()
         }
         is_ready = all(state.version is not None for state in states.values())
@@ -221,7 +217,7 @@ def _summary(served: ServedModel) -> ModelSummary:
         target=spec.target,
         gate_metric=spec.gate.metric.name,
         gate_threshold=spec.gate.threshold,
-        version=served.loaded.name if served.loaded else None,
+        version=served.version,
     )
 
 

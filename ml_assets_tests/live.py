@@ -29,6 +29,21 @@ def materialize_command(config: Path | None = None, model: str = "diabetes") -> 
     return command if config is None else [*command, "-c", str(config)]
 
 
+def stop_group(process: subprocess.Popen) -> None:
+    """Stop a process started in its own session: SIGTERM to its group, then SIGKILL to
+    whatever is left (dagster dev can leave children behind on a slow shutdown)."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=20)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -87,16 +102,7 @@ class LiveDagster:
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            pass
-        try:  # dagster dev can leave its children behind on a slow shutdown
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait(timeout=20)
+        stop_group(self.process)
         self.log.close()
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
@@ -167,8 +173,8 @@ class LiveService:
     """`ml-assets serve` on a free loopback port, reading a live Dagster's data folder, and a
     client that keeps calling it from a thread, recording every answer."""
 
-    def __init__(self, root: Path, env: dict[str, str]):
-        self.env, self.port = env, free_port()
+    def __init__(self, root: Path, env: dict[str, str], poll_seconds: float = 0.2):
+        self.env, self.port, self.poll_seconds = env, free_port(), poll_seconds
         self.log_path = root / "serve.log"
         self.process: subprocess.Popen | None = None
         self.answers: list[dict] = []
@@ -181,7 +187,8 @@ class LiveService:
     def start(self, timeout: float = 60) -> None:
         self.log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [str(BIN / "ml-assets"), "serve", "--port", str(self.port), "--poll-seconds", "0.2"],
+            [str(BIN / "ml-assets"), "serve", "--port", str(self.port),
+             "--poll-seconds", str(self.poll_seconds)],
             cwd=REPO, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
@@ -190,12 +197,7 @@ class LiveService:
     def stop(self) -> None:
         self._calling.clear()
         if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=20)
+            stop_group(self.process)
         self.log.close()
 
     def predict(self, model: str, rows: list[dict]) -> tuple[int, dict, dict]:

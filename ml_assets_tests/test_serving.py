@@ -84,6 +84,14 @@ def wait_for_version(client, spec, version, seconds=2.0) -> float:
     raise AssertionError(f"{spec.name} still not served by {version} after {seconds} s")
 
 
+def wait_for_problem(client, spec, seconds=2.0) -> None:
+    """Until /ready says why the production version of `spec` is not served."""
+    deadline = time.monotonic() + seconds
+    while client.get("/ready").json()["models"][spec.name]["problem"] is None:
+        assert time.monotonic() < deadline, f"{spec.name}'s refused version went unnoticed"
+        time.sleep(0.02)
+
+
 def test_ready_names_what_is_missing_until_every_model_has_a_version(data_dir):
     with service(data_dir) as client:
         assert client.get("/health").json() == {"status": "ok"}
@@ -194,10 +202,7 @@ def test_a_damaged_version_is_never_served_and_ready_says_why(data_dir, caplog):
         bad = versions.register(fitted(DIABETES, "ridge"), card={})
         (bad.path / MODEL_FILE).write_bytes(b"PK\x03\x04 not the file its card names")
         versions.promote(bad.version)
-        deadline = time.monotonic() + 2
-        while client.get("/ready").json()["models"]["diabetes"]["problem"] is None:
-            assert time.monotonic() < deadline, "the damaged version was not noticed"
-            time.sleep(0.02)
+        wait_for_problem(client, DIABETES)
         ready = client.get("/ready")
         answer = predict(client, DIABETES, feature_rows(DIABETES, 1))
     assert ready.status_code == 200  # still serving: refusing all traffic would be worse
@@ -213,10 +218,7 @@ def test_a_version_made_for_another_contract_is_refused(tmp_path, data_dir):
     versions = ModelRegistry(data_dir=str(data_dir)).for_model("diabetes")
     with service(data_dir, {DIABETES.name: DIABETES}) as client:
         versions.promote(versions.register(fitted(unbounded(tmp_path)), card={}).version)
-        deadline = time.monotonic() + 2
-        while client.get("/ready").json()["models"]["diabetes"]["problem"] is None:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_for_problem(client, DIABETES)
         assert "cannot score a row of the contract" in client.get("/ready").text
         assert predict(client, DIABETES, feature_rows(DIABETES, 1)).headers[VERSION_HEADER] == good
 

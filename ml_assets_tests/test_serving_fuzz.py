@@ -86,7 +86,7 @@ VALUES = st.one_of(
     st.booleans(),
     st.integers(-1000, 3000),
     st.floats(-1e6, 1e6, allow_nan=False),
-    st.sampled_from(["web", "store", "gold", "yes", "no", "1", "0", "12", "2.5", "", "abc"]),
+    st.sampled_from(["web", "store", "gold", "yes", "no", "1", "0", "12", "2.5", "", "abc", "nan"]),
 )
 
 
