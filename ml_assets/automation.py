@@ -1,16 +1,12 @@
-"""When things run: each model's jobs, schedule and sensors; the automation sensor and the
-run-failure alert that all models share."""
+"""When things run: each model's jobs, schedule and sensors, and the automation sensor that all
+models share."""
 
 from __future__ import annotations
-
-import json
-import urllib.request
 
 import dagster as dg
 
 from ml_assets.assets.ingestion import landed_files
 from ml_assets.landing import LandingZone
-from ml_assets.settings import alert_webhook_url
 from ml_assets.spec import ModelSpec
 
 # A landed file waits for a landing tick, then a retrain tick: together they bound how soon
@@ -120,7 +116,9 @@ def landing_sensor(spec: ModelSpec, ingestion: dg.JobDefinition):
         minimum_interval_seconds=LANDING_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
-    def watch_landing(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
+    def watch_landing(
+        context: dg.SensorEvaluationContext, landing: LandingZone
+    ) -> dg.SensorResult | dg.SkipReason:
         """Registers each complete file in the model's landing/ as a raw_batches partition and
         ingests it."""
         zone = landing.for_model(spec.name)
@@ -141,6 +139,8 @@ def landing_sensor(spec: ModelSpec, ingestion: dg.JobDefinition):
                     run_key=f"{key}:{sha256}", partition_key=key, tags={LANDED_AS_TAG: name[:200]}
                 )
             )
+        if not requests:  # the reason the UI shows on the tick
+            return dg.SkipReason(f"no complete file in {spec.name}'s landing folder")
         return dg.SensorResult(
             run_requests=requests,
             dynamic_partitions_requests=[partitions.build_add_request(new_keys)]
@@ -170,62 +170,3 @@ retraining_automation = dg.AutomationConditionSensorDefinition(
     " it is missing, and deployment after a gate passed in a run that stopped short of"
     " production_model.",
 )
-
-
-def _post_json(url: str, document: dict, timeout_seconds: float = 10.0) -> None:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(document).encode("utf-8"),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=timeout_seconds):
-        pass
-
-
-def failure_reasons(instance: dg.DagsterInstance, run_id: str) -> list[str]:
-    """Why a run failed, in people's words: its failed checks and failed steps."""
-    reasons = []
-    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
-        evaluation = record.dagster_event.asset_check_evaluation_data
-        if not evaluation.passed:
-            reasons.append(f"check {evaluation.check_name} failed: {evaluation.description or ''}")
-    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
-        failure = record.dagster_event.step_failure_data
-        if failure.user_failure_data and failure.user_failure_data.description:
-            message = failure.user_failure_data.description  # a dg.Failure we raised
-        elif failure.error:
-            root = failure.error
-            while root.cause is not None:  # Dagster wraps the user's exception
-                root = root.cause
-            message = root.message
-        else:
-            message = "unknown error"
-        reasons.append(f"step {record.step_key} failed: {' '.join(message.split())}")
-    return reasons
-
-
-@dg.run_failure_sensor(
-    name="run_failure_alert",
-    description="When any run fails: logs why (the failed steps and checks) and posts it to"
-    " $ML_ASSETS_ALERT_WEBHOOK_URL when that is set.",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
-def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
-    """Logs a clear alert for every failed run and posts it to the webhook when one is set."""
-    run = context.dagster_run
-    reasons = failure_reasons(context.instance, run.run_id) or [context.failure_event.message]
-    message = f"ml_assets run {run.run_id} of job '{run.job_name}' failed: " + "; ".join(reasons)
-    context.log.error(message)
-    url = alert_webhook_url()
-    if url is None:
-        return
-    if not url.startswith(("https://", "http://")):
-        context.log.error("the alert webhook URL is not http(s); alert not posted")
-        return
-    try:
-        _post_json(url, {"text": message, "run_id": run.run_id, "job": run.job_name})
-    except OSError as error:  # the URL is a secret: report the failure, never the address
-        context.log.error(f"posting the alert to the webhook failed: {type(error).__name__}")
-    else:
-        context.log.info("alert posted to the webhook")

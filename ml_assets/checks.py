@@ -9,6 +9,7 @@ import dagster as dg
 from pydantic import Field, create_model
 
 from ml_assets.assets.ingestion import landed_files
+from ml_assets.decisions import record_refusal, refusal_reason
 from ml_assets.reference import load_reference_table
 from ml_assets.spec import ModelSpec
 from ml_assets.splits import HOLDOUT, TRAIN, id_numbers
@@ -67,6 +68,8 @@ def drift_check(spec: ModelSpec) -> dg.AssetChecksDefinition:
         asset=spec.key("raw_batches"),
         name="no_drift_from_reference",
         partitions_def=landed_files(spec),
+        description="After each raw_batches partition: warns (never blocks) when a column of"
+        " the batch is not distributed like the reference data.",
     )
     def no_drift_from_reference(raw_batches) -> dg.AssetCheckResult:
         """Each column of the batch is distributed like the reference data (warns, never
@@ -132,7 +135,7 @@ def unique_row_ids(spec: ModelSpec, features) -> dg.AssetCheckResult:
 
 
 def enough_rows(spec: ModelSpec, features) -> dg.AssetCheckResult:
-    """Enough training and holdout rows to fit and to judge a model."""
+    """There are enough training and holdout rows to fit and to judge a model."""
     train = int((features["split"] == TRAIN).sum())
     holdout = int((features["split"] == HOLDOUT).sum())
     return dg.AssetCheckResult(
@@ -141,8 +144,9 @@ def enough_rows(spec: ModelSpec, features) -> dg.AssetCheckResult:
         metadata={
             "train_rows": dg.MetadataValue.int(train),
             "holdout_rows": dg.MetadataValue.int(holdout),
-            "min_train_rows": dg.MetadataValue.int(MIN_TRAINING_ROWS),
-            "min_holdout_rows": dg.MetadataValue.int(MIN_HOLDOUT_ROWS),
+            "minimum": dg.MetadataValue.text(
+                f"{MIN_TRAINING_ROWS} training and {MIN_HOLDOUT_ROWS} holdout rows"
+            ),
         },
     )
 
@@ -182,7 +186,11 @@ def feature_checks(spec: ModelSpec) -> dg.AssetChecksDefinition:
         name=f"{spec.name}__feature_checks",
         specs=[
             dg.AssetCheckSpec(
-                name, asset=spec.key("features"), blocking=True, description=check.__doc__
+                name,
+                asset=spec.key("features"),
+                blocking=True,
+                description="After each features, before training: passes when"
+                f" {check.__doc__[0].lower()}{check.__doc__[1:]} When it fails, the run stops.",
             )
             for name, check in FEATURE_CHECKS.items()
         ],
@@ -275,8 +283,14 @@ def _gate_result(
     if warnings:
         description = f"{description}. Warning: {'; '.join(warnings)}"
         metadata = {**metadata, "warnings": dg.MetadataValue.json(warnings)}
+    # WARN: a refusal is an outcome, not a breakage. The check still blocks (production_model
+    # waits for it and refuses to deploy after it), but the run ends SUCCESS.
     return dg.AssetCheckResult(
-        check_name=name, passed=passed, description=description, metadata=metadata
+        check_name=name,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=description,
+        metadata=metadata,
     )
 
 
@@ -300,7 +314,7 @@ def threshold_result(spec: ModelSpec, metrics: dict, config) -> dg.AssetCheckRes
         f" {side if passed else 'not ' + side} the threshold {config.threshold:g}",
         {
             f"candidate_{metric.name}": dg.MetadataValue.float(value),
-            f"{metric.name}_threshold": dg.MetadataValue.float(config.threshold),
+            f"{metric.name}_threshold": dg.MetadataValue.text(f"{side} {config.threshold:g}"),
         },
     )
 
@@ -348,7 +362,6 @@ def not_worse_result(spec: ModelSpec, metrics: dict, config) -> dg.AssetCheckRes
         {
             **metadata,
             "production_version": dg.MetadataValue.text(metrics["production_version"]),
-            "holdout_rows": dg.MetadataValue.int(metrics["holdout_rows"]),
         },
     )
 
@@ -358,10 +371,18 @@ def deployment_gate(spec: ModelSpec) -> dg.AssetChecksDefinition:
     metric = spec.gate.metric
     side = "above" if metric.higher_is_better else "below"
     guards = [spec.task.metrics[name].label for name in spec.task.guard_metrics]
+    after = "After each model_metrics, before production_model"
     descriptions = (
-        f"The candidate's holdout {metric.label} is {side} the threshold.",
-        "The candidate is no worse than the production model on the same holdout rows"
-        + (f" ({metric.label} and {', '.join(guards)})." if guards else "."),
+        (
+            f"{after}: passes when the candidate's holdout {metric.label} is {side} the"
+            " threshold; when it fails, production keeps its version."
+        ),
+        (
+            f"{after}: passes when the candidate is no worse than the production model on the"
+            " same holdout rows"
+            + (f" ({metric.label} and {', '.join(guards)})" if guards else "")
+            + "; when it fails, production keeps its version."
+        ),
     )
     gate_config = gate_config_class(spec)
 
@@ -375,10 +396,28 @@ def deployment_gate(spec: ModelSpec) -> dg.AssetChecksDefinition:
         ],
         ins={"model_metrics": dg.AssetIn(spec.key("model_metrics"))},
     )
-    def gate(config: gate_config, model_metrics: dict) -> Iterator[dg.AssetCheckResult]:
+    def gate(
+        context: dg.AssetCheckExecutionContext, config: gate_config, model_metrics: dict
+    ) -> Iterator[dg.AssetCheckResult]:
         """The two blocking checks that decide whether the candidate may become production."""
-        yield threshold_result(spec, model_metrics, config)
-        yield not_worse_result(spec, model_metrics, config)
+        results = [
+            threshold_result(spec, model_metrics, config),
+            not_worse_result(spec, model_metrics, config),
+        ]
+        failed = [
+            (result.check_name, result.description) for result in results if not result.passed
+        ]
+        if failed:
+            reason = refusal_reason(failed)
+            context.log.warning(f"the candidate is refused: {reason}")
+            record_refusal(
+                context.instance,
+                context.run.run_id,
+                spec.name,
+                model_metrics["production_version"],
+                reason,
+            )
+        yield from results
 
     return gate
 

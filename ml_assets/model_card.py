@@ -34,11 +34,27 @@ def metrics_table(
     for key, metric in metrics.items():
         ours = candidate.get(key)
         theirs = champion.get(key) if champion else None
-        ours_text = "" if ours is None else f"{ours:.4g}"
-        theirs_text = "" if theirs is None else f"{theirs:.4g}"
-        change = "" if ours is None or theirs is None else f"{ours - theirs:+.4g}"
+        ours_text = "" if ours is None else metric.shown(ours)
+        theirs_text = "" if theirs is None else metric.shown(theirs)
+        change = "" if ours is None or theirs is None else metric.shown_change(ours, theirs)
         lines.append(f"| {metric.label} | {ours_text} | {theirs_text} | {change} |")
     return "\n".join(lines)
+
+
+def card_summary(card: dict, metric: Metric) -> str:
+    """One line for people: `MSE 2888.51, −8.73 vs the previous version, 353 training rows`."""
+    value = card["metrics"].get(metric.name)
+    previous = (card.get("champion_metrics") or {}).get(metric.name)
+    if value is None:
+        said = f"{metric.label} undefined on the holdout"
+    elif previous is None:
+        said = f"{metric.label} {metric.shown(value)}, the first version"
+    else:
+        said = (
+            f"{metric.label} {metric.shown(value)}, {metric.shown_change(value, previous)}"
+            " vs the previous version"
+        )
+    return f"{said}, {card['training_rows']} training rows"
 
 
 def per_class_table(rows: list[dict]) -> str:

@@ -13,10 +13,10 @@ PREVIEW_ROWS = 5
 
 
 def table_metadata(table: pd.DataFrame, schema: dg.TableSchema) -> dict[str, dg.MetadataValue]:
-    """Row and column counts, a Markdown preview and the column schema of a table."""
+    """The row count, a Markdown preview and the column schema of a table (the columns never
+    change, so their count is not a number to plot)."""
     return {
         "dagster/row_count": dg.MetadataValue.int(len(table)),
-        "column_count": dg.MetadataValue.int(table.shape[1]),
         "dagster/column_schema": dg.MetadataValue.table_schema(schema),
         "preview": dg.MetadataValue.md(table.head(PREVIEW_ROWS).to_markdown(index=False)),
     }

@@ -7,6 +7,9 @@ from pathlib import Path
 DATA_DIR_VARIABLE = "ML_ASSETS_DATA_DIR"
 TIMEZONE_VARIABLE = "ML_ASSETS_TIMEZONE"
 WEBHOOK_VARIABLE = "ML_ASSETS_ALERT_WEBHOOK_URL"
+ALERT_KINDS_VARIABLE = "ML_ASSETS_ALERT_KINDS"
+ALERT_KINDS = ("failure", "refused", "promoted")
+DEFAULT_ALERT_KINDS = "failure,refused"
 REVISION_VARIABLE = "ML_ASSETS_GIT_REVISION"
 STORAGE_VARIABLE = "ML_ASSETS_STORAGE_URL"
 MODEL_NAME_PATTERN = r"[a-z][a-z0-9_]*"
@@ -36,5 +39,19 @@ def schedule_timezone() -> str:
 
 
 def alert_webhook_url() -> str | None:
-    """Where run-failure alerts are posted, if anywhere. A secret: never log it."""
+    """Where alerts are posted, if anywhere. A secret: never log it."""
     return os.environ.get(WEBHOOK_VARIABLE) or None
+
+
+def alert_kinds() -> frozenset[str]:
+    """Which alerts are posted to the webhook: $ML_ASSETS_ALERT_KINDS, a comma-separated list
+    of failure, refused and promoted (default: failure,refused). Every alert is logged."""
+    text = os.environ.get(ALERT_KINDS_VARIABLE, DEFAULT_ALERT_KINDS)
+    kinds = frozenset(kind.strip() for kind in text.split(",") if kind.strip())
+    unknown = sorted(kinds - set(ALERT_KINDS))
+    if unknown:
+        raise ValueError(
+            f"${ALERT_KINDS_VARIABLE}: unknown alert kind(s) {', '.join(unknown)};"
+            f" allowed: {', '.join(ALERT_KINDS)}"
+        )
+    return kinds

@@ -1,9 +1,10 @@
-"""What every model of a code location shares: the automation sensor, the run-failure alert,
-the dead-run reaper, where steps run, and the resources that do the I/O."""
+"""What every model of a code location shares: the automation sensor, the alerts, the dead-run
+reaper, where steps run, and the resources that do the I/O."""
 
 import dagster as dg
 
-from ml_assets.automation import retraining_automation, run_failure_alert
+from ml_assets.alerts import model_decision_alert, run_failure_alert
+from ml_assets.automation import retraining_automation
 from ml_assets.execution import step_executor
 from ml_assets.landing import LandingZone
 from ml_assets.registry import ModelRegistry
@@ -14,7 +15,7 @@ from ml_assets.storage import AssetStorage
 def shared_definitions() -> dg.Definitions:
     """The definitions no model owns; every model's assets use these resources."""
     return dg.Definitions(
-        sensors=[retraining_automation, run_failure_alert, dead_run_reaper],
+        sensors=[retraining_automation, run_failure_alert, model_decision_alert, dead_run_reaper],
         executor=step_executor,
         resources={
             "io_manager": AssetStorage(format="parquet"),

@@ -14,6 +14,7 @@ import dagster as dg
 
 from ml_assets.tasks import Metric, ModelKind, Task
 
+MODEL_TAG = "ml_assets/model"  # on every run of a model's jobs
 NUMERIC_TYPES = ("number", "integer")
 DAGSTER_TYPES = {"number": "float64", "integer": "int64", "category": "string", "boolean": "bool"}
 
@@ -129,4 +130,4 @@ class ModelSpec:
     @property
     def tags(self) -> dict[str, str]:
         """Tags on this model's jobs, so its runs can be found and told apart."""
-        return {"ml_assets/model": self.name}
+        return {MODEL_TAG: self.name}

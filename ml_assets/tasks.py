@@ -68,6 +68,13 @@ class Metric:
         """A value as people read it: 2900.19, 0.9737."""
         return f"{value:.2f}" if abs(value) >= 100 else f"{value:.4g}"
 
+    @staticmethod
+    def shown_change(value: float, previous: float) -> str:
+        """A change as people read it, signed, as precise as the values: −8.73, +0.0088."""
+        change = value - previous
+        digits = f"{abs(change):.2f}" if abs(previous) >= 100 else f"{abs(change):.4g}"
+        return f"{'−' if change < 0 else '+'}{digits}"
+
 
 @dataclass(frozen=True)
 class ModelKind:

@@ -13,7 +13,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Self
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -55,9 +57,13 @@ class LiveDagster:
     workspace (and the name of its code location to wait for) may be given."""
 
     def __init__(
-        self, root: Path, workspace: Path = REPO / "workspace.yaml", location: str = LOCATION
+        self,
+        root: Path,
+        workspace: Path = REPO / "workspace.yaml",
+        location: str = LOCATION,
+        extra_env: dict[str, str] | None = None,
     ):
-        self.workspace, self.location = workspace, location
+        self.workspace, self.location, self.extra_env = workspace, location, extra_env or {}
         self.home = root / "dagster_home"
         self.data = root / "data"
         self.log_path = root / "dagster-dev.log"
@@ -70,6 +76,7 @@ class LiveDagster:
             **os.environ,
             "DAGSTER_HOME": str(self.home),
             "ML_ASSETS_DATA_DIR": str(self.data),
+            **self.extra_env,
         }
 
     @property
@@ -83,7 +90,7 @@ class LiveDagster:
         self.process = subprocess.Popen(
             [
                 str(BIN / "dagster"), "dev", "-w", str(self.workspace),
-                "-h", "127.0.0.1", "-p", str(self.port),
+                "-h", "127.0.0.1", "-p", str(self.port), "--log-level", "warning",
             ],
             cwd=REPO,
             env=self.env,
@@ -247,3 +254,36 @@ class LiveService:
             return error.code
         except OSError:
             return None
+
+
+class WebhookReceiver:
+    """A real HTTP receiver on loopback that records every JSON document POSTed to it."""
+
+    def __init__(self):
+        received: list[dict] = []
+
+        class Recorder(BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers["Content-Length"])
+                received.append(json.loads(self.rfile.read(length)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.received = received
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}/hook"
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -123,8 +123,14 @@ def test_a_gate_that_fails_keeps_production(instance, cancer_registry):
     deployed = cancer_registry.production().version
     strict = {"ops": {"breast_cancer__deployment_gate": {"config": {"threshold": 0.99}}}}
     failing = train(instance, strict)
-    assert not failing.success
+    assert failing.success  # a refusal is an outcome
     assert evaluations(failing)["accuracy_above_threshold"] is False
+    tags = instance.get_run_by_id(failing.run_id).tags
+    assert (tags["ml_assets/decision"], tags["ml_assets/production_version"]) == (
+        "refused",
+        deployed,
+    )
+    assert "not above the threshold 0.99" in tags["ml_assets/reason"]
     assert "production_model" not in materialized(failing)
     assert cancer_registry.production().version == deployed
     record = instance.get_latest_asset_check_evaluation_record(

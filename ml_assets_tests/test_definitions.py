@@ -72,7 +72,9 @@ def test_every_public_name_is_defined_for_each_model():
             if key.path[0] == spec.name
         }
         assert groups == {spec.name}
-    for shared in ("retraining_automation", "run_failure_alert", "dead_run_reaper"):
+    for shared in (
+        "retraining_automation", "run_failure_alert", "model_decision_alert", "dead_run_reaper"
+    ):  # fmt: skip
         assert defs.resolve_sensor_def(shared)
 
 
@@ -80,15 +82,17 @@ def test_every_object_has_a_description():
     graph = defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         assert graph.get(key).description, key
-    for key in graph.asset_check_keys:
-        assert graph.get_check_spec(key).description, key
+    for key in graph.asset_check_keys:  # what triggers it, and what it does
+        description = graph.get_check_spec(key).description
+        assert description.startswith(("After each ", "With each ")), key
+        assert " when " in description.lower(), key
     for job in defs.resolve_all_job_defs():
         if not job.name.startswith("__"):
             assert job.description, job.name
     for schedule in defs.schedules:
         assert schedule.description, schedule.name
     sensors = defs.get_repository_def().sensor_defs
-    assert len(sensors) == 7  # two per model, three shared
+    assert len(sensors) == 8  # two per model, four shared
     for sensor in sensors:
         assert sensor.description, sensor.name
 

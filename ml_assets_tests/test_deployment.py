@@ -18,7 +18,7 @@ from ml_assets.simulate import simulate_batch
 from ml_assets.storage import AssetStorage
 from ml_assets_tests.conftest import DIABETES, asset, land
 from ml_assets_tests.test_automation import tick
-from ml_assets_tests.test_end_to_end import keys, materialize
+from ml_assets_tests.test_end_to_end import keys, materialize, reference_mse
 from ml_assets_tests.test_serving import served_predictions
 
 pytestmark = pytest.mark.slow
@@ -88,6 +88,11 @@ def test_promote_predict_rollback_round_trip(
     assert card["model"] == "diabetes" and card["task"] == "regression"
     assert card["training_rows"] > 353
     assert card["run_id"] and card["data_fingerprint"]
+    change = card["metrics"]["mse"] - card["champion_metrics"]["mse"]
+    assert latest_production_metadata(instance)["summary"] == (
+        f"MSE {card['metrics']['mse']:.2f}, {'−' if change < 0 else '+'}{abs(change):.2f} vs the"
+        f" previous version, {card['training_rows']} training rows"
+    )
 
     models = cli_json(capsys, "models")
     assert [m["version"] for m in models] == [second, first]
@@ -120,6 +125,10 @@ def test_promote_predict_rollback_round_trip(
     metadata = latest_production_metadata(instance)
     assert metadata["rollback"] is True
     assert (metadata["previous_version"], metadata["version"]) == (second, first)
+    assert metadata["summary"] == (
+        f"rolled back from {second}: MSE {reference_mse():.2f}, the first version,"
+        " 353 training rows"
+    )
     assert cli_json(capsys, "status")["production"]["version"] == first
 
     # Roll forward again through the Dagster job, with the version in its config.

@@ -9,7 +9,8 @@ from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_squared_error
 from sklearn.model_selection import train_test_split
 
-from ml_assets.automation import TRAINING_ASSETS, failure_reasons
+from ml_assets.alerts import failure_reasons
+from ml_assets.automation import TRAINING_ASSETS
 from ml_assets.definitions import defs
 from ml_assets.simulate import simulate_batch
 from ml_assets_tests.conftest import DIABETES, land
@@ -57,6 +58,10 @@ def materialized(result):
     return {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
 
 
+def run_tags(instance, run_id):
+    return instance.get_run_by_id(run_id).tags
+
+
 def latest_metadata(instance, name, spec=DIABETES):
     event = instance.get_latest_materialization_event(spec.key(name))
     return event.asset_materialization.metadata
@@ -83,8 +88,10 @@ def test_gate_passes_then_fails_and_production_stays(instance, registry):
         reference_mse(), rel=1e-9
     )
 
+    # A refusal is an outcome: the run ends SUCCESS, production_model is not materialized,
+    # and the run says what was decided and why.
     failing = materialize(instance, run_config=GATE)
-    assert not failing.success
+    assert failing.success
     assert evaluations(failing)["mse_below_threshold"] is False
     assert "production_model" not in materialized(failing)
     assert "model_metrics" in materialized(failing)
@@ -94,12 +101,30 @@ def test_gate_passes_then_fails_and_production_stays(instance, registry):
     )
     assert record.run_id == failing.run_id
     assert "not below the threshold 100" in record.event.asset_check_evaluation.description
-    reasons = failure_reasons(instance, failing.run_id)
-    assert any(r.startswith("check mse_below_threshold failed: candidate") for r in reasons)
+    assert record.event.asset_check_evaluation.severity == dg.AssetCheckSeverity.WARN
+    tags = run_tags(instance, failing.run_id)
+    assert tags["ml_assets/decision"] == "refused"
+    assert tags["ml_assets/production_version"] == production.version
+    assert tags["ml_assets/reason"].startswith("mse_below_threshold: candidate holdout MSE ")
+    assert "not below the threshold 100" in tags["ml_assets/reason"]
+    assert failure_reasons(instance, failing.run_id) == [
+        f"check mse_below_threshold failed: {record.event.asset_check_evaluation.description}"
+    ]
+    assert latest_metadata(instance, "production_model")["version"].value == production.version
 
     # A candidate swapped after it was measured is not deployed, even with the gate passed.
-    assert materialize(instance).success
+    promoted = materialize(instance)
+    assert promoted.success
     deployed = registry.production().version
+    tags = run_tags(instance, promoted.run_id)
+    assert (tags["ml_assets/decision"], tags["ml_assets/production_version"]) == (
+        "promoted",
+        deployed,
+    )
+    assert tags["ml_assets/previous_version"] == production.version
+    assert (
+        tags["ml_assets/summary"] == latest_metadata(instance, "production_model")["summary"].value
+    )
     ridge = {
         "ops": {"diabetes__candidate_model": {"config": {"kind": "ridge", "params": {"alpha": 50}}}}
     }
@@ -107,12 +132,19 @@ def test_gate_passes_then_fails_and_production_stays(instance, registry):
     swapped = materialize(instance, selection=keys("production_model"))
     assert not swapped.success
     assert registry.production().version == deployed
-    assert materialize(instance, run_config=GATE).success is False  # the gate fails again
+    refused_again = materialize(instance, run_config=GATE)
+    assert "production_model" not in materialized(refused_again)  # the gate refuses again
 
-    # Selecting production_model alone after a failed gate does not deploy either.
+    # Selecting production_model alone after a refused gate does not deploy either.
     alone = materialize(instance, selection=keys("production_model"))
-    assert not alone.success
+    assert alone.success and "production_model" not in materialized(alone)
     assert registry.production().version == deployed
+    tags = run_tags(instance, alone.run_id)
+    assert (tags["ml_assets/decision"], tags["ml_assets/production_version"]) == (
+        "refused",
+        deployed,
+    )
+    assert tags["ml_assets/reason"].startswith("mse_below_threshold: candidate holdout MSE ")
 
 
 def retrain_tick(instance, cursor=None):
@@ -204,9 +236,16 @@ def test_a_batch_that_makes_the_model_worse_is_not_deployed(instance, landing, r
         instance, selection=keys("raw_batches"), partition_key="poisoned.csv"
     ).success  # well-formed: the contract accepts it
     retrain = materialize(instance)
+    assert retrain.success  # refused: an outcome, not a breakage
     assert evaluations(retrain)["not_worse_than_production"] is False
     assert "production_model" not in materialized(retrain)
     assert registry.production().version == champion
+    tags = run_tags(instance, retrain.run_id)
+    assert (tags["ml_assets/decision"], tags["ml_assets/production_version"]) == (
+        "refused",
+        champion,
+    )
+    assert "not_worse_than_production: candidate holdout MSE" in tags["ml_assets/reason"]
 
 
 def test_automation_deploys_after_a_gate_passed_in_a_partial_run(instance, registry):
@@ -234,6 +273,7 @@ def test_automation_does_not_deploy_after_a_failed_gate(instance, registry):
         run_config=GATE,
     )
     assert evaluations(failing)["mse_below_threshold"] is False
+    assert run_tags(instance, failing.run_id)["ml_assets/decision"] == "refused"
     evaluation = dg.evaluate_automation_conditions(
         defs=defs, instance=instance, cursor=evaluation.cursor
     )

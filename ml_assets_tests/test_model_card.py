@@ -1,24 +1,47 @@
 import base64
 
 import numpy as np
+import pytest
 
-from ml_assets.model_card import REGRESSION_PLOTS, card_markdown, metrics_table, regression_plots
+from ml_assets.model_card import (
+    REGRESSION_PLOTS,
+    card_markdown,
+    card_summary,
+    metrics_table,
+    regression_plots,
+)
 from ml_assets_tests.conftest import DIABETES
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 METRICS = DIABETES.task.metrics
 
 
-def test_metrics_table_compares_with_the_champion():
+def test_metrics_table_compares_with_the_champion_in_rounded_figures():
     table = metrics_table(
         METRICS,
-        {"mse": 2800.0, "rmse": 52.9, "mae": 42.0, "r2": 0.47},
-        {"mse": 2900.0, "rmse": 53.9, "mae": 43.0, "r2": 0.45},
+        {"mse": 2888.514, "rmse": 53.74494, "mae": 42.79409467959994, "r2": 0.4701},
+        {"mse": 2897.241, "rmse": 53.82602, "mae": 43.0, "r2": 0.45},
         "v1",
     )
     lines = table.splitlines()
     assert "previous champion (v1)" in lines[0]
-    assert lines[2].split("|")[1:5] == [" MSE ", " 2800 ", " 2900 ", " -100 "]
+    cells = {line.split("|")[1].strip(): line.split("|")[2:5] for line in lines[2:]}
+    assert cells["MSE"] == [" 2888.51 ", " 2897.24 ", " −8.73 "]
+    assert cells["MAE"] == [" 42.79 ", " 43 ", " −0.2059 "]
+    assert cells["R²"][2] == " +0.0201 "
+
+
+@pytest.mark.parametrize(
+    ("champion", "said"),
+    [
+        ({"mse": 2897.241}, "MSE 2888.51, −8.73 vs the previous version, 353 training rows"),
+        ({"mse": 2880.0}, "MSE 2888.51, +8.51 vs the previous version, 353 training rows"),
+        (None, "MSE 2888.51, the first version, 353 training rows"),
+    ],
+)
+def test_the_summary_is_one_readable_line(champion, said):
+    card = {"metrics": {"mse": 2888.514}, "champion_metrics": champion, "training_rows": 353}
+    assert card_summary(card, METRICS["mse"]) == said
 
 
 def test_metrics_table_without_a_champion():

@@ -9,7 +9,8 @@ from pydantic import Field
 from ml_assets.assets.ingestion import FILE_SYSTEM_RETRY, landed_files
 from ml_assets.conditions import deploy_after_passed_gate
 from ml_assets.contract import table_schema
-from ml_assets.model_card import card_markdown
+from ml_assets.decisions import record_promotion, record_refusal, refusal_reason
+from ml_assets.model_card import card_markdown, card_summary
 from ml_assets.modeling import estimator_of, model_input, prediction_fingerprint
 from ml_assets.registry import ModelRegistry, ModelVersion, ModelVersions, Switch
 from ml_assets.reporting import float_metadata, table_metadata
@@ -27,13 +28,15 @@ PRODUCTION_FRESHNESS = dg.FreshnessPolicy.time_window(
 def gate_refusal(spec: ModelSpec, instance: dg.DagsterInstance) -> str | None:
     """Why the latest model_metrics may not be deployed, or None when both gate checks passed.
 
-    Blocking checks stop production_model inside their own run; this also stops a run that
-    selects production_model alone after a failed (or never evaluated) gate.
+    The gate checks fail with WARN severity, so production_model runs after them, in its own
+    run or another, and this is what stops it: after a refused gate, and after a gate that
+    was never evaluated on the latest model_metrics.
     """
     metrics_key = spec.key("model_metrics")
     latest = instance.fetch_materializations(metrics_key, limit=1).records
     if not latest:
         return "model_metrics has never been materialized"
+    failed = []
     for name in spec.gate_checks:
         evaluation = _evaluation_of(
             instance, dg.AssetCheckKey(metrics_key, name), latest[0].storage_id
@@ -41,8 +44,8 @@ def gate_refusal(spec: ModelSpec, instance: dg.DagsterInstance) -> str | None:
         if evaluation is None:
             return f"the gate check {name} was not evaluated on the latest model_metrics"
         if not evaluation.passed:
-            return f"the gate check {name} failed: {evaluation.description or ''}".strip()
-    return None
+            failed.append((name, evaluation.description or "failed"))
+    return refusal_reason(failed) if failed else None
 
 
 def _evaluation_of(instance: dg.DagsterInstance, check: dg.AssetCheckKey, storage_id: int):
@@ -72,8 +75,10 @@ def candidate_config(spec: ModelSpec, instance: dg.DagsterInstance) -> dict | No
 def production_metadata(
     spec: ModelSpec, version: ModelVersion, switch: Switch, plots: dict[str, bytes]
 ) -> dict[str, dg.MetadataValue]:
-    """What production_model shows for a switch: the version, its card, and whether a rollback."""
+    """What production_model shows for a switch: a summary, the version, its card, and whether
+    a rollback."""
     return {
+        "summary": dg.MetadataValue.text(switch_summary(spec, version, switch)),
         "version": dg.MetadataValue.text(version.version),
         "previous_version": dg.MetadataValue.text(switch.from_version or "none"),
         "rollback": dg.MetadataValue.bool(switch.reason == "rollback"),
@@ -83,6 +88,15 @@ def production_metadata(
         "model_card": dg.MetadataValue.md(card_markdown(version.card, plots, spec.task.metrics)),
         **float_metadata("holdout", version.metrics),
     }
+
+
+def switch_summary(spec: ModelSpec, version: ModelVersion, switch: Switch) -> str:
+    """One line on what production now serves: `MSE 2888.51, −8.73 vs the previous version,
+    353 training rows`, or for a rollback `rolled back from V: MSE 2900.19, 353 training rows`."""
+    summary = card_summary(version.card, spec.gate.metric)
+    if switch.reason == "rollback":
+        return f"rolled back from {switch.from_version}: {summary}"
+    return summary
 
 
 def rollback_materialization(
@@ -117,6 +131,7 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         retry_policy=FILE_SYSTEM_RETRY,
         automation_condition=deploy_after_passed_gate(),
         freshness_policy=PRODUCTION_FRESHNESS,
+        output_required=False,  # a refused candidate is not materialized
         kinds={"scikitlearn"},
     )
     def production_model(
@@ -125,14 +140,17 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         model_metrics: dict,
         features,
         registry: ModelRegistry,
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult]:
         """The candidate, registered as a new model version and promoted to production."""
         refusal = gate_refusal(spec, context.instance)
         if refusal is not None:
-            raise dg.Failure(
-                description=f"not deployed: {refusal}; production is unchanged",
-                allow_retries=False,
+            kept = registry.for_model(spec.name).production()
+            kept_version = kept.version if kept else None
+            context.log.warning(
+                f"not deployed: {refusal}; production keeps {kept_version or 'no version'}"
             )
+            record_refusal(context.instance, context.run.run_id, spec.name, kept_version, refusal)
+            return  # not materialized: production_model's latest materialization stays true
         holdout = reference_holdout(features)
         fingerprint = prediction_fingerprint(spec, candidate_model, holdout)
         if fingerprint != model_metrics["candidate_fingerprint"]:
@@ -169,11 +187,20 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         )
         switch = versions.promote(version.version)
         removed = versions.prune()
+        summary = switch_summary(spec, version, switch)
         context.log.info(
-            f"production is now {version.version} (was {switch.from_version or 'none'});"
-            f" pruned {len(removed)} old version(s)"
+            f"production is now {version.version} (was {switch.from_version or 'none'}):"
+            f" {summary}; pruned {len(removed)} old version(s)"
         )
-        return dg.MaterializeResult(metadata=production_metadata(spec, version, switch, plots))
+        record_promotion(
+            context.instance,
+            context.run.run_id,
+            spec.name,
+            version.version,
+            switch.from_version,
+            summary,
+        )
+        yield dg.MaterializeResult(metadata=production_metadata(spec, version, switch, plots))
 
     @dg.asset(
         key=spec.key("predictions"),

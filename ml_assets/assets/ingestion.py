@@ -28,7 +28,9 @@ def ingestion_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
     contract_check = dg.AssetCheckSpec(
         CONTRACT_CHECK,
         asset=spec.key("raw_batches"),
-        description="The landed file has the contract's columns, types and plausible values.",
+        description="With each landed file's raw_batches: passes when the file has the"
+        " contract's columns, types and plausible values; when it fails, the file is"
+        " quarantined and the run fails.",
         partitions_def=partitions,  # one result per landed file
     )
 

@@ -263,13 +263,13 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         champion_value = gate["production"][metric.name] if gate["production"] else None
         context.log.info(
             f"reference holdout ({gate['rows']} rows): candidate {metric.label}"
-            f" {gate['candidate'][metric.name]:.4g}, production"
+            f" {metric.shown(gate['candidate'][metric.name])}, production"
             f" {production.version if production else 'none'} {metric.label}"
-            f" {'none' if champion_value is None else f'{champion_value:.4g}'}"
+            f" {'none' if champion_value is None else metric.shown(champion_value)}"
         )
         metadata = {
             **float_metadata("candidate", gate["candidate"]),
-            "holdout_rows": dg.MetadataValue.int(gate["rows"]),
+            "holdout_rows": dg.MetadataValue.text(f"{gate['rows']} reference rows"),
             "all_holdout_rows": dg.MetadataValue.int(everything["rows"]),
             **float_metadata(
                 "candidate_all_holdout", {metric.name: everything["candidate"][metric.name]}
