@@ -41,12 +41,15 @@ def metrics_table(
     return "\n".join(lines)
 
 
-def card_summary(card: dict, metric: Metric) -> str:
-    """One line for people: `MSE 2888.51, −8.73 vs the previous version, 353 training rows`."""
+def card_summary(card: dict, metric: Metric, compared: bool = True) -> str:
+    """One line for people: `MSE 2888.51, −8.73 vs the previous version, 353 training rows`;
+    without the comparison when not `compared`."""
     value = card["metrics"].get(metric.name)
     previous = (card.get("champion_metrics") or {}).get(metric.name)
     if value is None:
         said = f"{metric.label} undefined on the holdout"
+    elif not compared:
+        said = f"{metric.label} {metric.shown(value)}"
     elif previous is None:
         said = f"{metric.label} {metric.shown(value)}, the first version"
     else:

@@ -126,8 +126,7 @@ def test_promote_predict_rollback_round_trip(
     assert metadata["rollback"] is True
     assert (metadata["previous_version"], metadata["version"]) == (second, first)
     assert metadata["summary"] == (
-        f"rolled back from {second}: MSE {reference_mse():.2f}, the first version,"
-        " 353 training rows"
+        f"rolled back from {second}: MSE {reference_mse():.2f}, 353 training rows"
     )
     assert cli_json(capsys, "status")["production"]["version"] == first
 

@@ -42,6 +42,7 @@ def test_metrics_table_compares_with_the_champion_in_rounded_figures():
 def test_the_summary_is_one_readable_line(champion, said):
     card = {"metrics": {"mse": 2888.514}, "champion_metrics": champion, "training_rows": 353}
     assert card_summary(card, METRICS["mse"]) == said
+    assert card_summary(card, METRICS["mse"], compared=False) == "MSE 2888.51, 353 training rows"
 
 
 def test_metrics_table_without_a_champion():

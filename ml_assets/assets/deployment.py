@@ -18,8 +18,8 @@ from ml_assets.spec import ModelSpec
 from ml_assets.splits import ROW_ID_COLUMN, reference_holdout
 
 GATE_HISTORY = 20  # recent executions of a gate check searched for this run's evaluation
-# The schedule is weekly: a production model older than 8 days means a retrain was missed
-# (a warning); two weeks without one is a failure.
+# The schedule is weekly: a production model older than 8 days means a retrain was missed or
+# every candidate since was refused (a warning); two weeks without a promotion is a failure.
 PRODUCTION_FRESHNESS = dg.FreshnessPolicy.time_window(
     fail_window=timedelta(days=15), warn_window=timedelta(days=8)
 )
@@ -93,10 +93,11 @@ def production_metadata(
 def switch_summary(spec: ModelSpec, version: ModelVersion, switch: Switch) -> str:
     """One line on what production now serves: `MSE 2888.51, −8.73 vs the previous version,
     353 training rows`, or for a rollback `rolled back from V: MSE 2900.19, 353 training rows`."""
-    summary = card_summary(version.card, spec.gate.metric)
-    if switch.reason == "rollback":
-        return f"rolled back from {switch.from_version}: {summary}"
-    return summary
+    if switch.reason == "rollback":  # the card's comparison is with its own predecessor
+        return f"rolled back from {switch.from_version}: " + card_summary(
+            version.card, spec.gate.metric, compared=False
+        )
+    return card_summary(version.card, spec.gate.metric)
 
 
 def rollback_materialization(
