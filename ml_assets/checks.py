@@ -408,14 +408,13 @@ def deployment_gate(spec: ModelSpec) -> dg.AssetChecksDefinition:
             (result.check_name, result.description) for result in results if not result.passed
         ]
         if failed:
-            reason = refusal_reason(failed)
-            context.log.warning(f"the candidate is refused: {reason}")
+            # Tagged here too: a run that stops at model_metrics says its decision as well.
             record_refusal(
                 context.instance,
                 context.run.run_id,
                 spec.name,
                 model_metrics["production_version"],
-                reason,
+                refusal_reason(failed),
             )
         yield from results
 

@@ -188,7 +188,8 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         )
         switch = versions.promote(version.version)
         removed = versions.prune()
-        summary = switch_summary(spec, version, switch)
+        metadata = production_metadata(spec, version, switch, plots)
+        summary = metadata["summary"].value
         context.log.info(
             f"production is now {version.version} (was {switch.from_version or 'none'}):"
             f" {summary}; pruned {len(removed)} old version(s)"
@@ -201,7 +202,7 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             switch.from_version,
             summary,
         )
-        yield dg.MaterializeResult(metadata=production_metadata(spec, version, switch, plots))
+        yield dg.MaterializeResult(metadata=metadata)
 
     @dg.asset(
         key=spec.key("predictions"),
