@@ -28,9 +28,8 @@ from pathlib import Path
 import psutil
 
 from bench.report import MANY_MODELS, Measurement, ingestion_label, render_report
-from ml_assets_tests.live import BIN, LiveDagster, materialize_command, run_to_end, wait_for
+from harness.live import BIN, REPO, LiveDagster, materialize_command, run_to_end, wait_for
 
-REPO = Path(__file__).resolve().parents[1]
 BATCH_ROWS = 100_000  # rows per simulated batch when landing a size
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 IMPROVING_BATCH = {"rows": 200, "seed": 10}  # lowers the reference-holdout MSE
@@ -43,7 +42,7 @@ TRAINING_JOB = f"{MODEL}_training_job"  # the empty graph's job has the same nam
 
 def diabetes():
     """The diabetes model's spec, as the definitions load it."""
-    from ml_assets.component import declared_models
+    from ml_assets.declare.project import declared_models
 
     return declared_models()[MODEL]
 
@@ -89,9 +88,9 @@ def timed(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, fl
 
 def land_batches(workspace: Workspace) -> None:
     """Land simulated batches up to the size, ingest them, keep their bytes for the script."""
-    from ml_assets.landing import LandingZone
-    from ml_assets.reference import load_reference_table
-    from ml_assets.simulate import simulate_batch
+    from ml_assets.learn.reference import load_reference_table
+    from ml_assets.learn.simulate import simulate_batch
+    from ml_assets.store.landing import LandingZone
 
     workspace.home.mkdir(parents=True)
     shutil.copy(REPO / "config" / "dagster.yaml", workspace.home / "dagster.yaml")
@@ -116,7 +115,7 @@ def ingest_landed(workspace: Workspace) -> list[float]:
     import dagster as dg
 
     from ml_assets.definitions import defs
-    from ml_assets.landing import LandingZone
+    from ml_assets.store.landing import LandingZone
 
     os.environ["ML_ASSETS_DATA_DIR"] = str(workspace.data)
     zone = LandingZone(data_dir=str(workspace.data))
@@ -254,7 +253,7 @@ def definitions_load(root: Path, repeats: int) -> dict[str, list[float]]:
     or its exit. The first, untimed round writes each model's checked.json.
     """
     from bench.empty_component import FLOOR_DEFINITIONS
-    from ml_assets_tests.projects import BUNDLED, SHARED, make_project, project_env
+    from harness.projects import BUNDLED, SHARED, make_project, project_env
 
     bundled = {model: (BUNDLED / model / "defs.yaml").read_text() for model in BUNDLED_MODELS}
     many = {}
@@ -313,8 +312,8 @@ def import_seconds(module: str, cwd: Path = REPO, env: dict | None = None) -> fl
 
 def ingestion_cost(workspace: Workspace, rows: int, repeats: int) -> list[float]:
     """The raw_batches step's seconds for new batches of `rows` rows, one at a time."""
-    from ml_assets.reference import load_reference_table
-    from ml_assets.simulate import simulate_batch
+    from ml_assets.learn.reference import load_reference_table
+    from ml_assets.learn.simulate import simulate_batch
 
     spec = diabetes()
     reference = load_reference_table(spec)
@@ -337,10 +336,10 @@ def landed_to_production(root: Path, repeats: int) -> list[float]:
     """
     from dagster_graphql import DagsterGraphQLClient
 
-    from ml_assets.files import write_atomically
-    from ml_assets.reference import load_reference_table
-    from ml_assets.registry import ModelRegistry
-    from ml_assets.simulate import simulate_batch
+    from ml_assets.learn.reference import load_reference_table
+    from ml_assets.learn.simulate import simulate_batch
+    from ml_assets.store.files import write_atomically
+    from ml_assets.store.registry import ModelRegistry
 
     spec = diabetes()
     batch = simulate_batch(spec, load_reference_table(spec), **IMPROVING_BATCH).to_csv(index=False)

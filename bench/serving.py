@@ -19,14 +19,14 @@ import threading
 import time
 from pathlib import Path
 
-from ml_assets.component import declared_models
-from ml_assets.modeling import build_pipeline, model_input, records_input
-from ml_assets.reference import load_reference_table
-from ml_assets.registry import ModelRegistry
-from ml_assets.served_models import DEFAULT_POLL_SECONDS
-from ml_assets.serving_schema import answer_rows, request_rows
-from ml_assets.settings import DATA_DIR_VARIABLE
-from ml_assets_tests.live import REPO, LiveService
+from harness.live import REPO, LiveService
+from ml_assets.declare.project import declared_models
+from ml_assets.learn.modeling import build_pipeline, model_input, records_input
+from ml_assets.learn.reference import load_reference_table
+from ml_assets.serve.follower import DEFAULT_POLL_SECONDS
+from ml_assets.serve.schema import answer_rows, request_rows
+from ml_assets.store.registry import ModelRegistry
+from ml_assets.store.settings import DATA_DIR_VARIABLE
 
 SECONDS = 10
 TARGETS = {"throughput": 1000, "p99_ms": 50, "overhead_ms": 2, "bulk_factor": 1.5, "bulk_ms": 5}

@@ -15,19 +15,20 @@ from pathlib import Path
 
 import dagster as dg
 
-from ml_assets.component import InvalidModelFile, declared_models
-from ml_assets.contract import ContractViolation, validate_features
-from ml_assets.files import write_atomically
-from ml_assets.landing import LANDED_FILES, LandingZone
-from ml_assets.modeling import model_input
-from ml_assets.reference import load_reference_table
-from ml_assets.registry import ModelRegistry, ModelVersion, RegistryError
-from ml_assets.scaffold import ScaffoldError, write_model_declaration
-from ml_assets.served_models import DEFAULT_POLL_SECONDS
-from ml_assets.serving_schema import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ROWS
-from ml_assets.simulate import batch_file_name, simulate_batch
-from ml_assets.spec import ModelSpec
-from ml_assets.tables import UnreadableFile, read_table
+from ml_assets.declare.errors import InvalidModelFile
+from ml_assets.declare.project import declared_models, write_model_declaration
+from ml_assets.declare.scaffold import ScaffoldError
+from ml_assets.learn.contract import ContractViolation, validate_features
+from ml_assets.learn.modeling import model_input
+from ml_assets.learn.reference import load_reference_table
+from ml_assets.learn.simulate import batch_file_name, simulate_batch
+from ml_assets.learn.spec import ModelSpec
+from ml_assets.serve.follower import DEFAULT_POLL_SECONDS
+from ml_assets.serve.schema import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ROWS
+from ml_assets.store.files import write_atomically
+from ml_assets.store.landing import LANDED_FILES, LandingZone
+from ml_assets.store.registry import ModelRegistry, ModelVersion, RegistryError
+from ml_assets.store.tables import UnreadableFile, read_table
 
 
 class UsageError(ValueError):
@@ -199,7 +200,7 @@ def rollback_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 0
-    from ml_assets.assets.deployment import rollback_materialization
+    from ml_assets.pipeline.deployment import rollback_materialization
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         instance.report_runless_asset_event(rollback_materialization(spec, versions, switch))
@@ -286,7 +287,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from ml_assets.serving import ServiceSettings, create_app
+    from ml_assets.serve.app import ServiceSettings, create_app
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -297,7 +298,7 @@ def serve_command(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
         poll_seconds=args.poll_seconds,
     )
-    app = create_app(settings=settings)
+    app = create_app(declared_models(), settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=args.access_log)
     return 0
 

@@ -3,13 +3,13 @@ reaper, where steps run, and the resources that do the I/O."""
 
 import dagster as dg
 
-from ml_assets.alerts import model_decision_alert, run_failure_alert
-from ml_assets.automation import retraining_automation
-from ml_assets.execution import step_executor
-from ml_assets.landing import LandingZone
-from ml_assets.registry import ModelRegistry
-from ml_assets.run_health import dead_run_reaper
-from ml_assets.storage import AssetStorage
+from ml_assets.pipeline.alerts import model_decision_alert, run_failure_alert
+from ml_assets.pipeline.automation import retraining_automation
+from ml_assets.pipeline.execution import step_executor
+from ml_assets.pipeline.run_health import dead_run_reaper
+from ml_assets.store.landing import LandingZone
+from ml_assets.store.registry import ModelRegistry
+from ml_assets.store.storage import AssetStorage
 
 
 def shared_definitions() -> dg.Definitions:

@@ -15,13 +15,15 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from ml_assets.component import declared_models
+from harness.live import REPO
+from ml_assets.declare.project import declared_models
 from ml_assets.definitions import defs
-from ml_assets.landing import LandingZone, ModelLanding
-from ml_assets.reference import load_reference_table
-from ml_assets.registry import ModelRegistry, ModelVersions
-from ml_assets.settings import DATA_DIR_VARIABLE
-from ml_assets.spec import ModelSpec
+from ml_assets.learn.reference import load_reference_table
+from ml_assets.learn.spec import ModelSpec
+from ml_assets.pipeline.naming import asset_key
+from ml_assets.store.landing import LandingZone, ModelLanding
+from ml_assets.store.registry import ModelRegistry, ModelVersions
+from ml_assets.store.settings import DATA_DIR_VARIABLE
 
 MODELS = declared_models()
 DIABETES: ModelSpec = MODELS["diabetes"]
@@ -70,7 +72,7 @@ def reference() -> pd.DataFrame:
 
 def asset(name: str, model: ModelSpec = DIABETES) -> dg.AssetsDefinition:
     """One of a model's assets as its component built it, to call as a function or materialize."""
-    key = model.key(name)
+    key = asset_key(model, name)
     return next(definition for definition in defs.assets if key in definition.keys)
 
 
@@ -95,7 +97,6 @@ def contract_evaluations(result) -> list:
     ]
 
 
-REPO = Path(__file__).resolve().parents[1]
 SERVER = {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": "5432", "DAGSTER_PG_USER": "postgres"}
 
 

@@ -17,9 +17,10 @@ from bench.report import Measurement, ingestion_label, render_report
 from bench.run import contract_ranges
 from bench.serving import parse_wrk
 from bench.serving import render as render_serving
-from ml_assets.simulate import simulate_batch
+from harness.live import REPO
+from ml_assets.learn.simulate import simulate_batch
+from ml_assets.pipeline.naming import asset_key
 from ml_assets_tests.conftest import DIABETES
-from ml_assets_tests.live import REPO
 
 
 def plain_script(tmp_path, batches):
@@ -138,7 +139,9 @@ def test_the_empty_graph_has_our_graph_shape_and_runs():
     for key in keys:
         ours_node, empty_node = our_graph.get(key), empty_graph.get(key)
         # raw_batches is data our graph reads from storage: the floor leaves it out.
-        assert ours_node.parent_keys - {DIABETES.key("raw_batches")} == empty_node.parent_keys
+        assert (
+            ours_node.parent_keys - {asset_key(DIABETES, "raw_batches")} == empty_node.parent_keys
+        )
         assert ours_node.check_keys == empty_node.check_keys
         assert ours_node.pools == empty_node.pools
     # Its job, named as ours, which the bench launches through dagster dev, runs all of it.
@@ -152,8 +155,8 @@ def test_the_empty_graph_has_our_graph_shape_and_runs():
 def test_the_empty_component_builds_our_models_dagster_objects():
     # The loading floor is only a floor if it builds what a model builds, with the work out.
     from bench.empty_component import EmptyModel
+    from harness.projects import bundled_attributes
     from ml_assets.definitions import defs as ours
-    from ml_assets_tests.projects import bundled_attributes
 
     attributes = bundled_attributes("breast_cancer")
     floor = dg.build_defs_for_component(

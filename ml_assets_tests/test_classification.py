@@ -21,17 +21,18 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ml_assets.checks import gate_config_class, not_worse_result, threshold_result
 from ml_assets.cli import main
 from ml_assets.definitions import defs
-from ml_assets.landing import LandingZone
-from ml_assets.reference import bundled_table, load_reference_table
-from ml_assets.registry import ModelRegistry
-from ml_assets.simulate import simulate_batch
+from ml_assets.learn.reference import bundled_table, load_reference_table
+from ml_assets.learn.simulate import simulate_batch
+from ml_assets.pipeline.checks import gate_config_class, not_worse_result, threshold_result
+from ml_assets.pipeline.naming import asset_key
+from ml_assets.store.landing import LandingZone
+from ml_assets.store.registry import ModelRegistry
 from ml_assets_tests.conftest import CANCER, land
-from ml_assets_tests.test_automation import tick
+from ml_assets_tests.pipeline.test_automation import tick
+from ml_assets_tests.serve.test_app import served_predictions
 from ml_assets_tests.test_end_to_end import evaluations, keys, materialize, materialized, training
-from ml_assets_tests.test_serving import served_predictions
 
 pytestmark = pytest.mark.slow
 
@@ -112,7 +113,7 @@ def test_the_gate_passes_with_scikit_learns_own_metrics_and_the_card_shows_the_c
     assert [row["class"] for row in card["per_class"]] == CLASSES
     assert sum(row["support"] for row in card["per_class"]) == 114
     assert {"confusion_matrix.png", "roc_curve.png"} <= set(card["attachments"])
-    metadata = instance.get_latest_materialization_event(CANCER.key("production_model"))
+    metadata = instance.get_latest_materialization_event(asset_key(CANCER, "production_model"))
     markdown = metadata.asset_materialization.metadata["model_card"].value
     assert "| malignant |" in markdown and markdown.count("data:image/png;base64,") == 2
     assert "| log loss |" in markdown and "| ROC AUC |" in markdown
@@ -134,7 +135,7 @@ def test_a_gate_that_fails_keeps_production(instance, cancer_registry):
     assert "production_model" not in materialized(failing)
     assert cancer_registry.production().version == deployed
     record = instance.get_latest_asset_check_evaluation_record(
-        dg.AssetCheckKey(CANCER.key("model_metrics"), "accuracy_above_threshold")
+        dg.AssetCheckKey(asset_key(CANCER, "model_metrics"), "accuracy_above_threshold")
     )
     assert "not above the threshold 0.99" in record.event.asset_check_evaluation.description
 
@@ -160,7 +161,7 @@ def test_a_batch_of_shuffled_labels_is_never_deployed(instance, cancer_landing, 
     assert "production_model" not in materialized(retrain)
     assert cancer_registry.production().version == champion
     record = instance.get_latest_asset_check_evaluation_record(
-        dg.AssetCheckKey(CANCER.key("model_metrics"), "not_worse_than_production")
+        dg.AssetCheckKey(asset_key(CANCER, "model_metrics"), "not_worse_than_production")
     )
     description = record.event.asset_check_evaluation.description
     assert "accuracy" in description and "log loss" in description and " is above " in description
@@ -187,7 +188,7 @@ def test_predictions_carry_a_probability_per_class_and_match_the_cli(
     for label in CLASSES:
         column = stored[f"probability_{label}"].tolist()
         assert [p["probabilities"][label] for p in served] == column
-    scored = instance.get_latest_materialization_event(CANCER.key("predictions"))
+    scored = instance.get_latest_materialization_event(asset_key(CANCER, "predictions"))
     live = scored.asset_materialization.metadata
     assert live["live_accuracy"].value == pytest.approx(
         accuracy_score(batch["target"], model.predict(features))

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from ml_assets.cli import main
-from ml_assets.contract import validate
-from ml_assets.modeling import build_pipeline, model_input
-from ml_assets.simulate import simulate_batch
-from ml_assets.splits import HOLDOUT, reference_split, row_ids
+from ml_assets.learn.contract import validate
+from ml_assets.learn.modeling import build_pipeline, model_input
+from ml_assets.learn.simulate import simulate_batch
+from ml_assets.learn.splits import HOLDOUT, reference_split, row_ids
 from ml_assets_tests.conftest import DIABETES, land
 
 COLUMNS, TARGET = DIABETES.column_names, DIABETES.target

@@ -4,8 +4,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -14,11 +12,11 @@ from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_squared_error
 from sklearn.model_selection import train_test_split
 
+from harness.live import BIN, REPO
 from ml_assets.definitions import defs
+from ml_assets.pipeline.naming import asset_key
 from ml_assets_tests.conftest import CANCER, DIABETES
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 PER_MODEL_ASSETS = {
     "reference_data",
     "raw_batches",
@@ -59,7 +57,7 @@ def test_every_public_name_is_defined_for_each_model():
     assert checks_of("breast_cancer") == common | {"model_metrics:accuracy_above_threshold"}
     for spec in (DIABETES, CANCER):
         for check in spec.gate_checks:
-            key = dg.AssetCheckKey(spec.key("model_metrics"), check)
+            key = dg.AssetCheckKey(asset_key(spec, "model_metrics"), check)
             assert graph.get_check_spec(key).blocking
         for job in ("training_job", "ingestion_job", "rollback_production"):
             assert defs.resolve_job_def(spec.named(job)).tags["ml_assets/model"] == spec.name
@@ -110,7 +108,7 @@ def test_the_production_queue_limits_ingestion_runs_of_every_model():
 def test_two_models_never_share_a_partition_set_or_a_folder():
     graph = defs.resolve_asset_graph()
     partitions = {
-        spec.name: graph.get(spec.key("raw_batches")).partitions_def.name
+        spec.name: graph.get(asset_key(spec, "raw_batches")).partitions_def.name
         for spec in (DIABETES, CANCER)
     }
     assert partitions == {

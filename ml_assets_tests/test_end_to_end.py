@@ -9,12 +9,13 @@ from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_squared_error
 from sklearn.model_selection import train_test_split
 
-from ml_assets.alerts import failure_reasons
-from ml_assets.automation import TRAINING_ASSETS
 from ml_assets.definitions import defs
-from ml_assets.simulate import simulate_batch
+from ml_assets.learn.simulate import simulate_batch
+from ml_assets.pipeline.alerts import failure_reasons
+from ml_assets.pipeline.automation import TRAINING_ASSETS
+from ml_assets.pipeline.naming import asset_key
 from ml_assets_tests.conftest import DIABETES, land
-from ml_assets_tests.test_automation import tick
+from ml_assets_tests.pipeline.test_automation import tick
 
 pytestmark = pytest.mark.slow
 
@@ -23,11 +24,11 @@ GATE = {"ops": {"diabetes__deployment_gate": {"config": {"threshold": 100.0}}}}
 
 def training(spec=DIABETES) -> dg.AssetSelection:
     """A model's training job's assets."""
-    return dg.AssetSelection.assets(*(spec.key(name) for name in TRAINING_ASSETS))
+    return dg.AssetSelection.assets(*(asset_key(spec, name) for name in TRAINING_ASSETS))
 
 
 def keys(*names, spec=DIABETES) -> dg.AssetSelection:
-    return dg.AssetSelection.assets(*(spec.key(name) for name in names))
+    return dg.AssetSelection.assets(*(asset_key(spec, name) for name in names))
 
 
 def materialize(instance, selection=None, run_config=None, partition_key=None):
@@ -63,7 +64,7 @@ def run_tags(instance, run_id):
 
 
 def latest_metadata(instance, name, spec=DIABETES):
-    event = instance.get_latest_materialization_event(spec.key(name))
+    event = instance.get_latest_materialization_event(asset_key(spec, name))
     return event.asset_materialization.metadata
 
 
@@ -97,7 +98,7 @@ def test_gate_passes_then_fails_and_production_stays(instance, registry):
     assert "model_metrics" in materialized(failing)
     assert registry.production().version == production.version
     record = instance.get_latest_asset_check_evaluation_record(
-        dg.AssetCheckKey(DIABETES.key("model_metrics"), "mse_below_threshold")
+        dg.AssetCheckKey(asset_key(DIABETES, "model_metrics"), "mse_below_threshold")
     )
     assert record.run_id == failing.run_id
     assert "not below the threshold 100" in record.event.asset_check_evaluation.description
@@ -256,12 +257,12 @@ def test_automation_deploys_after_a_gate_passed_in_a_partial_run(instance, regis
     evaluation = dg.evaluate_automation_conditions(
         defs=defs, instance=instance, cursor=evaluation.cursor
     )
-    assert evaluation.get_num_requested(DIABETES.key("production_model")) == 1
+    assert evaluation.get_num_requested(asset_key(DIABETES, "production_model")) == 1
     assert materialize(instance, selection=keys("production_model")).success
     evaluation = dg.evaluate_automation_conditions(
         defs=defs, instance=instance, cursor=evaluation.cursor
     )
-    assert evaluation.get_num_requested(DIABETES.key("production_model")) == 0
+    assert evaluation.get_num_requested(asset_key(DIABETES, "production_model")) == 0
 
 
 def test_automation_does_not_deploy_after_a_failed_gate(instance, registry):
@@ -277,4 +278,4 @@ def test_automation_does_not_deploy_after_a_failed_gate(instance, registry):
     evaluation = dg.evaluate_automation_conditions(
         defs=defs, instance=instance, cursor=evaluation.cursor
     )
-    assert evaluation.get_num_requested(DIABETES.key("production_model")) == 0
+    assert evaluation.get_num_requested(asset_key(DIABETES, "production_model")) == 0

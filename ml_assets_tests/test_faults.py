@@ -18,15 +18,14 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from ml_assets.landing import ModelLanding
-from ml_assets.registry import ModelRegistry
-from ml_assets.run_health import reap_dead_runs
+from harness.live import REPO, materialize_command
+from ml_assets.pipeline.run_health import reap_dead_runs
+from ml_assets.store.landing import ModelLanding
+from ml_assets.store.registry import ModelRegistry
 from ml_assets_tests.conftest import land
-from ml_assets_tests.live import materialize_command
-from ml_assets_tests.test_automation import tick
+from ml_assets_tests.pipeline.test_automation import tick
 from ml_assets_tests.test_end_to_end import keys, materialize
 
-REPO = Path(__file__).resolve().parents[1]
 GUARDED_STEPS = {"diabetes__deployment_gate", "diabetes__production_model"}
 
 
@@ -62,7 +61,7 @@ def test_a_full_disk_while_archiving_leaves_the_file_in_landing(
 
 
 def test_a_transient_read_error_is_retried(instance, landing, reference, monkeypatch):
-    import ml_assets.landing as landing_module
+    import ml_assets.store.landing as landing_module
 
     land(landing, "flaky.csv", reference.head(30))
     tick(instance, landing)
@@ -84,10 +83,10 @@ def test_a_transient_read_error_is_retried(instance, landing, reference, monkeyp
 PROMOTER = textwrap.dedent(
     """
     import sys
-    from ml_assets.component import declared_models
-    from ml_assets.modeling import build_pipeline
-    from ml_assets.reference import load_reference_table
-    from ml_assets.registry import ModelRegistry
+    from ml_assets.declare.project import declared_models
+    from ml_assets.learn.modeling import build_pipeline
+    from ml_assets.learn.reference import load_reference_table
+    from ml_assets.store.registry import ModelRegistry
 
     spec = declared_models()["diabetes"]
     reference = load_reference_table(spec)

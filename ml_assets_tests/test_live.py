@@ -17,12 +17,7 @@ import numpy as np
 import pytest
 from dagster_graphql import DagsterGraphQLClient
 
-from ml_assets.reference import load_reference_table
-from ml_assets.registry import ModelRegistry
-from ml_assets.settings import ALERT_KINDS_VARIABLE, WEBHOOK_VARIABLE
-from ml_assets.simulate import simulate_batch
-from ml_assets_tests.conftest import DIABETES
-from ml_assets_tests.live import (
+from harness.live import (
     REPO,
     LiveDagster,
     LiveService,
@@ -30,6 +25,11 @@ from ml_assets_tests.live import (
     run_to_end,
     wait_for,
 )
+from ml_assets.learn.reference import load_reference_table
+from ml_assets.learn.simulate import simulate_batch
+from ml_assets.store.registry import ModelRegistry
+from ml_assets.store.settings import ALERT_KINDS_VARIABLE, WEBHOOK_VARIABLE
+from ml_assets_tests.conftest import DIABETES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -8,11 +8,11 @@ import subprocess
 import dagster as dg
 import pytest
 
+from harness.live import materialize_command
 from ml_assets.definitions import defs
-from ml_assets.registry import ModelRegistry
+from ml_assets.store.registry import ModelRegistry
 from ml_assets_tests.conftest import land
-from ml_assets_tests.live import materialize_command
-from ml_assets_tests.test_automation import tick
+from ml_assets_tests.pipeline.test_automation import tick
 from ml_assets_tests.test_end_to_end import keys, materialize
 
 pytestmark = pytest.mark.slow

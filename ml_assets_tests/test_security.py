@@ -1,13 +1,12 @@
 """Security habits, checked: no pickle anywhere, no shell, loopback by default."""
 
 import re
-from pathlib import Path
 
 import pytest
 
+from harness.live import REPO
 from ml_assets_tests.test_end_to_end import materialize
 
-REPO = Path(__file__).resolve().parents[1]
 SOURCES = sorted((REPO / "ml_assets").rglob("*.py"))
 PICKLE_MAGIC = b"\x80"  # every pickle protocol from 2 on starts with PROTO
 

@@ -1,1 +1,0 @@
-"""The assets, in graph order: ingestion, training, deployment."""

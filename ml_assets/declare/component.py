@@ -1,0 +1,401 @@
+"""`TabularModel`: one model declared in one YAML file, turned into its assets, checks, jobs,
+schedule and sensors.
+
+    ml_assets/defs/<name>/defs.yaml
+        type: ml_assets.TabularModel
+        attributes: {name: ..., task: ..., reference: ..., target: ..., columns: ...,
+                     model: ..., gate: ..., schedule: ...}
+
+A file that cannot work is refused when the definitions load (`dg check defs`, `dagster
+definitions validate`, the webserver), with the file, the line, the attribute and what is
+allowed; never in a run.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import dagster as dg
+from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator
+
+from ml_assets.declare.errors import DeclarationError, InvalidModelFile
+from ml_assets.declare.load_checks import checked_against_data
+from ml_assets.declare.scaffold import TabularModelScaffolder
+from ml_assets.learn.reference import BUNDLED_TABLES
+from ml_assets.learn.spec import NUMERIC_TYPES, ColumnSpec, GateSpec, ModelSpec, ReferenceSpec
+from ml_assets.learn.tasks import TASKS
+from ml_assets.pipeline.automation import model_automation
+from ml_assets.pipeline.checks import model_checks
+from ml_assets.pipeline.deployment import deployment_assets, rollback_job
+from ml_assets.pipeline.ingestion import ingestion_assets
+from ml_assets.pipeline.training import training_assets
+from ml_assets.store import settings
+
+DEFAULT_CRON = "0 23 * * 0"  # Sunday 23:00
+
+
+class ReferenceDeclaration(dg.Model):
+    """The trusted table: the first training data, and the holdout that decides the gate."""
+
+    path: str | None = Field(
+        default=None, description="CSV or Parquet; relative to the project root, or absolute"
+    )
+    sklearn: str | None = Field(
+        default=None, description=f"a table bundled with scikit-learn: {', '.join(BUNDLED_TABLES)}"
+    )
+    test_size: float = Field(default=0.2, description="the holdout's share, between 0 and 1")
+    random_state: int = Field(default=42, description="the seed of the reference split")
+    stratify: bool = Field(default=False, description="classification only: split by class")
+
+    @field_validator("sklearn")
+    @classmethod
+    def _bundled(cls, value: str | None) -> str | None:
+        if value is not None and value not in BUNDLED_TABLES:
+            raise ValueError(f"{value!r} is not bundled; use one of: {', '.join(BUNDLED_TABLES)}")
+        return value
+
+    @field_validator("test_size")
+    @classmethod
+    def _a_share(cls, value: float) -> float:
+        if not 0 < value < 1:
+            raise ValueError(f"{value:g} is not a share of the rows: give a number between 0 and 1")
+        return value
+
+
+class ColumnDeclaration(dg.Model):
+    """One column of the data contract."""
+
+    type: Literal["number", "integer", "category", "boolean"]
+    min: int | float | None = None  # ints stay ints: refusals then read "le(120)", not 120.0
+    max: int | float | None = None
+    allowed: list[Any] | None = None
+    nullable: bool = False
+    description: str = ""
+    decimals: int | None = Field(
+        default=None, description="digits simulated rows keep (number columns), 0 to 12"
+    )
+
+    @field_validator("min", "max", "decimals")
+    @classmethod
+    def _numeric_only(cls, value, info: ValidationInfo):
+        if value is not None and info.data.get("type") not in NUMERIC_TYPES:
+            raise ValueError(f"{info.field_name} applies to number and integer columns only")
+        if info.field_name == "decimals" and value is not None and not 0 <= value <= 12:
+            raise ValueError(f"decimals is a number of digits from 0 to 12, not {value}")
+        return value
+
+    @field_validator("max")
+    @classmethod
+    def _ordered(cls, value, info: ValidationInfo):
+        low = info.data.get("min")
+        if value is not None and low is not None and value < low:
+            raise ValueError(f"max {value:g} is below min {low:g}")
+        return value
+
+    @field_validator("allowed")
+    @classmethod
+    def _allowed_values(cls, value, info: ValidationInfo):
+        kind = info.data.get("type")
+        if value is None or kind is None:
+            return value
+        if not value:
+            raise ValueError("list at least one allowed value, or leave `allowed` out")
+        if kind == "boolean":
+            raise ValueError("a boolean column takes true and false; `allowed` does not apply")
+        if kind == "category":
+            return [str(item) for item in value]
+        if any(isinstance(item, bool) or not isinstance(item, int | float) for item in value):
+            raise ValueError(f"a {kind} column allows numbers only: {value}")
+        if kind == "integer" and any(float(item) % 1 for item in value):
+            raise ValueError(f"an integer column allows whole numbers only: {value}")
+        return [float(item) for item in value]
+
+
+class EstimatorDeclaration(dg.Model):
+    """The model kind and its estimator's own parameters."""
+
+    kind: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class GateDeclaration(dg.Model):
+    """When a candidate may replace the production model."""
+
+    metric: str
+    threshold: float
+    tolerance_absolute: float | None = Field(
+        default=None, description="how much worse than production it may be, in metric units"
+    )
+    tolerance_relative: float | None = Field(
+        default=None, description="the same as a fraction; negative demands improvement"
+    )
+    log_loss_tolerance_relative: float | None = Field(
+        default=None,
+        description="classification: how much worse its log loss may be, as a fraction"
+        " (default 0: no worse)",
+    )
+
+    @field_validator("tolerance_relative", "log_loss_tolerance_relative")
+    @classmethod
+    def _a_fraction(cls, value: float | None) -> float | None:
+        if value is not None and value <= -1:
+            raise ValueError(f"{value:g} would demand more than a 100% improvement; give > -1")
+        return value
+
+
+class ScheduleDeclaration(dg.Model):
+    """When the model is retrained on all data so far, whatever lands."""
+
+    cron: str = DEFAULT_CRON
+    timezone: str | None = Field(
+        default=None, description=f"an IANA name; default ${settings.TIMEZONE_VARIABLE}, else UTC"
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        try:
+            dg.ScheduleDefinition(name="cron_check", cron_schedule=value, job_name="cron_check")
+        except dg.DagsterInvalidDefinitionError:
+            raise ValueError(f"{value!r} is not a cron schedule (e.g. {DEFAULT_CRON!r})") from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        if value is not None and value not in zoneinfo.available_timezones():
+            raise ValueError(f"{value!r} is not an IANA timezone name (e.g. 'Europe/Paris')")
+        return value
+
+
+def _rendered(context: dg.ResolutionContext, value: Any) -> Any:
+    """The value with its templates (`{{ env.X }}`) rendered; a string without one is kept
+    as it is (rendering every string of a large contract took most of its load)."""
+    if isinstance(value, dict):
+        return {key: _rendered(context.at_path(key), item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_rendered(context.at_path(index), item) for index, item in enumerate(value)]
+    if isinstance(value, str) and ("{{" in value or "{%" in value):
+        return context.resolve_value(value)
+    return value
+
+
+def _as_declared(model_field_name: str | None = None) -> dg.Resolver:
+    """Templates rendered, then validated as the class declares, so that an error names the
+    attribute and what it allows rather than a union of schemas."""
+    return dg.Resolver(
+        _rendered, model_field_type=dict[str, Any], model_field_name=model_field_name
+    )
+
+
+@dg.scaffold_with(TabularModelScaffolder)
+class TabularModel(dg.Component, dg.Model, dg.Resolvable):
+    """A tabular model kept trained, checked and deployed as data arrives: its reference data,
+    landed batches, dataset, features, candidate, metrics, production version and predictions,
+    with the blocking checks that decide promotion, a schedule and the sensors."""
+
+    name: str = Field(description="asset key prefix and names' prefix: [a-z][a-z0-9_]*")
+    description: str = ""
+    task: Literal["regression", "classification"]
+    reference: Annotated[ReferenceDeclaration, _as_declared()]
+    columns: Annotated[dict[str, ColumnDeclaration], _as_declared()]
+    target: str
+    estimator: Annotated[EstimatorDeclaration, _as_declared("model")]
+    gate: Annotated[GateDeclaration, _as_declared()]
+    schedule: Annotated[ScheduleDeclaration, _as_declared()] = ScheduleDeclaration()
+
+    _spec: ModelSpec | None = PrivateAttr(default=None)
+
+    @field_validator("name")
+    @classmethod
+    def _a_name(cls, value: str) -> str:
+        if not re.fullmatch(settings.MODEL_NAME_PATTERN, value):
+            raise ValueError(
+                f"{value!r} cannot name a model: lower-case letters, digits and _, from a letter"
+            )
+        return value
+
+    def _check_declaration(self) -> None:
+        """What no single attribute can tell: the attributes against each other."""
+        task, reference, columns = TASKS[self.task], self.reference, self.columns
+        if (reference.path is None) == (reference.sklearn is None):
+            raise DeclarationError(
+                ("reference",), "give either `path` (a CSV or Parquet file) or `sklearn` (a name)"
+            )
+        if reference.stratify and not task.predicts_classes:
+            raise DeclarationError(("reference", "stratify"), "stratify applies to classification")
+        if len(columns) < 2:
+            raise DeclarationError(("columns",), "declare the target and at least one feature")
+        if self.target not in columns:
+            raise DeclarationError(
+                ("target",),
+                f"{self.target!r} is not a column; the columns are: {', '.join(columns)}",
+            )
+        target = columns[self.target]
+        if target.nullable:
+            raise DeclarationError(
+                ("columns", self.target, "nullable"),
+                f"the target {self.target!r} cannot be nullable: a row without one is unusable",
+            )
+        wanted = ("category",) if task.predicts_classes else NUMERIC_TYPES
+        if target.type not in wanted:
+            raise DeclarationError(
+                ("columns", self.target, "type"),
+                f"a {self.task} target is a {' or '.join(wanted)} column, not {target.type}",
+            )
+        if self.estimator.kind not in task.kinds:
+            raise DeclarationError(
+                ("model", "kind"),
+                f"{self.estimator.kind!r} is not a {self.task} model kind; use one of:"
+                f" {', '.join(task.kinds)}",
+            )
+        if self.gate.metric not in task.metrics:
+            raise DeclarationError(
+                ("gate", "metric"),
+                f"{self.gate.metric!r} is not a {self.task} metric; use one of:"
+                f" {', '.join(task.metrics)}",
+            )
+        if self.gate.log_loss_tolerance_relative is not None and not task.predicts_classes:
+            raise DeclarationError(
+                ("gate", "log_loss_tolerance_relative"), "applies to classification only"
+            )
+
+    @classmethod
+    def load(cls, attributes, context: dg.ComponentLoadContext) -> TabularModel:
+        """Resolve the YAML and check it against its data, or refuse it naming the line."""
+        yaml_file = Path(context.path) / "defs.yaml"
+        positions = context.resolution_context.source_position_tree
+        try:
+            component = super().load(attributes, context)
+            component._spec = component.resolve(Path(context.project_root), yaml_file)
+        except ValidationError as error:
+            raise InvalidModelFile(_validation_message(yaml_file, positions, error)) from None
+        except DeclarationError as error:
+            raise InvalidModelFile(
+                _located(yaml_file, positions, error.attribute, str(error))
+            ) from None
+        return component
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The checked spec; for a component made in Python, resolved on first use."""
+        if self._spec is None:
+            self._spec = self.resolve(Path.cwd(), Path("<python>"))
+        return self._spec
+
+    def resolve(self, project_root: Path, yaml_file: Path) -> ModelSpec:
+        """The spec of this declaration, checked against its reference table and scikit-learn."""
+        self._check_declaration()
+        draft = self._draft(project_root, yaml_file)
+        return checked_against_data(draft, self.model_dump(mode="json"))
+
+    def _draft(self, project_root: Path, yaml_file: Path) -> ModelSpec:
+        reference = self.reference
+        path = None
+        if reference.path is not None:
+            path = Path(reference.path).expanduser()
+            path = (path if path.is_absolute() else project_root / path).resolve()
+            if not path.is_file():
+                raise DeclarationError(("reference", "path"), f"no such file: {path}")
+        target = self.columns[self.target]
+        gate = self.gate
+        task = TASKS[self.task](tuple(target.allowed or ()))
+        return ModelSpec(
+            name=self.name,
+            description=self.description or f"{self.task} of {self.target}",
+            task=task,
+            reference=ReferenceSpec(
+                path=path,
+                sklearn=reference.sklearn,
+                test_size=reference.test_size,
+                random_state=reference.random_state,
+                stratify=reference.stratify,
+            ),
+            target=self.target,
+            columns=tuple(
+                ColumnSpec(
+                    name=name,
+                    type=column.type,
+                    min=column.min,
+                    max=column.max,
+                    allowed=None if column.allowed is None else tuple(column.allowed),
+                    nullable=column.nullable,
+                    description=column.description,
+                    decimals=column.decimals,
+                )
+                for name, column in self.columns.items()
+            ),
+            kind=task.kinds[self.estimator.kind],
+            params=dict(self.estimator.params),
+            gate=GateSpec(
+                metric=task.metrics[gate.metric],
+                threshold=gate.threshold,
+                tolerance_absolute=gate.tolerance_absolute,
+                tolerance_relative=gate.tolerance_relative,
+                log_loss_tolerance_relative=gate.log_loss_tolerance_relative or 0.0,
+            ),
+            cron=self.schedule.cron,
+            timezone=self.schedule.timezone or settings.schedule_timezone(),
+            declared_in=yaml_file,
+        )
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        spec = self.spec
+        refuse_a_second_declaration(
+            spec, context.component_tree.get_all_components(of_type=TabularModel)
+        )
+        automation = model_automation(spec)
+        return dg.Definitions(
+            assets=[*ingestion_assets(spec), *training_assets(spec), *deployment_assets(spec)],
+            asset_checks=model_checks(spec),
+            jobs=[*automation["jobs"], rollback_job(spec)],
+            schedules=automation["schedules"],
+            sensors=automation["sensors"],
+        )
+
+
+# The YAML says `model:`; the class cannot have a field of that name (Resolvable.model).
+_YAML_NAMES = {"estimator": "model"}
+
+
+def _validation_message(yaml_file: Path, positions, error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        attribute = tuple(_YAML_NAMES.get(str(part), part) for part in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(_located(yaml_file, positions, attribute, message))
+    return "\n".join(problems)
+
+
+def _located(yaml_file: Path, positions, attribute: tuple, message: str) -> str:
+    """`file:line - attributes.x.y: message`, and the lines around it when they are known."""
+    dotted = ".".join(str(part) for part in ("attributes", *attribute))
+    if positions is None:
+        return f"{yaml_file} - {dotted}: {message}"
+    source = positions.source_error(
+        yaml_path=["attributes", *attribute], inline_error_message=message, value_error=True
+    )
+    line = source.start_line_no
+    try:
+        lines = Path(source.file_name).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    shown = [
+        f"{'>' if number == line else ' '} {number:4} | {lines[number - 1]}"
+        for number in range(max(1, line - 2), min(len(lines), line + 1) + 1)
+    ]
+    return "\n".join([f"{source.file_name}:{line} - {dotted}: {message}", *shown])
+
+
+def refuse_a_second_declaration(spec: ModelSpec, components: list[TabularModel]) -> None:
+    """Refuse two YAML files that declare one model name: they would share every name."""
+    for other in components:
+        if other.spec.name == spec.name and other.spec.declared_in != spec.declared_in:
+            first, second = sorted([spec.declared_in, other.spec.declared_in])
+            raise InvalidModelFile(
+                f"{first} and {second} both declare the model {spec.name!r} (attributes.name):"
+                " each model needs a name of its own"
+            )

@@ -1,0 +1,78 @@
+"""The project a command is about: where it is, the models its defs folder declares, and a
+new model's YAML written into it (`ml-assets new-model`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import dagster as dg
+from pydantic import ValidationError
+
+from ml_assets.declare.component import TabularModel, refuse_a_second_declaration
+from ml_assets.declare.errors import InvalidModelFile
+from ml_assets.declare.scaffold import ScaffoldError, declaration, render
+from ml_assets.learn.spec import ModelSpec
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The dg project a command is about: the nearest above `start` (the working directory)
+    whose pyproject.toml has a [tool.dg] table, else ml_assets' own."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        config = folder / "pyproject.toml"
+        if config.is_file() and "[tool.dg" in config.read_text(encoding="utf-8"):
+            return folder
+    return Path(__file__).resolve().parents[2]
+
+
+def model_tree(root: Path | None = None) -> dg.ComponentTree:
+    """The component tree of a project (default: `project_root()`), its package importable."""
+    root = root or project_root()
+    if str(root) not in sys.path:  # a team's project run from its folder, not installed
+        sys.path.insert(0, str(root))
+    return dg.ComponentTree.for_project(root)
+
+
+def declared_models(root: Path | None = None) -> dict[str, ModelSpec]:
+    """The models a project's defs folder declares, by name, each checked as at load."""
+    tree = model_tree(root)
+    try:
+        components = tree.get_all_components(of_type=TabularModel)
+    except Exception as error:  # Dagster wraps the file's error in its tree's: say the file's
+        cause = error
+        while cause is not None and not isinstance(cause, InvalidModelFile | ValidationError):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        raise InvalidModelFile(str(cause)) from None
+    for component in components:
+        refuse_a_second_declaration(component.spec, components)
+    return {component.spec.name: component.spec for component in components}
+
+
+def write_model_declaration(
+    name: str,
+    source: Path,
+    target: str,
+    task: str | None = None,
+    force: bool = False,
+    root: Path | None = None,
+) -> Path:
+    """Write <defs folder>/<name>/defs.yaml in the project, then load the project as the
+    definitions would; refuse (and remove) what fails."""
+    root = root or project_root()
+    path = model_tree(root).defs_module_path / name / "defs.yaml"
+    if path.exists() and not force:
+        raise ScaffoldError(f"{path} exists; pass --force to replace it")
+    text = render(declaration(name, source, target, task, root))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    try:
+        declared_models(root)
+    except Exception:
+        path.unlink()
+        if not any(path.parent.iterdir()):
+            path.parent.rmdir()
+        raise
+    return path

@@ -1,0 +1,120 @@
+"""The model a YAML file declares: its scikit-learn pipeline, and what the pipeline is given.
+
+The pipeline, in full, so that anyone can rebuild it with scikit-learn alone:
+
+    Pipeline([
+        ("prepare", ColumnTransformer([  # feature columns in YAML order; each run of
+                                         # consecutive columns of one kind shares a transformer
+            ("numbers_<i>", Pipeline([("impute", SimpleImputer(strategy="median")),
+                                      ("scale", StandardScaler())]), [...]),   # number, integer
+            ("categories_<i>", Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
+                                         ("encode", OneHotEncoder(handle_unknown="ignore"))]),
+             [...]),                                                           # category, boolean
+        ])),
+        ("regressor" or "classifier", the kind's estimator: scikit-learn's defaults,
+            LogisticRegression(max_iter=1000), random_state=42 where the estimator takes one,
+            then the YAML's params),
+    ])
+
+The transformers work column by column, so grouping does not change a value; one transformer
+per run of columns rather than per column is five times faster to fit, predict and save.
+The pipeline takes numbers as float64 and categories as text, NaN where missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+from ml_assets.learn.spec import ModelSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+
+def model_input(spec: ModelSpec, table: pd.DataFrame) -> pd.DataFrame:
+    """The feature columns as the pipeline takes them: numbers as float64, categories and
+    booleans as Python objects, NaN wherever a value is missing."""
+    import numpy as np
+    import pandas as pd
+
+    columns = {}
+    for column in spec.feature_columns:
+        values = table[column.name]
+        if column.numeric:
+            columns[column.name] = (
+                values
+                if values.dtype == "float64"
+                else pd.to_numeric(values, errors="coerce").astype("float64")
+            )
+        else:
+            columns[column.name] = values.astype(object).where(values.notna(), np.nan)
+    return pd.DataFrame(columns, index=table.index)
+
+
+def records_input(spec: ModelSpec, rows: list[dict]) -> pd.DataFrame:
+    """`model_input` of rows already validated to the contract's types (a JSON request),
+    built column by column: a third of the time of a DataFrame of the records, converted."""
+    import numpy as np
+    import pandas as pd
+
+    columns = {}
+    for column in spec.feature_columns:
+        values = [row[column.name] for row in rows]
+        if column.numeric:
+            columns[column.name] = np.array(values, dtype="float64")  # None is NaN
+        else:
+            columns[column.name] = pd.Series(  # object, as model_input's (not pandas' str)
+                [np.nan if value is None else value for value in values], dtype=object
+            )
+    return pd.DataFrame(columns)
+
+
+def build_pipeline(spec: ModelSpec, kind: str, params: dict[str, Any]) -> Pipeline:
+    """The declared preprocessing, then the estimator of the given kind and parameters."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    def prepare(numeric: bool) -> Pipeline:
+        if numeric:
+            return Pipeline(
+                [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+            )
+        return Pipeline(
+            [
+                ("impute", SimpleImputer(strategy="most_frequent")),
+                ("encode", OneHotEncoder(handle_unknown="ignore")),
+            ]
+        )
+
+    runs: list[tuple[bool, list[str]]] = []  # (numeric, columns), in YAML order
+    for column in spec.feature_columns:
+        if runs and runs[-1][0] == column.numeric:
+            runs[-1][1].append(column.name)
+        else:
+            runs.append((column.numeric, [column.name]))
+    transformers = [
+        (f"{'numbers' if numeric else 'categories'}_{index}", prepare(numeric), columns)
+        for index, (numeric, columns) in enumerate(runs, start=1)
+    ]
+    estimator = spec.task.kinds[kind].build(params)
+    return Pipeline(
+        [("prepare", ColumnTransformer(transformers)), (spec.task.estimator_step, estimator)]
+    )
+
+
+def estimator_of(spec: ModelSpec, model: Pipeline):
+    """The fitted estimator at the end of a model's pipeline."""
+    return model.named_steps[spec.task.estimator_step]
+
+
+def prediction_fingerprint(spec: ModelSpec, model: Pipeline, rows: pd.DataFrame) -> str:
+    """A sha256 of a model's outputs on given rows: the same model, the same fingerprint."""
+    import numpy as np
+
+    values = spec.task.fingerprint_values(model, model_input(spec, rows))
+    outputs = np.ascontiguousarray(np.asarray(values, dtype="float64").round(9) + 0.0)
+    return hashlib.sha256(outputs.tobytes()).hexdigest()

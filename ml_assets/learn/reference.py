@@ -1,0 +1,56 @@
+"""The reference table of a model: a CSV or Parquet file of the team's, or a table that ships
+with scikit-learn, checked against the model's contract every time it is read."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ml_assets.learn.contract import validate
+from ml_assets.learn.spec import ModelSpec, ReferenceSpec
+from ml_assets.store.tables import read_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def _raw_units(loader: Callable) -> pd.DataFrame:
+    return loader(scaled=False, as_frame=True).frame
+
+
+def _named_classes(loader: Callable) -> pd.DataFrame:
+    """The table with its target as the class names, not their codes."""
+    bunch = loader(as_frame=True)
+    return bunch.frame.assign(target=bunch.target_names[bunch.target.to_numpy()])
+
+
+# name -> (loader name in sklearn.datasets, how its table is made)
+BUNDLED_TABLES = {
+    "diabetes": ("load_diabetes", _raw_units),
+    "breast_cancer": ("load_breast_cancer", _named_classes),
+    "iris": ("load_iris", _named_classes),
+    "wine": ("load_wine", _named_classes),
+}
+
+
+def bundled_table(name: str) -> pd.DataFrame:
+    """A table that ships with scikit-learn: diabetes in raw units, the classification tables
+    with their classes by name (`malignant`, `benign`); the target column is `target`."""
+    from sklearn import datasets
+
+    loader_name, make = BUNDLED_TABLES[name]
+    return make(getattr(datasets, loader_name))
+
+
+def read_reference(reference: ReferenceSpec, columns: list[str]) -> pd.DataFrame:
+    """The reference table as it is stored, before the contract."""
+    if reference.path is not None:
+        table, _ = read_table(reference.path, columns=columns)
+        return table
+    return bundled_table(reference.sklearn)
+
+
+def load_reference_table(spec: ModelSpec) -> pd.DataFrame:
+    """The model's reference table, validated by its contract (each column's type, YAML order)."""
+    raw = read_reference(spec.reference, spec.column_names)
+    return validate(spec, raw, source=spec.reference.source)

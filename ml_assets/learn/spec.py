@@ -1,0 +1,120 @@
+"""A model as the rest of the code sees it: resolved from its YAML file, checked, immutable.
+
+Every module that needs a column, the target, a metric or a name takes a `ModelSpec`; none
+names a column of a particular model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ml_assets.learn.tasks import Metric, ModelKind, Task
+
+NUMERIC_TYPES = ("number", "integer")
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column of the data contract."""
+
+    name: str
+    type: str  # number | integer | category | boolean
+    min: float | None = None
+    max: float | None = None
+    allowed: tuple[Any, ...] | None = None  # when set, the only values the column may take
+    nullable: bool = False
+    description: str = ""
+    decimals: int | None = None  # digits simulated rows keep; None: as many as the reference
+
+    @property
+    def numeric(self) -> bool:
+        return self.type in NUMERIC_TYPES
+
+    @property
+    def rules(self) -> str:
+        """The contract's rules in words, for column schemas and docs."""
+        parts = [self.type]
+        if self.min is not None or self.max is not None:
+            low = "-∞" if self.min is None else f"{self.min:g}"
+            high = "∞" if self.max is None else f"{self.max:g}"
+            parts.append(f"from {low} to {high}")
+        if self.allowed is not None:
+            parts.append("one of " + ", ".join(str(value) for value in self.allowed))
+        parts.append("may be missing" if self.nullable else "never missing")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class ReferenceSpec:
+    """The trusted table: the first training data, and the holdout that decides the gate."""
+
+    path: Path | None
+    sklearn: str | None
+    test_size: float
+    random_state: int
+    stratify: bool
+
+    @property
+    def source(self) -> str:
+        """How messages name the table."""
+        return str(self.path) if self.path is not None else f"scikit-learn's {self.sklearn} table"
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    """When a candidate may replace production; the Launchpad may change all but the metric."""
+
+    metric: Metric
+    threshold: float
+    tolerance_absolute: float | None = None
+    tolerance_relative: float | None = None
+    log_loss_tolerance_relative: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything one model's assets, checks, jobs and commands need to know about it."""
+
+    name: str
+    description: str
+    task: Task
+    reference: ReferenceSpec
+    target: str
+    columns: tuple[ColumnSpec, ...]
+    kind: ModelKind
+    params: dict[str, Any] = field(hash=False)
+    gate: GateSpec
+    cron: str
+    timezone: str
+    declared_in: Path  # the YAML file
+
+    @property
+    def column_names(self) -> list[str]:
+        return [column.name for column in self.columns]
+
+    @property
+    def feature_columns(self) -> list[ColumnSpec]:
+        return [column for column in self.columns if column.name != self.target]
+
+    @property
+    def features(self) -> list[str]:
+        return [column.name for column in self.feature_columns]
+
+    @property
+    def target_column(self) -> ColumnSpec:
+        return next(column for column in self.columns if column.name == self.target)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.task.classes
+
+    def named(self, thing: str) -> str:
+        """The name of one of this model's jobs, sensors, schedules or partitions."""
+        return f"{self.name}_{thing}"
+
+    @property
+    def gate_checks(self) -> tuple[str, ...]:
+        """The blocking checks on model_metrics that decide promotion."""
+        return (self.gate.metric.threshold_check, "not_worse_than_production")

@@ -1,0 +1,331 @@
+"""The two tasks a model may have, regression and classification: each knows its metrics and
+which way is better, its model kinds, its prediction columns and its model card.
+
+Code asks the task (`spec.task.evaluate(...)`, `spec.task.kinds`), never `if task == ...`.
+Nothing here imports scikit-learn, NumPy or matplotlib until a model is fitted or scored.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ml_assets.learn.plots import (
+    REGRESSION_PLOTS,
+    classification_card,
+    classification_plot_files,
+    regression_plots,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+# The estimators that draw random numbers get this seed, so the same data gives the same model.
+RANDOM_STATE = 42
+MIN_TRUSTED_HOLDOUT_ROWS = 50  # below this, the gate's verdict is said to be shaky
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A holdout metric: its label for people, which way is better, and its best value."""
+
+    name: str
+    label: str
+    higher_is_better: bool
+    best: float
+
+    @property
+    def threshold_check(self) -> str:
+        """The gate check that compares it with the threshold: `mse_below_threshold`, ..."""
+        return f"{self.name}_{'above' if self.higher_is_better else 'below'}_threshold"
+
+    def beats(self, value: float, threshold: float) -> bool:
+        """Whether a value is strictly better than a threshold."""
+        return value > threshold if self.higher_is_better else value < threshold
+
+    def worst_allowed(
+        self, production: float, absolute: float | None, relative: float | None
+    ) -> float:
+        """The worst value that still counts as no worse than production, given tolerances.
+
+        Each tolerance that is set must hold; a negative one demands an improvement. With
+        neither set, production's own value.
+        """
+        sign = -1.0 if self.higher_is_better else 1.0  # "worse" is down for scores, up for errors
+        limits = []
+        if absolute is not None:
+            limits.append(production + sign * absolute)
+        if relative is not None:
+            limits.append(production + sign * abs(production) * relative)
+        if not limits:
+            return production
+        return max(limits) if self.higher_is_better else min(limits)
+
+    def no_worse(self, value: float, allowed: float) -> bool:
+        return value >= allowed if self.higher_is_better else value <= allowed
+
+    def at_best(self, value: float) -> bool:
+        return abs(value - self.best) < 1e-12
+
+    @staticmethod
+    def shown(value: float) -> str:
+        """A value as people read it: 2900.19, 0.9737."""
+        return f"{value:.2f}" if abs(value) >= 100 else f"{value:.4g}"
+
+    @staticmethod
+    def shown_change(value: float, previous: float) -> str:
+        """A change as people read it, signed, as precise as the values: −8.73, +0.0088."""
+        change = value - previous
+        digits = f"{abs(change):.2f}" if abs(previous) >= 100 else f"{abs(change):.4g}"
+        return f"{'−' if change < 0 else '+'}{digits}"
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """A model kind a YAML file may name: the scikit-learn estimator and what we set on it."""
+
+    name: str
+    estimator: str  # dotted path of the scikit-learn class
+    settings: dict[str, Any] = field(default_factory=dict, hash=False)  # params override these
+
+    def estimator_class(self) -> type:
+        module, _, name = self.estimator.rpartition(".")
+        return getattr(importlib.import_module(module), name)
+
+    def unknown_params(self, params: dict[str, Any]) -> list[str]:
+        """The parameters the estimator does not take."""
+        accepted = self.estimator_class()().get_params(deep=False)
+        return sorted(name for name in params if name not in accepted)
+
+    def build(self, params: dict[str, Any]):
+        """The estimator with scikit-learn's defaults, our settings, then the given params."""
+        return self.estimator_class()(**{**self.settings, **params})
+
+
+def _kind(name: str, estimator: str, random: bool = True, **settings: Any) -> ModelKind:
+    if random:
+        settings["random_state"] = RANDOM_STATE
+    return ModelKind(name, estimator, settings)
+
+
+class Task:
+    """What regression and classification have in common; the subclasses differ in the rest."""
+
+    name: str
+    metrics: ClassVar[dict[str, Metric]]
+    kinds: ClassVar[dict[str, ModelKind]]
+    estimator_step: str  # the Pipeline step that holds the estimator
+    predicts_classes: bool  # whether it has classes, from the YAML or the reference
+
+    def __init__(self, classes: tuple[str, ...] = ()):
+        self.classes = tuple(classes)  # the classes to predict; none for a regression
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.classes == self.classes
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.classes))
+
+    def evaluate(self, model: Pipeline, rows: pd.DataFrame, target: pd.Series) -> dict[str, float]:
+        """Every metric of the task, as plain floats (None where undefined on these rows)."""
+        raise NotImplementedError
+
+    def prediction_columns(self) -> dict[str, tuple[str, str]]:
+        """The columns `predict` adds: name -> (type, description)."""
+        raise NotImplementedError
+
+    def predict(self, model: Pipeline, rows: pd.DataFrame) -> pd.DataFrame:
+        """The prediction columns for the rows, in the rows' order."""
+        raise NotImplementedError
+
+    def fingerprint_values(self, model: Pipeline, rows: pd.DataFrame) -> np.ndarray:
+        """What identifies a fitted model by its outputs on given rows."""
+        raise NotImplementedError
+
+    def card(self, target: pd.Series, model: Pipeline, rows: pd.DataFrame) -> tuple[dict, dict]:
+        """The model card's task part on holdout rows: facts for the card, PNG plots by name."""
+        raise NotImplementedError
+
+    def plot_files(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    @property
+    def guard_metrics(self) -> tuple[str, ...]:
+        """Metrics that must not get worse than production's besides the gate metric."""
+        return ()
+
+
+class Regression(Task):
+    """A number to predict: squared and absolute errors, R²."""
+
+    name = "regression"
+    estimator_step = "regressor"
+    predicts_classes = False
+    metrics: ClassVar[dict[str, Metric]] = {
+        metric.name: metric
+        for metric in (
+            Metric("mse", "MSE", higher_is_better=False, best=0.0),
+            Metric("rmse", "RMSE", higher_is_better=False, best=0.0),
+            Metric("mae", "MAE", higher_is_better=False, best=0.0),
+            Metric("r2", "R²", higher_is_better=True, best=1.0),
+        )
+    }
+    kinds: ClassVar[dict[str, ModelKind]] = {
+        kind.name: kind
+        for kind in (
+            _kind("linear", "sklearn.linear_model.LinearRegression", random=False),
+            _kind("ridge", "sklearn.linear_model.Ridge"),
+            _kind("gradient_boosting", "sklearn.ensemble.GradientBoostingRegressor"),
+            _kind("random_forest", "sklearn.ensemble.RandomForestRegressor"),
+        )
+    }
+
+    def evaluate(self, model, rows, target):
+        import numpy as np
+        from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+        predicted = model.predict(rows)
+        mse = float(mean_squared_error(target, predicted))
+        return {
+            "mse": mse,
+            "rmse": float(np.sqrt(mse)),
+            "mae": float(mean_absolute_error(target, predicted)),
+            "r2": float(r2_score(target, predicted)) if len(target) > 1 else None,
+        }
+
+    def prediction_columns(self):
+        return {"prediction": ("float64", "the model's prediction of the target")}
+
+    def predict(self, model, rows):
+        import pandas as pd
+
+        return pd.DataFrame({"prediction": model.predict(rows)}, index=rows.index)
+
+    def fingerprint_values(self, model, rows):
+        return model.predict(rows)
+
+    def plot_files(self):
+        return REGRESSION_PLOTS
+
+    def card(self, target, model, rows):
+        return {}, regression_plots(target, model.predict(rows))
+
+
+class Classification(Task):
+    """A class to predict, from the classes the YAML names (else the reference's)."""
+
+    name = "classification"
+    estimator_step = "classifier"
+    predicts_classes = True
+    metrics: ClassVar[dict[str, Metric]] = {
+        metric.name: metric
+        for metric in (
+            Metric("accuracy", "accuracy", higher_is_better=True, best=1.0),
+            Metric("balanced_accuracy", "balanced accuracy", higher_is_better=True, best=1.0),
+            Metric("f1_macro", "macro F1", higher_is_better=True, best=1.0),
+            Metric("log_loss", "log loss", higher_is_better=False, best=0.0),
+            Metric("roc_auc", "ROC AUC", higher_is_better=True, best=1.0),
+        )
+    }
+    kinds: ClassVar[dict[str, ModelKind]] = {
+        kind.name: kind
+        for kind in (
+            _kind("logistic_regression", "sklearn.linear_model.LogisticRegression", max_iter=1000),
+            _kind("gradient_boosting", "sklearn.ensemble.GradientBoostingClassifier"),
+            _kind("random_forest", "sklearn.ensemble.RandomForestClassifier"),
+        )
+    }
+
+    @property
+    def guard_metrics(self) -> tuple[str, ...]:
+        # Accuracy on a small holdout can only tie at its ceiling; a model whose probabilities
+        # got worse (a batch of shuffled labels) shows it in its log loss.
+        return ("log_loss",)
+
+    def probability_column(self, label: str) -> str:
+        return f"probability_{label}"
+
+    def probabilities(self, model: Pipeline, rows: pd.DataFrame) -> np.ndarray:
+        """One column per declared class, in the declared order (0 for a class never trained on)."""
+        import numpy as np
+
+        raw = model.predict_proba(rows)
+        known = {str(label): index for index, label in enumerate(model.classes_)}
+        columns = [
+            raw[:, known[label]] if label in known else np.zeros(len(rows))
+            for label in self.classes
+        ]
+        return np.column_stack(columns) if columns else np.empty((len(rows), 0))
+
+    def evaluate(self, model, rows, target):
+        import numpy as np
+        from sklearn.metrics import (
+            accuracy_score,
+            balanced_accuracy_score,
+            f1_score,
+            log_loss,
+            roc_auc_score,
+        )
+
+        actual = np.asarray(target, dtype=object).astype(str)
+        predicted = np.asarray(model.predict(rows), dtype=object).astype(str)
+        probabilities = self.probabilities(model, rows)
+        labels = list(self.classes)
+        metrics = {
+            "accuracy": float(accuracy_score(actual, predicted)),
+            "balanced_accuracy": float(balanced_accuracy_score(actual, predicted)),
+            "f1_macro": float(f1_score(actual, predicted, average="macro")),
+            "log_loss": float(log_loss(actual, probabilities, labels=labels)),
+            "roc_auc": None,
+        }
+        try:  # undefined when the rows hold a single class
+            if len(labels) == 2:  # the positive class is the second in sorted order, as
+                positive = sorted(labels)[1]  # scikit-learn's roc_auc_score takes it
+                score = roc_auc_score(actual == positive, probabilities[:, labels.index(positive)])
+            else:
+                score = roc_auc_score(
+                    actual, probabilities, multi_class="ovr", average="macro", labels=labels
+                )
+            metrics["roc_auc"] = float(score)
+        except ValueError:
+            pass
+        return metrics
+
+    def prediction_columns(self):
+        columns = {"prediction": ("string", "the predicted class")}
+        for label in self.classes:
+            columns[self.probability_column(label)] = (
+                "float64",
+                f"the model's probability that the class is {label}",
+            )
+        return columns
+
+    def predict(self, model, rows):
+        import numpy as np
+        import pandas as pd
+
+        probabilities = self.probabilities(model, rows)
+        table = pd.DataFrame(
+            {"prediction": np.asarray(model.predict(rows), dtype=object).astype(str)},
+            index=rows.index,
+        )
+        for position, label in enumerate(self.classes):
+            table[self.probability_column(label)] = probabilities[:, position]
+        return table.astype({"prediction": "str"})
+
+    def fingerprint_values(self, model, rows):
+        return self.probabilities(model, rows)
+
+    def plot_files(self):
+        return classification_plot_files(len(self.classes))
+
+    def card(self, target, model, rows):
+        return classification_card(
+            target, model.predict(rows), self.probabilities(model, rows), self.classes
+        )
+
+
+TASKS: dict[str, type[Task]] = {task.name: task for task in (Regression, Classification)}

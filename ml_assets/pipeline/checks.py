@@ -1,0 +1,427 @@
+"""Asset checks of one model: drift of each landed batch, sanity of the features, and the
+deployment gate on the model metrics."""
+
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+from pydantic import Field, create_model
+
+from ml_assets.learn.reference import load_reference_table
+from ml_assets.learn.spec import ModelSpec
+from ml_assets.learn.splits import HOLDOUT, TRAIN, id_numbers
+from ml_assets.learn.tasks import MIN_TRUSTED_HOLDOUT_ROWS
+from ml_assets.pipeline.decisions import record_refusal, refusal_reason
+from ml_assets.pipeline.ingestion import landed_files
+from ml_assets.pipeline.naming import asset_key
+
+DRIFT_P_VALUE = 0.01  # per column: a two-sample test's p-value below this...
+DRIFT_MIN_EFFECT = 0.1  # ...and a difference large enough to matter, not only to detect
+MIN_TRAINING_ROWS = 100
+MIN_HOLDOUT_ROWS = 20
+NOT_WORSE = "not_worse_than_production"
+
+
+def _numeric_drift(batch, reference) -> dict:
+    """Kolmogorov–Smirnov between the batch's values and the reference's."""
+    from scipy.stats import ks_2samp
+
+    test = ks_2samp(batch.dropna().astype(float), reference.dropna().astype(float))
+    return {
+        "test": "kolmogorov_smirnov",
+        "ks_statistic": float(test.statistic),
+        "p_value": float(test.pvalue),
+        "effect": float(test.statistic),
+    }
+
+
+def _category_drift(batch, reference) -> dict:
+    """Chi-square on the counts of each value (missing counted as a value), with Cramér's V."""
+    import numpy as np
+    import pandas as pd
+    from scipy.stats import chi2_contingency
+
+    counts = pd.concat(
+        {
+            "batch": batch.astype(object).fillna("<missing>").value_counts(),
+            "reference": reference.astype(object).fillna("<missing>").value_counts(),
+        },
+        axis=1,
+    ).fillna(0)
+    if len(counts) < 2:  # one value everywhere: nothing to compare
+        return {"test": "chi_square", "chi2": 0.0, "cramers_v": 0.0, "p_value": 1.0, "effect": 0.0}
+    test = chi2_contingency(counts.T.to_numpy())
+    cramers_v = float(np.sqrt(test.statistic / counts.to_numpy().sum()))
+    return {
+        "test": "chi_square",
+        "chi2": float(test.statistic),
+        "cramers_v": cramers_v,
+        "p_value": float(test.pvalue),
+        "effect": cramers_v,
+    }
+
+
+def drift_check(spec: ModelSpec) -> dg.AssetChecksDefinition:
+    """no_drift_from_reference on each landed batch of one model."""
+
+    @dg.asset_check(
+        asset=asset_key(spec, "raw_batches"),
+        name="no_drift_from_reference",
+        partitions_def=landed_files(spec),
+        description="After each raw_batches partition: warns (never blocks) when a column of"
+        " the batch is not distributed like the reference data.",
+    )
+    def no_drift_from_reference(raw_batches) -> dg.AssetCheckResult:
+        """Each column of the batch is distributed like the reference data (warns, never
+        blocks): Kolmogorov–Smirnov for numbers, chi-square for categories."""
+        # The reference comes from its loader, not the reference_data asset: a warning-only
+        # check must not fail an ingestion run on an instance that has not materialized it.
+        reference = load_reference_table(spec)
+        drifted, statistics = [], {}
+        for column in spec.columns:
+            batch_values, reference_values = raw_batches[column.name], reference[column.name]
+            if column.numeric:
+                if batch_values.notna().sum() == 0:
+                    continue
+                result = _numeric_drift(batch_values, reference_values)
+            else:
+                result = _category_drift(batch_values, reference_values)
+            statistics[column.name] = result
+            if result["p_value"] < DRIFT_P_VALUE and result["effect"] > DRIFT_MIN_EFFECT:
+                drifted.append(column.name)
+        return dg.AssetCheckResult(
+            passed=not drifted,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"drift in {', '.join(drifted)}" if drifted else "no column drifted",
+            metadata={
+                "drifted_columns": dg.MetadataValue.json(drifted),
+                "largest_drift_effect": dg.MetadataValue.float(
+                    max((value["effect"] for value in statistics.values()), default=0.0)
+                ),
+                "per_column": dg.MetadataValue.json(statistics),
+            },
+        )
+
+    return no_drift_from_reference
+
+
+def no_missing_values(spec: ModelSpec, features) -> dg.AssetCheckResult:
+    """Every value the contract requires is present."""
+    required = [column.name for column in spec.columns if not column.nullable]
+    missing = features[required].isna().sum()
+    missing = missing[missing > 0]
+    return dg.AssetCheckResult(
+        check_name="no_missing_values",
+        passed=missing.empty,
+        metadata={"missing_by_column": dg.MetadataValue.json(missing.astype(int).to_dict())},
+    )
+
+
+def unique_row_ids(spec: ModelSpec, features) -> dg.AssetCheckResult:
+    """No row id appears twice, so no row can sit in both the train and the holdout split."""
+    import pandas as pd
+
+    # Compared as integers: a quarter of the time of hashing a million hex strings.
+    repeated = pd.Series(id_numbers(features["row_id"])).duplicated().to_numpy()
+    duplicated = features["row_id"][repeated]
+    return dg.AssetCheckResult(
+        check_name="unique_row_ids",
+        passed=duplicated.empty,
+        metadata={
+            "duplicate_ids": dg.MetadataValue.int(len(duplicated)),
+            "examples": dg.MetadataValue.json(duplicated.head(5).tolist()),
+        },
+    )
+
+
+def enough_rows(spec: ModelSpec, features) -> dg.AssetCheckResult:
+    """There are enough training and holdout rows to fit and to judge a model."""
+    train = int((features["split"] == TRAIN).sum())
+    holdout = int((features["split"] == HOLDOUT).sum())
+    return dg.AssetCheckResult(
+        check_name="enough_rows",
+        passed=train >= MIN_TRAINING_ROWS and holdout >= MIN_HOLDOUT_ROWS,
+        metadata={
+            "train_rows": dg.MetadataValue.int(train),
+            "holdout_rows": dg.MetadataValue.int(holdout),
+            "minimum": dg.MetadataValue.text(
+                f"{MIN_TRAINING_ROWS} training and {MIN_HOLDOUT_ROWS} holdout rows"
+            ),
+        },
+    )
+
+
+def target_in_plausible_range(spec: ModelSpec, features) -> dg.AssetCheckResult:
+    """Every target is plausible: within the contract's range, or one of the classes."""
+    target, column = features[spec.target], spec.target_column
+    if spec.classes:
+        outside = features[~target.isin(list(spec.classes))]
+        expected = {"classes": dg.MetadataValue.json(list(spec.classes))}
+    else:
+        low = float("-inf") if column.min is None else column.min
+        high = float("inf") if column.max is None else column.max
+        outside = features[~target.astype(float).between(low, high)]
+        expected = {
+            "range": dg.MetadataValue.text(f"{low:g} to {high:g}"),
+            "target_min": dg.MetadataValue.float(float(target.min())),
+            "target_max": dg.MetadataValue.float(float(target.max())),
+        }
+    return dg.AssetCheckResult(
+        check_name="target_in_plausible_range",
+        passed=outside.empty,
+        metadata={"rows_outside": dg.MetadataValue.int(len(outside)), **expected},
+    )
+
+
+FEATURE_CHECKS = {
+    check.__name__: check
+    for check in (no_missing_values, unique_row_ids, enough_rows, target_in_plausible_range)
+}
+
+
+def feature_checks(spec: ModelSpec) -> dg.AssetChecksDefinition:
+    """The blocking checks on one model's features, in one step."""
+
+    @dg.multi_asset_check(
+        name=f"{spec.name}__feature_checks",
+        specs=[
+            dg.AssetCheckSpec(
+                name,
+                asset=asset_key(spec, "features"),
+                blocking=True,
+                description="After each features, before training: passes when"
+                f" {check.__doc__[0].lower()}{check.__doc__[1:]} When it fails, the run stops.",
+            )
+            for name, check in FEATURE_CHECKS.items()
+        ],
+        ins={"features": dg.AssetIn(asset_key(spec, "features"))},
+        can_subset=True,
+    )
+    def checks_of_features(
+        context: dg.AssetCheckExecutionContext, features
+    ) -> Iterator[dg.AssetCheckResult]:
+        """The blocking checks on the features, in one step: the table is read once, not four
+        times."""
+        for key in sorted(context.selected_asset_check_keys, key=lambda key: key.name):
+            yield FEATURE_CHECKS[key.name](spec, features)
+
+    return checks_of_features
+
+
+@functools.cache
+def gate_config_class(spec: ModelSpec) -> type[dg.Config]:
+    """The gate's run-time settings of one model, with its YAML's values as defaults.
+
+    Like MLflow's `MetricThreshold(min_absolute_change, min_relative_change)`, each tolerance
+    that is set must hold; a negative one demands an improvement. With neither set the
+    candidate must be no worse than production.
+    """
+    gate, metric = spec.gate, spec.gate.metric
+    side = "above" if metric.higher_is_better else "below"
+    fields: dict[str, Any] = {
+        "threshold": (
+            float,
+            Field(
+                default=gate.threshold,
+                description=f"the candidate's holdout {metric.label} must be {side} this",
+            ),
+        ),
+        "tolerance_absolute": (
+            float | None,
+            Field(
+                default=gate.tolerance_absolute,
+                description=f"how much worse than production its {metric.label} may be, in"
+                " the metric's units (negative: a required improvement)",
+            ),
+        ),
+        "tolerance_relative": (
+            float | None,
+            Field(
+                default=gate.tolerance_relative,
+                gt=-1,
+                description="the same as a fraction of production's value, 0.01 = 1%"
+                " (negative: a required improvement)",
+            ),
+        ),
+    }
+    if spec.task.guard_metrics:
+        fields["log_loss_tolerance_relative"] = (
+            float,
+            Field(
+                default=gate.log_loss_tolerance_relative,
+                gt=-1,
+                description="how much worse than production its log loss may be, as a fraction",
+            ),
+        )
+    return create_model(
+        "GateConfig", __base__=dg.Config, __doc__=gate_config_class.__doc__, **fields
+    )
+
+
+def _warnings(spec: ModelSpec, metrics: dict) -> list[str]:
+    """What makes the gate's verdict shaky: a tiny holdout, a metric that cannot improve."""
+    metric, said = spec.gate.metric, []
+    if metrics["holdout_rows"] < MIN_TRUSTED_HOLDOUT_ROWS:
+        said.append(
+            f"the reference holdout has {metrics['holdout_rows']} rows (under"
+            f" {MIN_TRUSTED_HOLDOUT_ROWS}): a few rows decide"
+        )
+    value = metrics["candidate"].get(metric.name)
+    if value is not None and metric.at_best(value):
+        said.append(
+            f"the candidate's {metric.label} is at its best possible value"
+            f" ({metric.shown(metric.best)}): it can only tie, not improve"
+        )
+    return said
+
+
+def _gate_result(
+    spec: ModelSpec, metrics: dict, name: str, passed: bool, description: str, metadata: dict
+) -> dg.AssetCheckResult:
+    """A gate check's result, with what makes its verdict shaky said beside it."""
+    warnings = _warnings(spec, metrics)
+    if warnings:
+        description = f"{description}. Warning: {'; '.join(warnings)}"
+        metadata = {**metadata, "warnings": dg.MetadataValue.json(warnings)}
+    # WARN: a refusal is an outcome, not a breakage. The check still blocks (production_model
+    # waits for it and refuses to deploy after it), but the run ends SUCCESS.
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=description,
+        metadata=metadata,
+    )
+
+
+def threshold_result(spec: ModelSpec, metrics: dict, config) -> dg.AssetCheckResult:
+    """Passes when the candidate's holdout gate metric is beyond the threshold."""
+    metric = spec.gate.metric
+    value = metrics["candidate"].get(metric.name)
+    side = "above" if metric.higher_is_better else "below"
+    if value is None:
+        return _gate_result(
+            spec, metrics, metric.threshold_check, False,
+            f"the candidate's holdout {metric.label} is undefined on these rows", {},
+        )  # fmt: skip
+    passed = metric.beats(value, config.threshold)
+    return _gate_result(
+        spec,
+        metrics,
+        metric.threshold_check,
+        passed,
+        f"candidate holdout {metric.label} {metric.shown(value)} is"
+        f" {side if passed else 'not ' + side} the threshold {config.threshold:g}",
+        {
+            f"candidate_{metric.name}": dg.MetadataValue.float(value),
+            f"{metric.name}_threshold": dg.MetadataValue.text(f"{side} {config.threshold:g}"),
+        },
+    )
+
+
+def not_worse_result(spec: ModelSpec, metrics: dict, config) -> dg.AssetCheckResult:
+    """Passes when nothing is in production, or the candidate is no worse on the same rows:
+    on the gate metric, and on the task's guard metrics (log loss for a classification)."""
+    metric = spec.gate.metric
+    candidate, production = metrics["candidate"], metrics["production"]
+    if production is None:
+        return _gate_result(
+            spec, metrics, NOT_WORSE, True, "no production model yet: nothing to compare with",
+            {f"candidate_{metric.name}": dg.MetadataValue.float(candidate[metric.name])},
+        )  # fmt: skip
+    comparisons = [(metric, config.tolerance_absolute, config.tolerance_relative)]
+    for name in spec.task.guard_metrics:
+        if name != metric.name:
+            comparisons.append((spec.task.metrics[name], None, config.log_loss_tolerance_relative))
+    passed, said, metadata = True, [], {}
+    for compared, absolute, relative in comparisons:
+        ours, theirs = candidate[compared.name], production[compared.name]
+        allowed = compared.worst_allowed(theirs, absolute, relative)
+        ok = compared.no_worse(ours, allowed)
+        passed &= ok
+        worse = "below" if compared.higher_is_better else "above"
+        said.append(
+            f"{compared.label} {compared.shown(ours)} is {'within' if ok else worse} the allowed"
+            f" {compared.shown(allowed)} (production: {compared.shown(theirs)})"
+        )
+        metadata.update(
+            {
+                f"candidate_{compared.name}": dg.MetadataValue.float(ours),
+                f"production_{compared.name}": dg.MetadataValue.float(theirs),
+                f"allowed_{compared.name}": dg.MetadataValue.float(allowed),
+            }
+        )
+    return _gate_result(
+        spec,
+        metrics,
+        NOT_WORSE,
+        passed,
+        f"candidate holdout {'; '.join(said)}, production version"
+        f" {metrics['production_version']}, on the same {metrics['holdout_rows']} reference"
+        " holdout rows",
+        {
+            **metadata,
+            "production_version": dg.MetadataValue.text(metrics["production_version"]),
+        },
+    )
+
+
+def deployment_gate(spec: ModelSpec) -> dg.AssetChecksDefinition:
+    """The two blocking checks on one model's metrics that decide promotion."""
+    metric = spec.gate.metric
+    side = "above" if metric.higher_is_better else "below"
+    guards = [spec.task.metrics[name].label for name in spec.task.guard_metrics]
+    after = "After each model_metrics, before production_model"
+    descriptions = (
+        (
+            f"{after}: passes when the candidate's holdout {metric.label} is {side} the"
+            " threshold; when it fails, production keeps its version."
+        ),
+        (
+            f"{after}: passes when the candidate is no worse than the production model on the"
+            " same holdout rows"
+            + (f" ({metric.label} and {', '.join(guards)})" if guards else "")
+            + "; when it fails, production keeps its version."
+        ),
+    )
+    gate_config = gate_config_class(spec)
+
+    @dg.multi_asset_check(
+        name=f"{spec.name}__deployment_gate",
+        specs=[
+            dg.AssetCheckSpec(
+                name, asset=asset_key(spec, "model_metrics"), blocking=True, description=description
+            )
+            for name, description in zip(spec.gate_checks, descriptions, strict=True)
+        ],
+        ins={"model_metrics": dg.AssetIn(asset_key(spec, "model_metrics"))},
+    )
+    def gate(
+        context: dg.AssetCheckExecutionContext, config: gate_config, model_metrics: dict
+    ) -> Iterator[dg.AssetCheckResult]:
+        """The two blocking checks that decide whether the candidate may become production."""
+        results = [
+            threshold_result(spec, model_metrics, config),
+            not_worse_result(spec, model_metrics, config),
+        ]
+        failed = [
+            (result.check_name, result.description) for result in results if not result.passed
+        ]
+        if failed:
+            # Tagged here too: a run that stops at model_metrics says its decision as well.
+            record_refusal(
+                context.instance,
+                context.run.run_id,
+                spec.name,
+                model_metrics["production_version"],
+                refusal_reason(failed),
+            )
+        yield from results
+
+    return gate
+
+
+def model_checks(spec: ModelSpec) -> list[dg.AssetChecksDefinition]:
+    """Every check of one model."""
+    return [drift_check(spec), feature_checks(spec), deployment_gate(spec)]

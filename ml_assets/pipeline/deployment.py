@@ -1,0 +1,277 @@
+"""Deployment: the gated promotion into the model registry, rollback, and live predictions."""
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import dagster as dg
+from pydantic import Field
+
+from ml_assets.learn.model_card import card_markdown, card_summary
+from ml_assets.learn.modeling import estimator_of, model_input, prediction_fingerprint
+from ml_assets.learn.spec import ModelSpec
+from ml_assets.learn.splits import ROW_ID_COLUMN, reference_holdout
+from ml_assets.pipeline.conditions import deploy_after_passed_gate
+from ml_assets.pipeline.decisions import record_promotion, record_refusal, refusal_reason
+from ml_assets.pipeline.ingestion import FILE_SYSTEM_RETRY, landed_files
+from ml_assets.pipeline.metadata import float_metadata, table_metadata, table_schema
+from ml_assets.pipeline.naming import asset_key, model_tags
+from ml_assets.store.registry import ModelRegistry, ModelVersion, ModelVersions, Switch
+
+GATE_HISTORY = 20  # recent executions of a gate check searched for this run's evaluation
+# The schedule is weekly: a production model older than 8 days means a retrain was missed or
+# every candidate since was refused (a warning); two weeks without a promotion is a failure.
+PRODUCTION_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(days=15), warn_window=timedelta(days=8)
+)
+
+
+def gate_refusal(spec: ModelSpec, instance: dg.DagsterInstance) -> str | None:
+    """Why the latest model_metrics may not be deployed, or None when both gate checks passed.
+
+    The gate checks fail with WARN severity, so production_model runs after them, in its own
+    run or another, and this is what stops it: after a refused gate, and after a gate that
+    was never evaluated on the latest model_metrics.
+    """
+    metrics_key = asset_key(spec, "model_metrics")
+    latest = instance.fetch_materializations(metrics_key, limit=1).records
+    if not latest:
+        return "model_metrics has never been materialized"
+    failed = []
+    for name in spec.gate_checks:
+        evaluation = _evaluation_of(
+            instance, dg.AssetCheckKey(metrics_key, name), latest[0].storage_id
+        )
+        if evaluation is None:
+            return f"the gate check {name} was not evaluated on the latest model_metrics"
+        if not evaluation.passed:
+            failed.append((name, evaluation.description or "failed"))
+    return refusal_reason(failed) if failed else None
+
+
+def _evaluation_of(instance: dg.DagsterInstance, check: dg.AssetCheckKey, storage_id: int):
+    """A gate check's evaluation of one model_metrics materialization, if there is one.
+
+    Searched among the check's recent executions, not only its latest: a concurrent run's
+    planned, not yet evaluated, execution must not hide this run's own evaluation.
+    """
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        check, limit=GATE_HISTORY
+    )
+    for record in history:
+        evaluation = record.event.asset_check_evaluation if record.event else None
+        target = evaluation.target_materialization_data if evaluation else None
+        if target is not None and target.storage_id == storage_id:
+            return evaluation
+    return None
+
+
+def candidate_config(spec: ModelSpec, instance: dg.DagsterInstance) -> dict | None:
+    """The run config the stored candidate_model was trained with, from its materialization."""
+    event = instance.get_latest_materialization_event(asset_key(spec, "candidate_model"))
+    config = event.asset_materialization.metadata.get("config") if event else None
+    return config.value if config is not None else None
+
+
+def production_metadata(
+    spec: ModelSpec, version: ModelVersion, switch: Switch, plots: dict[str, bytes]
+) -> dict[str, dg.MetadataValue]:
+    """What production_model shows for a switch: a summary, the version, its card, and whether
+    a rollback."""
+    return {
+        "summary": dg.MetadataValue.text(switch_summary(spec, version, switch)),
+        "version": dg.MetadataValue.text(version.version),
+        "previous_version": dg.MetadataValue.text(switch.from_version or "none"),
+        "rollback": dg.MetadataValue.bool(switch.reason == "rollback"),
+        "estimator": dg.MetadataValue.text(version.card.get("estimator", "")),
+        "sha256": dg.MetadataValue.text(version.card["sha256"]),
+        "model_path": dg.MetadataValue.path(str(version.path)),
+        "model_card": dg.MetadataValue.md(card_markdown(version.card, plots, spec.task.metrics)),
+        **float_metadata("holdout", version.metrics),
+    }
+
+
+def switch_summary(spec: ModelSpec, version: ModelVersion, switch: Switch) -> str:
+    """One line on what production now serves: `MSE 2888.51, −8.73 vs the previous version,
+    353 training rows`, or for a rollback `rolled back from V: MSE 2900.19, 353 training rows`."""
+    if switch.reason == "rollback":  # the card's comparison is with its own predecessor
+        return f"rolled back from {switch.from_version}: " + card_summary(
+            version.card, spec.gate.metric, compared=False
+        )
+    return card_summary(version.card, spec.gate.metric)
+
+
+def rollback_materialization(
+    spec: ModelSpec, versions: ModelVersions, switch: Switch
+) -> dg.AssetMaterialization:
+    """The production_model materialization that records a rollback in the UI's history."""
+    version = versions.get(switch.to_version)
+    plots = {
+        name: (version.path / name).read_bytes()
+        for name in spec.task.plot_files()
+        if (version.path / name).is_file()
+    }
+    return dg.AssetMaterialization(
+        asset_key=asset_key(spec, "production_model"),
+        description=f"rollback from {switch.from_version} to {switch.to_version}",
+        metadata=production_metadata(spec, version, switch, plots),
+    )
+
+
+def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
+    """production_model and predictions of one model."""
+    prediction_columns = {"row_id": ROW_ID_COLUMN, **spec.task.prediction_columns()}
+
+    @dg.asset(
+        key=asset_key(spec, "production_model"),
+        group_name=spec.name,
+        ins={
+            "candidate_model": dg.AssetIn(asset_key(spec, "candidate_model")),
+            "model_metrics": dg.AssetIn(asset_key(spec, "model_metrics")),
+            "features": dg.AssetIn(asset_key(spec, "features")),
+        },
+        retry_policy=FILE_SYSTEM_RETRY,
+        automation_condition=deploy_after_passed_gate(),
+        freshness_policy=PRODUCTION_FRESHNESS,
+        output_required=False,  # a refused candidate is not materialized
+        kinds={"scikitlearn"},
+    )
+    def production_model(
+        context: dg.AssetExecutionContext,
+        candidate_model,
+        model_metrics: dict,
+        features,
+        registry: ModelRegistry,
+    ) -> Iterator[dg.MaterializeResult]:
+        """The candidate, registered as a new model version and promoted to production."""
+        refusal = gate_refusal(spec, context.instance)
+        if refusal is not None:
+            kept = registry.for_model(spec.name).production()
+            kept_version = kept.version if kept else None
+            context.log.warning(
+                f"not deployed: {refusal}; production keeps {kept_version or 'no version'}"
+            )
+            record_refusal(context.instance, context.run.run_id, spec.name, kept_version, refusal)
+            return  # not materialized: production_model's latest materialization stays true
+        holdout = reference_holdout(features)
+        fingerprint = prediction_fingerprint(spec, candidate_model, holdout)
+        if fingerprint != model_metrics["candidate_fingerprint"]:
+            raise dg.Failure(
+                description="not deployed: the stored candidate_model is not the model that"
+                " model_metrics measured (another run replaced it meanwhile); production is"
+                " unchanged",
+                allow_retries=False,
+            )
+        estimator = estimator_of(spec, candidate_model)
+        card_facts, plots = spec.task.card(
+            holdout[spec.target], candidate_model, model_input(spec, holdout)
+        )
+        versions = registry.for_model(spec.name)
+        version = versions.register(
+            candidate_model,
+            card={
+                "model": spec.name,
+                "task": spec.task.name,
+                "estimator": type(estimator).__name__,
+                "model_config": candidate_config(spec, context.instance),
+                "params": {k: v for k, v in estimator.get_params().items() if _is_plain(v)},
+                "metrics": model_metrics["candidate"],
+                "champion_metrics": model_metrics["production"],
+                "champion_version": model_metrics["production_version"],
+                "all_holdout": model_metrics["all_holdout"],
+                "training_rows": model_metrics["training_rows"],
+                "holdout_rows": model_metrics["holdout_rows"],
+                "data_fingerprint": model_metrics["data_fingerprint"],
+                "run_id": context.run.run_id,
+                **card_facts,
+            },
+            attachments=plots,
+        )
+        switch = versions.promote(version.version)
+        removed = versions.prune()
+        metadata = production_metadata(spec, version, switch, plots)
+        summary = metadata["summary"].value
+        context.log.info(
+            f"production is now {version.version} (was {switch.from_version or 'none'}):"
+            f" {summary}; pruned {len(removed)} old version(s)"
+        )
+        record_promotion(
+            context.instance,
+            context.run.run_id,
+            spec.name,
+            version.version,
+            switch.from_version,
+            summary,
+        )
+        yield dg.MaterializeResult(metadata=metadata)
+
+    @dg.asset(
+        key=asset_key(spec, "predictions"),
+        group_name=spec.name,
+        ins={"raw_batches": dg.AssetIn(asset_key(spec, "raw_batches"))},
+        partitions_def=landed_files(spec),
+        output_required=False,
+        kinds={"scikitlearn", "parquet"},
+    )
+    def predictions(
+        context: dg.AssetExecutionContext, raw_batches, registry: ModelRegistry
+    ) -> Iterator[dg.Output]:
+        """Each landed batch scored by the production model of that moment, with its live
+        metrics."""
+        versions = registry.for_model(spec.name)
+        production = versions.production()
+        if production is None:
+            context.log.info("no production model yet: nothing to score this batch with")
+            return
+        model = versions.load(production.version)
+        rows = model_input(spec, raw_batches)
+        scored = raw_batches.join(spec.task.predict(model, rows))
+        live = spec.task.evaluate(model, rows, raw_batches[spec.target])
+        yield dg.Output(
+            scored,
+            metadata={
+                **table_metadata(scored, table_schema(spec, prediction_columns)),
+                "production_version": dg.MetadataValue.text(production.version),
+                **float_metadata("live", live),
+            },
+        )
+
+    return [production_model, predictions]
+
+
+class RollbackConfig(dg.Config):
+    """Which version to put back in production."""
+
+    version: str | None = Field(
+        default=None, description="a registered version; default: the previous production one"
+    )
+
+
+def rollback_job(spec: ModelSpec) -> dg.JobDefinition:
+    """<model>_rollback_production: put a registered version back in production."""
+
+    @dg.op(name=spec.named("roll_back"))
+    def roll_back(
+        context: dg.OpExecutionContext, config: RollbackConfig, registry: ModelRegistry
+    ) -> None:
+        """Points production back at a registered version and records it on production_model."""
+        versions = registry.for_model(spec.name)
+        switch = versions.rollback(config.version)
+        context.log.info(
+            f"rolled back production from {switch.from_version} to {switch.to_version}"
+        )
+        context.log_event(rollback_materialization(spec, versions, switch))
+
+    @dg.job(
+        name=spec.named("rollback_production"),
+        description=f"Put a registered {spec.name} version back in production (default: the"
+        " previous).",
+        tags=model_tags(spec),
+    )
+    def rollback_production() -> None:
+        roll_back()
+
+    return rollback_production
+
+
+def _is_plain(value: object) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)

@@ -1,0 +1,109 @@
+"""Ingestion: a model's reference table and one partition per landed file."""
+
+import dagster as dg
+
+from ml_assets.learn.contract import ContractViolation, validate
+from ml_assets.learn.reference import load_reference_table
+from ml_assets.learn.spec import ModelSpec
+from ml_assets.learn.splits import ROW_ID_COLUMN, row_ids
+from ml_assets.pipeline.conditions import when_missing
+from ml_assets.pipeline.metadata import table_metadata, table_schema
+from ml_assets.pipeline.naming import asset_key
+from ml_assets.store.landing import LANDED_FILES, LandingZone
+from ml_assets.store.tables import UnreadableFile
+
+# Transient file-system errors (a busy network share, a full disk being cleaned) are retried;
+# a file that breaks the contract is not: retrying cannot change its bytes.
+FILE_SYSTEM_RETRY = dg.RetryPolicy(max_retries=3, delay=0.5, backoff=dg.Backoff.EXPONENTIAL)
+CONTRACT_CHECK = "matches_data_contract"
+
+
+def landed_files(spec: ModelSpec) -> dg.DynamicPartitionsDefinition:
+    """The partitions of a model's raw_batches and predictions: one per landed file."""
+    return dg.DynamicPartitionsDefinition(name=spec.named(LANDED_FILES))
+
+
+def ingestion_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
+    """reference_data and raw_batches of one model."""
+    partitions = landed_files(spec)
+    contract_check = dg.AssetCheckSpec(
+        CONTRACT_CHECK,
+        asset=asset_key(spec, "raw_batches"),
+        description="With each landed file's raw_batches: passes when the file has the"
+        " contract's columns, types and plausible values; when it fails, the file is"
+        " quarantined and the run fails.",
+        partitions_def=partitions,  # one result per landed file
+    )
+
+    @dg.asset(
+        key=asset_key(spec, "reference_data"),
+        group_name=spec.name,
+        automation_condition=when_missing(),
+        kinds={"pandas", "parquet"},
+    )
+    def reference_data() -> dg.Output:
+        """The trusted table: the first training rows, and the holdout that decides the gate."""
+        table = load_reference_table(spec)
+        metadata = table_metadata(table, table_schema(spec))
+        return dg.Output(table, metadata={**metadata, "source": spec.reference.source})
+
+    @dg.asset(
+        key=asset_key(spec, "raw_batches"),
+        group_name=spec.name,
+        partitions_def=partitions,
+        retry_policy=FILE_SYSTEM_RETRY,
+        check_specs=[contract_check],
+        kinds={"pandas", "parquet"},
+    )
+    def raw_batches(context: dg.AssetExecutionContext, landing: LandingZone):
+        """One landed file's rows, validated against the data contract, with row ids; archived."""
+        zone = landing.for_model(spec.name)
+        key = context.partition_key
+        sha256 = zone.fingerprint(key) if zone.whereabouts(key) == "pending" else None
+        try:
+            landed, notes = zone.read_table(key, columns=spec.column_names)
+            table = validate(spec, landed, source=key)
+        except (ContractViolation, UnreadableFile) as error:
+            problems = getattr(
+                error, "problems", [{"column": None, "check": str(error), "rows": []}]
+            )
+            stored = zone.quarantine(
+                key, {"sha256": sha256, "error": str(error), "problems": problems}
+            )
+            context.log.error(f"{error}\nQuarantined as {stored}")
+            # The failed check is recorded before the step fails, so the UI shows it per file.
+            yield dg.AssetCheckResult(
+                check_name=CONTRACT_CHECK,
+                passed=False,
+                description=str(error),
+                metadata={"problems": dg.MetadataValue.json(problems), "file": key},
+            )
+            raise dg.Failure(
+                description=str(error),
+                metadata={"file": key, "quarantined_as": str(stored), "sha256": sha256},
+                allow_retries=False,
+            ) from None
+        try:
+            archived = zone.archive(key)
+        except OSError as error:  # retried by the policy; the file stays in landing/ meanwhile
+            context.log.error(f"{key}: archiving failed ({error}); the file stays in landing/")
+            raise
+        ignored = [column for column in landed.columns if column not in spec.column_names]
+        # Each row gets its id once, here, so retraining never hashes stored rows again.
+        table["row_id"] = row_ids(spec, table)
+        context.log.info(f"{key}: {len(table)} rows accepted, archived as {archived}")
+        yield dg.Output(
+            table,
+            metadata={
+                **table_metadata(table, table_schema(spec, {"row_id": ROW_ID_COLUMN})),
+                "file": key,
+                "sha256": dg.MetadataValue.text(sha256 or ""),
+                "archived_as": dg.MetadataValue.path(str(archived)),
+                "ignored_columns": dg.MetadataValue.json(ignored),
+                "normalised": dg.MetadataValue.json(notes),
+                "duplicate_rows": dg.MetadataValue.int(int(table.duplicated().sum())),
+            },
+        )
+        yield dg.AssetCheckResult(check_name=CONTRACT_CHECK, passed=True)
+
+    return [reference_data, raw_batches]

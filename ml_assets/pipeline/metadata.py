@@ -1,0 +1,60 @@
+"""Metadata that people want to see on a materialization: counts, previews, column schemas
+from the contract, metrics as floats."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import dagster as dg
+
+from ml_assets.learn.spec import ModelSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+PREVIEW_ROWS = 5
+# A contract's column types as the UI's column schema names them.
+COLUMN_SCHEMA_TYPES = {
+    "number": "float64",
+    "integer": "int64",
+    "category": "string",
+    "boolean": "bool",
+}
+
+
+def table_metadata(table: pd.DataFrame, schema: dg.TableSchema) -> dict[str, dg.MetadataValue]:
+    """The row count, a Markdown preview and the column schema of a table (the columns never
+    change, so their count is not a number to plot)."""
+    return {
+        "dagster/row_count": dg.MetadataValue.int(len(table)),
+        "dagster/column_schema": dg.MetadataValue.table_schema(schema),
+        "preview": dg.MetadataValue.md(table.head(PREVIEW_ROWS).to_markdown(index=False)),
+    }
+
+
+def float_metadata(prefix: str, values: dict[str, float | None]) -> dict[str, dg.MetadataValue]:
+    """Metrics as plain float metadata (`<prefix>_mse`, ...), so the UI plots them over time;
+    a metric undefined on the rows (None) is left out."""
+    return {
+        f"{prefix}_{name}": dg.MetadataValue.float(value)
+        for name, value in values.items()
+        if value is not None
+    }
+
+
+def table_schema(
+    spec: ModelSpec, extra_columns: dict[str, tuple[str, str]] | None = None
+) -> dg.TableSchema:
+    """The contract as a Dagster column schema, plus any (type, description) extra columns."""
+    columns = [
+        dg.TableColumn(
+            name=column.name,
+            type=COLUMN_SCHEMA_TYPES[column.type],
+            description=f"{column.description} ({column.rules})".lstrip(),
+            constraints=dg.TableColumnConstraints(nullable=column.nullable),
+        )
+        for column in spec.columns
+    ]
+    for name, (kind, description) in (extra_columns or {}).items():
+        columns.append(dg.TableColumn(name=name, type=kind, description=description))
+    return dg.TableSchema(columns=columns)

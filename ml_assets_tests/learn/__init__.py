@@ -1,0 +1,1 @@
+"""Tests of ml_assets.learn."""

@@ -1,0 +1,89 @@
+"""Well-formed but harmful batches: the contract takes them, the gate keeps them out of
+production, and the drift check warns about the ones from elsewhere."""
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml_assets.definitions import defs
+from ml_assets.learn.contract import validate
+from ml_assets.learn.simulate import simulate_batch
+from ml_assets.pipeline.naming import asset_key
+from ml_assets_tests.conftest import DIABETES, land
+from ml_assets_tests.pipeline.test_automation import tick
+from ml_assets_tests.test_end_to_end import evaluations, keys, materialize, materialized
+
+ROWS = 300
+
+
+def shuffled_targets(batch, rng):
+    return batch.assign(target=rng.permutation(batch["target"].to_numpy()))
+
+
+def shifted_target(batch, rng):
+    return batch.assign(target=(batch["target"] + 80).clip(upper=1000))
+
+
+def duplicated_extremes(batch, rng):
+    extremes = batch.nlargest(5, "target")
+    copies = pd.concat([extremes] * (len(batch) // 5), ignore_index=True)
+    return copies.assign(target=copies["target"] + rng.normal(0, 1, len(copies)).round(0))
+
+
+def another_population(batch, rng):
+    return batch.assign(
+        age=(batch["age"] - 25).clip(lower=1),
+        bmi=(batch["bmi"] + 9).clip(upper=79),
+        target=(400 - batch["target"]).clip(lower=1),
+    )
+
+
+POISONS = [shuffled_targets, shifted_target, duplicated_extremes, another_population]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("poison", POISONS, ids=lambda poison: poison.__name__)
+def test_a_poisoned_batch_never_reaches_production(poison, instance, landing, registry, reference):
+    assert materialize(instance).success
+    champion = registry.production().version
+    rng = np.random.default_rng(7)
+    batch = poison(simulate_batch(DIABETES, reference, rows=ROWS, seed=13), rng)
+    validate(DIABETES, batch, source="poisoned.csv")  # well-formed: the contract cannot tell
+    land(landing, "poisoned.csv", batch)
+    tick(instance, landing)
+    assert materialize(
+        instance, selection=keys("raw_batches"), partition_key="poisoned.csv"
+    ).success
+    retrain = materialize(instance)
+    assert evaluations(retrain)["not_worse_than_production"] is False
+    assert "production_model" not in materialized(retrain)
+    assert registry.production().version == champion
+    assert landing.whereabouts("poisoned.csv") == "archived"  # taken, kept, not deployed
+
+
+def no_drift_from_reference(batch):
+    [check] = [
+        checks
+        for checks in defs.asset_checks
+        if dg.AssetCheckKey(asset_key(DIABETES, "raw_batches"), "no_drift_from_reference")
+        in checks.check_keys
+    ]
+    return check(batch)
+
+
+def test_drift_check_passes_a_batch_like_the_reference(reference):
+    result = no_drift_from_reference(simulate_batch(DIABETES, reference, rows=ROWS, seed=1))
+    assert result.passed
+    assert result.severity == dg.AssetCheckSeverity.WARN
+
+
+def test_drift_check_warns_on_another_population(reference):
+    batch = another_population(simulate_batch(DIABETES, reference, rows=ROWS, seed=1), None)
+    result = no_drift_from_reference(batch)
+    assert not result.passed
+    assert result.severity == dg.AssetCheckSeverity.WARN  # a warning in the UI, not a block
+    drifted = result.metadata["drifted_columns"].value
+    assert {"age", "bmi", "target"} <= set(drifted)
+    assert "sex" not in drifted and "s5" not in drifted
+    assert result.metadata["per_column"].value["age"]["p_value"] < 0.01
