@@ -76,4 +76,4 @@ bench-serving: install
 	$(BIN)/python -m bench.serving
 
 lint: install
-	$(BIN)/ruff check ml_assets ml_assets_tests bench
+	$(BIN)/ruff check ml_assets ml_assets_tests bench harness
