@@ -2,9 +2,10 @@
 
 The reference table must pass its own contract and allow its split; a classification takes
 its classes from it when the YAML names none; the estimator must take the declared
-parameters, and is fitted once on a few reference rows so that scikit-learn judges their
-values too. That needs pandas, pandera and scikit-learn (seconds of imports), so it is done
-once per change of the YAML, the reference file or those libraries: the result is kept in
+parameters, and is fitted once on a hundred training rows drawn at random (every class
+among them, whatever the file's order) so that scikit-learn judges their values too. That
+needs pandas, pandera and scikit-learn (seconds of imports), so it is done once per change of
+the YAML, the reference file or those libraries: the result is kept in
 `<data dir>/<name>/checked.json`, and a load that finds it up to date reads only that file.
 """
 
@@ -23,8 +24,8 @@ from ml_assets.store import settings
 from ml_assets.store.files import write_atomically
 
 CHECKED_FILE = "checked.json"
-CHECKS_VERSION = 1  # bump when what is checked here changes
-FIT_ROWS = 100  # reference rows the estimator is fitted on to check its parameters
+CHECKS_VERSION = 2  # bump when what is checked here changes
+FIT_ROWS = 100  # training rows, drawn at random, the estimator is fitted on at load
 LIBRARIES = ("scikit-learn", "pandas", "pandera", "pyarrow")
 
 _memory: dict[str, dict] = {}
@@ -119,13 +120,13 @@ def _check(draft: ModelSpec) -> dict:
 
 
 def _training_rows(spec: ModelSpec, table):
-    from ml_assets.learn.splits import TRAIN, reference_split
+    from ml_assets.learn.splits import TRAIN, reference_split, representative_rows
 
     try:
         split = reference_split(spec, table)
     except ValueError as error:  # e.g. a class too rare to stratify by
         raise DeclarationError(("reference",), f"the reference split fails: {error}") from None
-    return table[split == TRAIN]
+    return representative_rows(spec, table[split == TRAIN], FIT_ROWS)
 
 
 def _check_estimator(spec: ModelSpec, training) -> None:
@@ -139,14 +140,19 @@ def _check_estimator(spec: ModelSpec, training) -> None:
             ("model", "params"),
             f"{kind.estimator} does not take {', '.join(unknown)}; it takes: {accepted}",
         )
-    sample = training.head(FIT_ROWS)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence on a hundred rows says nothing
             build_pipeline(spec, kind.name, spec.params).fit(
-                model_input(spec, sample), sample[spec.target]
+                model_input(spec, training), training[spec.target]
             )
     except (ValueError, TypeError) as error:
+        rows = f"{len(training)} training rows of the reference (drawn at random, every class)"
+        if spec.params:
+            raise DeclarationError(
+                ("model", "params"),
+                f"{kind.estimator} with these parameters cannot be fitted on {rows}: {error}",
+            ) from None
         raise DeclarationError(
-            ("model", "params"), f"{kind.estimator} refuses these parameters: {error}"
+            ("model", "kind"), f"{kind.estimator} cannot be fitted on {rows}: {error}"
         ) from None

@@ -13,6 +13,7 @@ import hashlib
 from typing import TYPE_CHECKING
 
 from ml_assets.learn.spec import ModelSpec
+from ml_assets.learn.tasks import RANDOM_STATE
 
 if TYPE_CHECKING:  # imported where used: loading the definitions stays light
     import numpy as np
@@ -127,3 +128,19 @@ def reference_holdout(table: pd.DataFrame) -> pd.DataFrame:
     must not grade its own model.
     """
     return table[(table["split"] == HOLDOUT) & (table["source"] == REFERENCE_SOURCE)]
+
+
+def representative_rows(spec: ModelSpec, table: pd.DataFrame, rows: int) -> pd.DataFrame:
+    """At most `rows` rows drawn at random (seeded), with every class of a classification
+    among them, whatever order the file is in (an export sorted by its target included); the
+    whole table when it has no more rows."""
+    import pandas as pd
+
+    if len(table) <= rows:
+        return table
+    shuffled = table.sample(frac=1.0, random_state=RANDOM_STATE).reset_index(drop=True)
+    if not spec.task.predicts_classes:
+        return shuffled.iloc[:rows]
+    one_of_each = shuffled.groupby(spec.target, sort=False).head(1)
+    rest = shuffled.drop(one_of_each.index).iloc[: max(rows - len(one_of_each), 0)]
+    return pd.concat([one_of_each, rest])

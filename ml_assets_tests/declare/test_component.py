@@ -81,7 +81,10 @@ def refusal(tmp_path, monkeypatch, attributes) -> str:
         (
             {"model__kind": "ridge", "model__params": {"alpha": -1.0}},
             "attributes.model.params",
-            "refuses these parameters: The 'alpha' parameter of Ridge must be",
+            (
+                "with these parameters cannot be fitted on 100 training rows of the reference"
+                " (drawn at random, every class): The 'alpha' parameter of Ridge must be"
+            ),
         ),
         (
             {"reference": {"path": "data/nowhere.csv"}},

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,9 +11,10 @@ from ml_assets.learn.splits import (
     hashed_split,
     id_numbers,
     reference_split,
+    representative_rows,
     row_ids,
 )
-from ml_assets_tests.conftest import DIABETES
+from ml_assets_tests.conftest import CANCER, DIABETES
 
 
 def test_reference_split_is_the_reference_flow_split(reference):
@@ -61,3 +64,22 @@ def test_id_numbers_are_the_ids_read_as_hexadecimal(reference):
 def test_id_numbers_refuse_ids_that_are_not_sixteen_hex_digits(ids):
     with pytest.raises(ValueError, match="16 hex digits"):
         id_numbers(pd.Series(ids, dtype="str"))
+
+
+def test_representative_rows_hold_every_class_of_a_table_sorted_by_its_target():
+    labels = ["benign"] * 400 + ["malignant"] * 150 + ["rare"]  # as a sorted export
+    table = pd.DataFrame({"target": labels, "x": range(len(labels))})
+    spec = dataclasses.replace(CANCER, task=type(CANCER.task)(("benign", "malignant", "rare")))
+    sample = representative_rows(spec, table, 100)
+    assert len(sample) == 100
+    assert set(sample["target"]) == {"benign", "malignant", "rare"}
+    assert sample["x"].is_unique
+    assert representative_rows(spec, table, 100)["x"].tolist() == sample["x"].tolist()  # seeded
+
+
+def test_representative_rows_of_a_regression_span_a_sorted_target(reference):
+    ordered = reference.sort_values(DIABETES.target, ignore_index=True)
+    sample = representative_rows(DIABETES, ordered, 100)
+    first_hundred = ordered[DIABETES.target].iloc[99]
+    assert len(sample) == 100 and sample[DIABETES.target].max() > first_hundred
+    assert representative_rows(DIABETES, ordered.head(80), 100).equals(ordered.head(80))
