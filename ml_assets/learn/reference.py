@@ -51,6 +51,20 @@ def read_reference(reference: ReferenceSpec, columns: list[str]) -> pd.DataFrame
 
 
 def load_reference_table(spec: ModelSpec) -> pd.DataFrame:
-    """The model's reference table, validated by its contract (each column's type, YAML order)."""
+    """The model's reference table, validated by its contract (each column's type, YAML order),
+    without the rows that miss their target."""
+    return reference_rows(spec)[0]
+
+
+def reference_rows(spec: ModelSpec) -> tuple[pd.DataFrame, int]:
+    """The reference table as `load_reference_table` gives it, and how many rows without a
+    target it left out: such a row can neither train nor judge a model, so it is dropped
+    before the contract and the split, as `table.dropna(subset=[target])` would."""
     raw = read_reference(spec.reference, spec.column_names)
-    return validate(spec, raw, source=spec.reference.source)
+    without_target = 0
+    if spec.target in raw.columns:  # a missing target column is the contract's to name
+        missing = raw[spec.target].isna()
+        without_target = int(missing.sum())
+        if without_target:
+            raw = raw[~missing].reset_index(drop=True)
+    return validate(spec, raw, source=spec.reference.source), without_target

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from ml_assets.learn.contract import ContractViolation, validate
-from ml_assets.learn.reference import load_reference_table
+from ml_assets.learn.reference import reference_rows
 from ml_assets.learn.spec import ModelSpec
 from ml_assets.learn.splits import ROW_ID_COLUMN, row_ids
 from ml_assets.pipeline.conditions import when_missing
@@ -42,10 +42,14 @@ def ingestion_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         kinds={"pandas", "parquet"},
     )
     def reference_data() -> dg.Output:
-        """The trusted table: the first training rows, and the holdout that decides the gate."""
-        table = load_reference_table(spec)
-        metadata = table_metadata(table, table_schema(spec))
-        return dg.Output(table, metadata={**metadata, "source": spec.reference.source})
+        """The trusted table: the first training rows and the gate's holdout (rows with a target)."""
+        table, without_target = reference_rows(spec)
+        metadata = {
+            **table_metadata(table, table_schema(spec)),
+            "source": spec.reference.source,
+            "rows_without_target": dg.MetadataValue.int(without_target),
+        }
+        return dg.Output(table, metadata=metadata)
 
     @dg.asset(
         key=asset_key(spec, "raw_batches"),
