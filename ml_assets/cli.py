@@ -281,8 +281,19 @@ def new_model_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def served_models(names: list[str] | None) -> dict[str, ModelSpec]:
+    """The models `serve` is asked for: those named, else every declared one."""
+    models = declared_models()
+    unknown = [name for name in names or () if name not in models]
+    if unknown:
+        raise UsageError(
+            f"no model named {', '.join(map(repr, unknown))}; the models are: {', '.join(models)}"
+        )
+    return {name: models[name] for name in names} if names else models
+
+
 def serve_command(args: argparse.Namespace) -> int:
-    """Serve every declared model's production version over HTTP until interrupted."""
+    """Serve the production version of the chosen models (default: all) until interrupted."""
     import logging
 
     import uvicorn
@@ -298,7 +309,7 @@ def serve_command(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
         poll_seconds=args.poll_seconds,
     )
-    app = create_app(declared_models(), settings)
+    app = create_app(served_models(args.models), settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=args.access_log)
     return 0
 
@@ -363,6 +374,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="how often each model's production alias is read",
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument(
+        "--model",
+        dest="models",
+        action="append",
+        metavar="NAME",
+        help="serve this model (repeatable; default: every declared one)",
+    )
 
     new = command("new-model", new_model_command, "start a model from a table", model=False)
     new.add_argument("name", help="the model's name: lower-case letters, digits and _")

@@ -379,11 +379,35 @@ def test_a_value_that_overflows_the_model_is_refused_not_answered_as_nan(tmp_pat
     assert overflow.json()["problems"][0]["rows"] == [2]
 
 
-def test_serve_command_line_defaults_to_loopback():
-    from ml_assets.cli import build_parser
+def test_serve_command_line_defaults_to_loopback_and_every_model():
+    from ml_assets.cli import build_parser, served_models
 
     args = build_parser().parse_args(["serve"])
     assert (args.host, args.port, args.max_rows) == ("127.0.0.1", 8000, 10_000)
+    assert sorted(served_models(args.models)) == ["breast_cancer", "diabetes"]
+
+
+def test_serve_takes_the_models_it_is_asked_for_and_names_an_unknown_one(capsys):
+    from ml_assets.cli import build_parser, main, served_models
+
+    args = build_parser().parse_args(["serve", "--model", "diabetes"])
+    assert list(served_models(args.models)) == ["diabetes"]
+    both = build_parser().parse_args(["serve", "--model", "breast_cancer", "--model", "diabetes"])
+    assert list(served_models(both.models)) == ["breast_cancer", "diabetes"]
+    assert main(["serve", "--model", "diabetis", "--port", "1"]) == 1
+    assert capsys.readouterr().err == (
+        "error: no model named 'diabetis'; the models are: breast_cancer, diabetes\n"
+    )
+
+
+def test_ready_speaks_for_the_models_served_only(data_dir):
+    version = deploy(data_dir, DIABETES)
+    with service(data_dir, specs={DIABETES.name: DIABETES}) as client:
+        wait_for_version(client, DIABETES, version)
+        ready = client.get("/ready")
+        assert ready.status_code == 200  # breast_cancer has no version, and is not served
+        assert list(ready.json()["models"]) == ["diabetes"]
+        assert client.get("/models/breast_cancer").status_code == 404
 
 
 def test_the_model_input_of_json_rows_is_the_model_input_of_their_table(tmp_path):
