@@ -14,7 +14,7 @@ DEV_LOG_LEVEL ?= warning
 export DAGSTER_HOME := $(abspath $(or $(DAGSTER_HOME),.dagster_home))
 export ML_ASSETS_DATA_DIR := $(abspath $(or $(ML_ASSETS_DATA_DIR),data))
 
-.PHONY: install instance dev materialize serve worker test test-fast bench bench-serving lint
+.PHONY: install instance browser dev materialize serve worker test test-fast bench bench-serving lint
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,8 +54,18 @@ serve: install
 worker: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dagster-celery worker start -A dagster_celery.app -y deploy/celery_worker.yaml
 
+## browser: Debian's Chromium for the UI tests (Playwright's own download cannot work here),
+## installed when missing and root; otherwise the browser tests skip, saying so (CI fails them)
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium is missing and this is not root: the browser tests will skip (apt-get install chromium)"; \
+	  fi; }
+
 ## test: the whole suite, the live end-to-end tests (real dagster dev, browser) included
-test: install
+test: install browser
 	$(BIN)/python -m pytest
 
 ## test-fast: the suite without the slow and live end-to-end tests

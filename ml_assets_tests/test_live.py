@@ -249,7 +249,7 @@ def served_within(live, service: LiveService, version: str) -> float:
 
 @pytest.mark.skipif(
     not CHROMIUM.exists() and os.environ.get("CI") != "true",
-    reason="Debian's chromium is not installed (`.ci/run` installs it)",
+    reason="Debian's chromium is not installed (`make test` installs it as root)",
 )
 def test_the_ui_in_a_browser_materializes_and_shows_the_new_version(live):
     from playwright.sync_api import expect
