@@ -35,6 +35,7 @@ from ml_assets.pipeline.training import training_assets
 from ml_assets.store import settings
 
 DEFAULT_CRON = "0 23 * * 0"  # Sunday 23:00
+ANSWER_FIELDS = ("prediction", "probabilities")  # an id column beside them needs another name
 
 
 class ReferenceDeclaration(dg.Model):
@@ -76,6 +77,10 @@ class ColumnDeclaration(dg.Model):
     description: str = ""
     decimals: int | None = Field(
         default=None, description="digits simulated rows keep (number columns), 0 to 12"
+    )
+    role: Literal["feature", "id"] = Field(
+        default="feature",
+        description="id: an identifier, kept beside the data and every prediction, never learnt",
     )
 
     @field_validator("min", "max", "decimals")
@@ -240,6 +245,19 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
                 ("columns", self.target, "nullable"),
                 f"the target {self.target!r} cannot be nullable: a row without one is unusable",
             )
+        if target.role == "id":
+            raise DeclarationError(
+                ("columns", self.target, "role"), "the target is what is learnt: not an id"
+            )
+        if all(name == self.target or column.role == "id" for name, column in columns.items()):
+            raise DeclarationError(("columns",), "declare at least one feature (not an id)")
+        for name, column in columns.items():
+            if column.role == "id" and name in ANSWER_FIELDS:
+                raise DeclarationError(
+                    ("columns", name, "role"),
+                    f"an id is answered beside the prediction: rename {name!r}, a name the"
+                    f" answer uses ({', '.join(ANSWER_FIELDS)})",
+                )
         wanted = ("category",) if task.predicts_classes else NUMERIC_TYPES
         if target.type not in wanted:
             raise DeclarationError(
@@ -325,6 +343,7 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
                     nullable=column.nullable,
                     description=column.description,
                     decimals=column.decimals,
+                    role=column.role,
                 )
                 for name, column in self.columns.items()
             ),

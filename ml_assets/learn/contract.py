@@ -159,9 +159,13 @@ def validate(spec: ModelSpec, table: pd.DataFrame, source: str) -> pd.DataFrame:
 
 
 def validate_features(spec: ModelSpec, table: pd.DataFrame, source: str) -> pd.DataFrame:
-    """The contract's feature columns, coerced and checked, for scoring; or raise.
+    """The contract's feature columns, and the identifiers the table has, coerced and checked,
+    for scoring; or raise.
 
-    The target and any other column may be present and are left out of the result.
+    The target and any other column may be present and are left out of the result; an
+    identifier may be left out (it is only answered back).
     """
-    schema = record_schema(spec).remove_columns([spec.target])
-    return _checked(spec, table, schema, source)[spec.features]
+    absent = [name for name in spec.identifiers if name not in table.columns]
+    schema = record_schema(spec).remove_columns([spec.target, *absent])
+    present = [name for name in spec.identifiers if name not in absent]
+    return _checked(spec, table, schema, source)[[*present, *spec.features]]

@@ -27,10 +27,15 @@ class ColumnSpec:
     nullable: bool = False
     description: str = ""
     decimals: int | None = None  # digits simulated rows keep; None: as many as the reference
+    role: str = "feature"  # feature | id: an identifier is kept beside the data, never learnt
 
     @property
     def numeric(self) -> bool:
         return self.type in NUMERIC_TYPES
+
+    @property
+    def is_id(self) -> bool:
+        return self.role == "id"
 
     @property
     def rules(self) -> str:
@@ -43,6 +48,8 @@ class ColumnSpec:
         if self.allowed is not None:
             parts.append("one of " + ", ".join(str(value) for value in self.allowed))
         parts.append("may be missing" if self.nullable else "never missing")
+        if self.is_id:
+            parts.append("an identifier, never a feature")
         return ", ".join(parts)
 
 
@@ -96,7 +103,13 @@ class ModelSpec:
 
     @property
     def feature_columns(self) -> list[ColumnSpec]:
-        return [column for column in self.columns if column.name != self.target]
+        """The columns the model learns from: all but the target and the identifiers."""
+        return [c for c in self.columns if c.name != self.target and not c.is_id]
+
+    @property
+    def identifiers(self) -> list[str]:
+        """The identifier columns: kept through ingestion and beside every prediction."""
+        return [column.name for column in self.columns if column.is_id]
 
     @property
     def features(self) -> list[str]:

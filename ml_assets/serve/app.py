@@ -353,12 +353,12 @@ async def _body(request: Request, limit: int, model: str) -> bytes:
 def _csv_rows(spec: ModelSpec, body: bytes, max_rows: int):
     """A CSV request read as `ml-assets predict` reads a file and checked by the contract."""
     try:
-        table, _ = parse_table("the request.csv", body, columns=spec.features)
+        table, _ = parse_table("the request.csv", body, columns=[*spec.identifiers, *spec.features])
     except UnreadableFile as error:
         raise Refusal(
             422, str(error).replace("the request.csv", "the CSV body"), spec.name
         ) from None
-    unknown = [column for column in table.columns if column not in spec.features]
+    unknown = [c for c in table.columns if c not in spec.features and c not in spec.identifiers]
     if unknown:
         problems = [
             {"column": column, "check": "not a column of the contract", "rows": [], "examples": []}

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from ml_assets.learn.modeling import model_input, records_input
 from ml_assets.learn.spec import ModelSpec
-from ml_assets.serve.schema import answer_rows
+from ml_assets.serve.schema import answer_rows, row_identifiers, table_identifiers
 from ml_assets.store.memory import settle_loaded_objects
 from ml_assets.store.registry import ModelVersion, ModelVersions, RegistryError
 
@@ -165,7 +165,8 @@ class ServedModel:
     def predict_table(self, table: pd.DataFrame) -> tuple[LoadedVersion, list[dict]]:
         """Answer a validated table (a CSV request) on its own."""
         loaded = self.serving()
-        return loaded, _checked(*self._scored(loaded, model_input(self.spec, table)))
+        identifiers = table_identifiers(self.spec, table)
+        return loaded, _checked(*self._scored(loaded, model_input(self.spec, table), identifiers))
 
     async def _drain(self) -> None:
         try:
@@ -186,7 +187,9 @@ class ServedModel:
         try:
             loaded = self.serving()  # one version for the whole batch
             rows = [row for waiting in batch for row in waiting.rows]
-            answers, finite = self._scored(loaded, records_input(self.spec, rows))
+            answers, finite = self._scored(
+                loaded, records_input(self.spec, rows), row_identifiers(self.spec, rows)
+            )
         except Exception as error:  # noqa: BLE001 - it is every waiting request's answer
             for waiting in batch:
                 if not waiting.answer.done():  # done: its client went away
@@ -203,8 +206,11 @@ class ServedModel:
                     waiting.answer.set_exception(error)
             start = end
 
-    def _scored(self, loaded: LoadedVersion, rows: pd.DataFrame) -> tuple[list[dict], list[bool]]:
-        """The answer to each of the model input's rows, and whether its outputs are finite."""
+    def _scored(
+        self, loaded: LoadedVersion, rows: pd.DataFrame, identifiers: list[dict]
+    ) -> tuple[list[dict], list[bool]]:
+        """The answer to each of the model input's rows (with its identifiers), and whether its
+        outputs are finite."""
         import numpy as np
 
         with np.errstate(over="ignore", invalid="ignore"):  # found just below, and refused
@@ -215,7 +221,7 @@ class ServedModel:
             if kind == "float64"
         ]
         finite = np.logical_and.reduce([np.isfinite(scored[name].to_numpy()) for name in numbers])
-        return answer_rows(self.spec, scored), finite.tolist()
+        return answer_rows(self.spec, scored, identifiers), finite.tolist()
 
 
 class UnfiniteOutput(ValueError):

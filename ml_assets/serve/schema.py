@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired
 
 from pydantic import (
     AfterValidator,
@@ -111,10 +111,15 @@ def _column_type(spec: ModelSpec, column: ColumnSpec, lenient: bool) -> Any:
 
 @functools.cache
 def row_type(spec: ModelSpec, lenient: bool = True) -> type:
-    """One row of a request: every feature column, keyed by the contract's names."""
+    """One row of a request: every feature column, and any identifier to answer back, keyed
+    by the contract's names."""
+    identifiers = [column for column in spec.columns if column.is_id]
     row = TypedDict(  # a TypedDict keeps any column name, "mean radius" or "class" alike
         f"{spec.name}_row",
-        {column.name: _column_type(spec, column, lenient) for column in spec.feature_columns},
+        {
+            **{c.name: NotRequired[_column_type(spec, c, lenient)] for c in identifiers},
+            **{c.name: _column_type(spec, c, lenient) for c in spec.feature_columns},
+        },
     )
     row.__pydantic_config__ = ConfigDict(  # type: ignore[attr-defined]
         extra="forbid", coerce_numbers_to_str=True, title=f"{spec.name}_row"
@@ -161,18 +166,22 @@ def request_rows(spec: ModelSpec, body: bytes, max_rows: int = DEFAULT_MAX_ROWS)
 
 @functools.cache
 def answer_adapter(spec: ModelSpec) -> TypeAdapter:
-    """The answer to a prediction request: the model, the version, a prediction per row."""
+    """The answer to a prediction request: the model, the version, a prediction per row, with
+    the identifiers its row gave."""
+    fields: dict[str, Any] = {
+        column.name: NotRequired[_column_type(spec, column, lenient=False)]
+        for column in spec.columns
+        if column.is_id
+    }
     if spec.classes:
         probabilities = TypedDict(
             f"{spec.name}_probabilities",
             {label: Annotated[float, Field(ge=0, le=1)] for label in spec.classes},
         )
-        prediction = TypedDict(
-            f"{spec.name}_prediction",
-            {"prediction": Literal[spec.classes], "probabilities": probabilities},
-        )
+        fields |= {"prediction": Literal[spec.classes], "probabilities": probabilities}
     else:
-        prediction = TypedDict(f"{spec.name}_prediction", {"prediction": float})
+        fields |= {"prediction": float}
+    prediction = TypedDict(f"{spec.name}_prediction", fields)
     answer = TypedDict(
         f"{spec.name}_answer",
         {"model": Literal[spec.name], "version": str, "predictions": list[prediction]},
@@ -180,17 +189,38 @@ def answer_adapter(spec: ModelSpec) -> TypeAdapter:
     return TypeAdapter(answer)
 
 
-def answer_rows(spec: ModelSpec, scored: pd.DataFrame) -> list[dict]:
-    """The predictions of `spec.task.predict`, one JSON object per row: the prediction, and
-    for a classifier the probability of each class."""
+def answer_rows(
+    spec: ModelSpec, scored: pd.DataFrame, identifiers: list[dict] | None = None
+) -> list[dict]:
+    """The predictions of `spec.task.predict`, one JSON object per row: the identifiers its
+    row gave, the prediction, and for a classifier the probability of each class."""
+    identifiers = identifiers or [{}] * len(scored)
     predictions = scored["prediction"].tolist()
     if not spec.classes:
-        return [{"prediction": value} for value in predictions]
+        return [
+            {**ids, "prediction": value}
+            for ids, value in zip(identifiers, predictions, strict=True)
+        ]
     columns = [scored[spec.task.probability_column(label)].tolist() for label in spec.classes]
     return [
-        {"prediction": value, "probabilities": dict(zip(spec.classes, row, strict=True))}
-        for value, *row in zip(predictions, *columns, strict=True)
+        {**ids, "prediction": value, "probabilities": dict(zip(spec.classes, row, strict=True))}
+        for ids, value, *row in zip(identifiers, predictions, *columns, strict=True)
     ]
+
+
+def row_identifiers(spec: ModelSpec, rows: list[dict]) -> list[dict]:
+    """The identifiers each validated JSON row gave, to answer back."""
+    names = spec.identifiers
+    return [{name: row[name] for name in names if name in row} for row in rows]
+
+
+def table_identifiers(spec: ModelSpec, table: pd.DataFrame) -> list[dict]:
+    """The identifiers of each row of a validated table (a CSV request), missing as null."""
+    names = [name for name in spec.identifiers if name in table.columns]
+    if not names:
+        return [{}] * len(table)
+    values = table[names].astype(object)
+    return values.where(values.notna(), None).to_dict("records")
 
 
 def _problems(spec: ModelSpec, error: ValidationError) -> list[dict]:
