@@ -35,6 +35,7 @@ from ml_assets.pipeline.training import training_assets
 from ml_assets.store import settings
 
 DEFAULT_CRON = "0 23 * * 0"  # Sunday 23:00
+DEFAULT_MAX_CATEGORIES = 50  # one-hot columns of one category column, "infrequent" included
 ANSWER_FIELDS = ("prediction", "probabilities")  # an id column beside them needs another name
 
 
@@ -82,6 +83,37 @@ class ColumnDeclaration(dg.Model):
         default="feature",
         description="id: an identifier, kept beside the data and every prediction, never learnt",
     )
+    max_categories: int | None = Field(
+        default=None,
+        description=f"category columns: values beyond the most frequent ones (default"
+        f" {DEFAULT_MAX_CATEGORIES} columns in all) share one 'infrequent' column",
+    )
+    min_frequency: int | float | None = Field(
+        default=None,
+        description="category columns: values seen fewer times (a count, or a share below 1)"
+        " share the 'infrequent' column",
+    )
+    encoding: Literal["one_hot", "target"] = Field(
+        default="one_hot",
+        description="category columns: one_hot (default), or target (scikit-learn's TargetEncoder)",
+    )
+
+    @field_validator("max_categories", "min_frequency", "encoding")
+    @classmethod
+    def _categories_only(cls, value, info: ValidationInfo):
+        default = "one_hot" if info.field_name == "encoding" else None
+        if value != default and info.data.get("type") != "category":
+            raise ValueError(f"{info.field_name} applies to category columns only")
+        if info.field_name == "max_categories" and value is not None and value < 2:
+            raise ValueError("max_categories is 2 or more (one is the 'infrequent' column)")
+        if info.field_name == "min_frequency" and value is not None:
+            if value <= 0 or (value > 1 and value % 1):
+                raise ValueError(
+                    f"min_frequency is a count (1, 2, ...) or a share between 0 and 1, not {value}"
+                )
+            if value >= 1:
+                return int(value)  # scikit-learn reads an int as a count, a float as a share
+        return value
 
     @field_validator("min", "max", "decimals")
     @classmethod
@@ -344,6 +376,13 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
                     description=column.description,
                     decimals=column.decimals,
                     role=column.role,
+                    max_categories=(
+                        column.max_categories or DEFAULT_MAX_CATEGORIES
+                        if column.type in ("category", "boolean")
+                        else None
+                    ),
+                    min_frequency=column.min_frequency,
+                    encoding=column.encoding,
                 )
                 for name, column in self.columns.items()
             ),

@@ -3,13 +3,22 @@
 The pipeline, in full, so that anyone can rebuild it with scikit-learn alone:
 
     Pipeline([
-        ("prepare", ColumnTransformer([  # feature columns in YAML order; each run of
-                                         # consecutive columns of one kind shares a transformer
+        ("prepare", ColumnTransformer([  # feature columns (not the ids) in YAML order; each run
+                                         # of consecutive columns encoded alike shares one
             ("numbers_<i>", Pipeline([("impute", SimpleImputer(strategy="median")),
                                       ("scale", StandardScaler())]), [...]),   # number, integer
             ("categories_<i>", Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
-                                         ("encode", OneHotEncoder(handle_unknown="ignore"))]),
+                                         ("encode", OneHotEncoder(
+                                             handle_unknown="infrequent_if_exist",
+                                             max_categories=<max_categories: 50>,
+                                             min_frequency=<min_frequency: None>))]),
              [...]),                                                           # category, boolean
+            ("target_encoded_<i>", Pipeline([  # category columns with `encoding: target`
+                ("impute", SimpleImputer(strategy="most_frequent")),
+                ("encode", TargetEncoder(cv=KFold(5, shuffle=True, random_state=42)  # regression
+                                         or StratifiedKFold(5, shuffle=True, random_state=42))),
+                ("scale", StandardScaler())]),
+             [...]),
         ])),
         ("regressor" or "classifier", the kind's estimator: scikit-learn's defaults,
             LogisticRegression(max_iter=1000), random_state=42 where the estimator takes one,
@@ -26,7 +35,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from ml_assets.learn.spec import ModelSpec
+from ml_assets.learn.spec import ColumnSpec, ModelSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,34 +80,53 @@ def records_input(spec: ModelSpec, rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
+TARGET_ENCODER_FOLDS = 5  # the cross fitting that keeps a row's own target out of its code
+
+
+def _encoding(column: ColumnSpec) -> tuple:
+    """What a column's transformer is made of; consecutive columns alike share one."""
+    if column.numeric:
+        return ("numbers",)
+    if column.encoding == "target":
+        return ("target_encoded",)
+    return ("categories", column.max_categories, column.min_frequency)
+
+
 def build_pipeline(spec: ModelSpec, kind: str, params: dict[str, Any]) -> Pipeline:
     """The declared preprocessing, then the estimator of the given kind and parameters."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
 
-    def prepare(numeric: bool) -> Pipeline:
-        if numeric:
-            return Pipeline(
-                [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
-            )
-        return Pipeline(
-            [
+    def prepare(encoding: tuple) -> Pipeline:
+        if encoding[0] == "numbers":
+            steps = [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+        elif encoding[0] == "target_encoded":
+            steps = [
                 ("impute", SimpleImputer(strategy="most_frequent")),
-                ("encode", OneHotEncoder(handle_unknown="ignore")),
+                ("encode", TargetEncoder(cv=spec.task.folds(TARGET_ENCODER_FOLDS))),
+                ("scale", StandardScaler()),
             ]
-        )
+        else:
+            _, max_categories, min_frequency = encoding
+            encoder = OneHotEncoder(
+                handle_unknown="infrequent_if_exist",
+                max_categories=max_categories,
+                min_frequency=min_frequency,
+            )
+            steps = [("impute", SimpleImputer(strategy="most_frequent")), ("encode", encoder)]
+        return Pipeline(steps)
 
-    runs: list[tuple[bool, list[str]]] = []  # (numeric, columns), in YAML order
+    runs: list[tuple[tuple, list[str]]] = []  # (encoding, columns), in YAML order
     for column in spec.feature_columns:
-        if runs and runs[-1][0] == column.numeric:
+        if runs and runs[-1][0] == _encoding(column):
             runs[-1][1].append(column.name)
         else:
-            runs.append((column.numeric, [column.name]))
+            runs.append((_encoding(column), [column.name]))
     transformers = [
-        (f"{'numbers' if numeric else 'categories'}_{index}", prepare(numeric), columns)
-        for index, (numeric, columns) in enumerate(runs, start=1)
+        (f"{encoding[0]}_{index}", prepare(encoding), columns)
+        for index, (encoding, columns) in enumerate(runs, start=1)
     ]
     estimator = spec.task.kinds[kind].build(params)
     return Pipeline(

@@ -28,6 +28,11 @@ class ColumnSpec:
     description: str = ""
     decimals: int | None = None  # digits simulated rows keep; None: as many as the reference
     role: str = "feature"  # feature | id: an identifier is kept beside the data, never learnt
+    # One-hot columns (category, boolean): values beyond the most frequent, or rarer than
+    # min_frequency, share one "infrequent" column; or `target` encoding instead.
+    max_categories: int | None = None
+    min_frequency: float | None = None
+    encoding: str = "one_hot"  # one_hot | target
 
     @property
     def numeric(self) -> bool:

@@ -152,6 +152,10 @@ class Task:
     def plot_files(self) -> tuple[str, ...]:
         raise NotImplementedError
 
+    def folds(self, count: int):
+        """Cross-validation folds of the rows, shuffled with the seed."""
+        raise NotImplementedError
+
     @property
     def guard_metrics(self) -> tuple[str, ...]:
         """Metrics that must not get worse than production's besides the gate metric."""
@@ -206,6 +210,11 @@ class Regression(Task):
 
     def fingerprint_values(self, model, rows):
         return model.predict(rows)
+
+    def folds(self, count):
+        from sklearn.model_selection import KFold
+
+        return KFold(n_splits=count, shuffle=True, random_state=RANDOM_STATE)
 
     def plot_files(self):
         return REGRESSION_PLOTS
@@ -318,6 +327,11 @@ class Classification(Task):
 
     def fingerprint_values(self, model, rows):
         return self.probabilities(model, rows)
+
+    def folds(self, count):
+        from sklearn.model_selection import StratifiedKFold  # every class in every fold
+
+        return StratifiedKFold(n_splits=count, shuffle=True, random_state=RANDOM_STATE)
 
     def plot_files(self):
         return classification_plot_files(len(self.classes))

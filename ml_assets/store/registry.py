@@ -47,8 +47,16 @@ MODEL_FILE = "model.skops"
 CARD_FILE = "card.json"
 HISTORY_FILE = "history.jsonl"
 # Types skops does not trust by default that our model kinds are made of (the dtypes a
-# ColumnTransformer records, the trees of the ensembles); nothing else loads.
-ALLOWED_UNTRUSTED_TYPES = frozenset({"numpy.dtype", "sklearn.tree._tree.Tree"})
+# ColumnTransformer records, the trees of the ensembles, the folds of a TargetEncoder);
+# nothing else loads.
+ALLOWED_UNTRUSTED_TYPES = frozenset(
+    {
+        "numpy.dtype",
+        "sklearn.tree._tree.Tree",
+        "sklearn.model_selection._split.KFold",
+        "sklearn.model_selection._split.StratifiedKFold",
+    }
+)
 LIBRARIES = ("scikit-learn", "skops", "numpy", "pandas", "dagster")
 STALE_STAGING_SECONDS = 3600
 

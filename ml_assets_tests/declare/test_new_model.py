@@ -172,7 +172,10 @@ def independent(table: pd.DataFrame, target: str, estimator, stratify: bool):
             else Pipeline(
                 [
                     ("i", SimpleImputer(strategy="most_frequent")),
-                    ("e", OneHotEncoder(handle_unknown="ignore")),
+                    (
+                        "e",
+                        OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=50),
+                    ),
                 ]
             ),
             columns,

@@ -46,7 +46,7 @@ COLUMNS = {
 }
 
 
-def shop(tmp_path):
+def shop(tmp_path, columns=None):
     """A classification of the segment, declared in Python as its YAML would."""
     path = tmp_path / "shop.csv"
     shop_table().to_csv(path, index=False)
@@ -54,7 +54,7 @@ def shop(tmp_path):
         name="shop",
         task="classification",
         reference={"path": str(path), "stratify": True},
-        columns=COLUMNS,
+        columns=columns or COLUMNS,
         target="segment",
         estimator={"kind": "logistic_regression"},
         gate={"metric": "accuracy", "threshold": 0.5},
@@ -166,14 +166,23 @@ def test_drift_in_a_category_is_found_by_chi_square(spec):
     assert result.metadata["per_column"].value["channel"]["test"] == "chi_square"
 
 
-@pytest.mark.parametrize("task", ["regression", "classification"])
-def test_every_kind_saves_and_loads_within_the_skops_allow_list(tmp_path, data_dir, task):
-    spec = shop(tmp_path) if task == "classification" else None
+def test_every_kind_and_encoding_saves_and_loads_within_the_skops_allow_list(tmp_path, data_dir):
+    untrusted = set()
+    for task in ("regression", "classification"):
+        untrusted |= saved_and_loaded(tmp_path / task, data_dir, task)
+    assert untrusted == ALLOWED_UNTRUSTED_TYPES  # what the kinds are made of, nothing more
+
+
+def saved_and_loaded(tmp_path, data_dir, task) -> set[str]:
+    """The types skops does not trust in each kind of the task, each saved and loaded."""
+    tmp_path.mkdir()
+    encoded = {**COLUMNS, "channel": {"type": "category", "encoding": "target"}}
+    spec = shop(tmp_path, encoded) if task == "classification" else None
     table = shop_table().assign(visits=lambda t: t["visits"].astype(float))
     untrusted = set()
     for kind in TASKS[task].kinds:
         if task == "regression":
-            columns = {**COLUMNS, "spend_target": {"type": "number"}}
+            columns = {**encoded, "spend_target": {"type": "number"}}
             path = tmp_path / "shop.csv"
             table.assign(spend_target=table["visits"] * 3.0).to_csv(path, index=False)
             spec = TabularModel(
@@ -197,4 +206,4 @@ def test_every_kind_saves_and_loads_within_the_skops_allow_list(tmp_path, data_d
         loaded = versions.load(version.version)
         rows = model_input(spec, reference.head(20))
         np.testing.assert_array_equal(loaded.predict(rows), model.predict(rows))
-    assert untrusted == ALLOWED_UNTRUSTED_TYPES  # what the kinds are made of, nothing more
+    return untrusted
