@@ -25,7 +25,14 @@ from ml_assets.declare.errors import DeclarationError, InvalidModelFile
 from ml_assets.declare.load_checks import checked_against_data
 from ml_assets.declare.scaffold import TabularModelScaffolder
 from ml_assets.learn.reference import BUNDLED_TABLES
-from ml_assets.learn.spec import NUMERIC_TYPES, ColumnSpec, GateSpec, ModelSpec, ReferenceSpec
+from ml_assets.learn.spec import (
+    DEFAULT_MAX_CATEGORIES,
+    NUMERIC_TYPES,
+    ColumnSpec,
+    GateSpec,
+    ModelSpec,
+    ReferenceSpec,
+)
 from ml_assets.learn.tasks import TASKS
 from ml_assets.pipeline.automation import model_automation
 from ml_assets.pipeline.checks import model_checks
@@ -35,7 +42,6 @@ from ml_assets.pipeline.training import training_assets
 from ml_assets.store import settings
 
 DEFAULT_CRON = "0 23 * * 0"  # Sunday 23:00
-DEFAULT_MAX_CATEGORIES = 50  # one-hot columns of one category column, "infrequent" included
 ANSWER_FIELDS = ("prediction", "probabilities")  # an id column beside them needs another name
 
 

@@ -60,7 +60,7 @@ def write_model_declaration(
     root: Path | None = None,
 ) -> Path:
     """Write <defs folder>/<name>/defs.yaml in the project, then load the project as the
-    definitions would; refuse (and remove) what fails."""
+    definitions would; what does not load yet is kept, and the error says what to change."""
     root = root or project_root()
     path = model_tree(root).defs_module_path / name / "defs.yaml"
     if path.exists() and not force:
@@ -70,9 +70,9 @@ def write_model_declaration(
     path.write_text(text, encoding="utf-8")
     try:
         declared_models(root)
-    except Exception:
-        path.unlink()
-        if not any(path.parent.iterdir()):
-            path.parent.rmdir()
-        raise
+    except InvalidModelFile as error:
+        raise ScaffoldError(
+            f"{path} is written, but does not load yet:\n{error}\nChange what it says in the"
+            " file, then `dg check defs` (or start again with --force)"
+        ) from None
     return path

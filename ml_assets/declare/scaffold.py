@@ -1,17 +1,21 @@
 """`ml-assets new-model` and `dg scaffold defs ml_assets.TabularModel`: a model's YAML file
-written from a table, its contract inferred.
+written from a table, its contract inferred as a careful person would, each choice noted.
 
-Types from the values (numbers, whole numbers, true/false, text), ranges from the observed
-ones with a tenth of their span as margin (never crossing zero), categories listed when
-there are at most ten, `nullable` where a value is missing. A classification gets logistic
-regression gated on beating the most common class's share; a regression gets ridge gated on
-R² above 0 (better than predicting the mean). Nothing is copied: the YAML points at the file.
+Types from the values (numbers, whole numbers, true/false, text); identifiers (by name, a
+row number, text almost all distinct) as `role: id`; only the implausible refused (`min: 0`
+for a column never negative, `max` for a share or a percentage), the rest left to the drift
+check; every feature nullable (the pipeline imputes); categories listed when there are at
+most ten, `max_categories` noted past fifty. A classification gets logistic regression,
+stratified, gated on beating a constant answer (accuracy above the majority's share, or ROC
+AUC / balanced accuracy when a class is rare); a regression gets ridge gated on R² above 0.
+Rows without a target are left out. Nothing is copied: the YAML points at the file.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -19,6 +23,7 @@ import dagster as dg
 import yaml
 from pydantic import BaseModel, Field
 
+from ml_assets.learn.spec import DEFAULT_MAX_CATEGORIES
 from ml_assets.store import settings
 from ml_assets.store.tables import read_table
 
@@ -26,38 +31,36 @@ if TYPE_CHECKING:
     import pandas as pd
 
 MAX_LISTED_CATEGORIES = 10
-MARGIN = 0.1  # of the observed span, on each side
 BOOLEAN_WORDS = {"true", "false"}
 CLASSIFY_INTEGERS_BELOW = 11  # a whole-number target with this few values is a class label
+IMBALANCED_BELOW = 0.2  # a rarest class under this share: gated on what accuracy hides
+MIN_ROWS_FOR_DISTINCT_IDS = 50  # fewer rows say little about how distinct a column is
+DISTINCT_ID_SHARE = 0.95  # text this distinct is an identifier (names, codes), not a category
 
 
 class ScaffoldError(ValueError):
     """The model cannot be started from this file as asked; the message says why."""
 
 
-def _nice(value: float, up: bool) -> float:
-    """A bound rounded outwards to two significant digits."""
-    if value == 0 or not math.isfinite(value):
-        return 0.0
-    scale = 10 ** (math.floor(math.log10(abs(value))) - 1)
-    rounded = (math.ceil if up else math.floor)(value / scale) * scale
-    return float(f"{rounded:.12g}")
+@dataclass
+class Inferred:
+    """A model's attributes as inferred from a table, and why each choice was made: a note
+    per column (`("columns", name)`) or attribute (`("gate", "metric")`), written as a YAML
+    comment beside it."""
+
+    attributes: dict
+    notes: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
-def _bounds(values: pd.Series, whole: bool) -> tuple[float, float]:
-    low, high = float(values.min()), float(values.max())
-    margin = MARGIN * (high - low) or MARGIN * max(abs(low), 1.0)
-    lower, upper = low - margin, high + margin
-    if low >= 0:
-        lower = max(lower, 0.0)
-    if high <= 0:
-        upper = min(upper, 0.0)
-    lower, upper = _nice(lower, up=False), _nice(upper, up=True)
-    return (math.floor(lower), math.ceil(upper)) if whole else (lower, upper)
+def _looks_like_an_id(name: str) -> bool:
+    """`id`, `order_id`, `invoice_no`, `PassengerId`, `customerID`."""
+    return bool(
+        re.search(r"(^|[_\s.-])(id|no)$", name.lower()) or re.search(r"[a-z](Id|ID)$", name)
+    )
 
 
-def infer_column(values: pd.Series, as_class: bool = False) -> dict:
-    """A column's declaration from its values."""
+def infer_column(values: pd.Series, as_class: bool = False) -> tuple[dict, str]:
+    """A column's declaration from its values, and why, in a few words."""
     import pandas as pd
 
     present = values.dropna()
@@ -67,18 +70,46 @@ def infer_column(values: pd.Series, as_class: bool = False) -> dict:
     if as_class or numbers.isna().any() or present.empty:
         if not as_class and not present.empty and set(words) <= BOOLEAN_WORDS:
             declaration["type"] = "boolean"
+            note = ""
         else:
             declaration["type"] = "category"
             labels = sorted({_label(value) for value in present})
+            note = f"{len(labels)} values"
             if as_class or len(labels) <= MAX_LISTED_CATEGORIES:
                 declaration["allowed"] = labels
+            elif len(labels) > DEFAULT_MAX_CATEGORIES:
+                declaration["max_categories"] = DEFAULT_MAX_CATEGORIES
+                note += (
+                    f": the {DEFAULT_MAX_CATEGORIES - 1} most frequent get a column each, the"
+                    " rest (and unseen ones) share one; or `encoding: target`"
+                )
     else:
         whole = bool((numbers % 1 == 0).all())
         declaration["type"] = "integer" if whole else "number"
-        declaration["min"], declaration["max"] = _bounds(numbers, whole)
-    if len(present) < len(values):
+        declaration.update(_plausible_range(values.name, numbers))
+        low, high = numbers.min(), numbers.max()
+        note = f"seen from {low:g} to {high:g}"
+        if "max" not in declaration:
+            note += "; no max: the drift check watches the rest"
+    missing = len(values) - len(present)
+    if missing:
         declaration["nullable"] = True
-    return declaration
+        note = "; ".join(part for part in (f"{missing} missing", note) if part)
+    return declaration, note
+
+
+def _plausible_range(name, numbers: pd.Series) -> dict:
+    """Only what is implausible by nature is refused: a negative value of a column that never
+    is, a share above 1, a percentage above 100. Other bounds are left to the drift check."""
+    low, high = float(numbers.min()), float(numbers.max())
+    bounds: dict = {}
+    if low >= 0:
+        bounds["min"] = 0
+        if high <= 1 and not (numbers % 1 == 0).all():
+            bounds["max"] = 1  # a share
+        elif high <= 100 and re.search(r"pct|percent|%", str(name).lower()):
+            bounds["max"] = 100
+    return bounds
 
 
 def _label(value) -> str:
@@ -86,6 +117,25 @@ def _label(value) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def _identifier(name: str, values: pd.Series) -> str | None:
+    """Why a column is an identifier rather than a feature, or None when it is not one."""
+    import pandas as pd
+
+    present = values.dropna()
+    if _looks_like_an_id(str(name)):
+        return "an identifier by its name: kept beside the predictions, never a feature"
+    if len(present) < MIN_ROWS_FOR_DISTINCT_IDS:
+        return None
+    numbers = pd.to_numeric(present, errors="coerce")
+    if numbers.notna().all() and (numbers % 1 == 0).all():
+        if numbers.is_monotonic_increasing and numbers.is_unique:
+            return "a row number (increasing integers): an identifier, never a feature"
+        return None
+    if numbers.isna().all() and present.nunique() >= DISTINCT_ID_SHARE * len(present):
+        return "almost every value distinct: an identifier, never a feature"
+    return None
 
 
 def _task_of(target: pd.Series) -> str:
@@ -100,11 +150,25 @@ def _task_of(target: pd.Series) -> str:
     return "regression"
 
 
-def _gate(task: str, target: pd.Series) -> dict:
-    if task == "classification":
-        majority = float(target.astype(str).value_counts(normalize=True).iloc[0])
-        return {"metric": "accuracy", "threshold": math.floor(majority * 100) / 100}
-    return {"metric": "r2", "threshold": 0.0}
+def _gate(task: str, target: pd.Series) -> tuple[dict, str]:
+    """A gate a constant answer cannot pass, and what that constant scores."""
+    if task == "regression":
+        return {"metric": "r2", "threshold": 0.0}, "predicting the mean scores 0"
+    shares = target.astype(str).value_counts(normalize=True)
+    majority, minority = float(shares.iloc[0]), float(shares.iloc[-1])
+    if minority < IMBALANCED_BELOW and len(shares) == 2:
+        return {"metric": "roc_auc", "threshold": 0.5}, (
+            f"imbalanced (the rarer class is {minority:.1%}): a constant answer has ROC AUC 0.5"
+        )
+    if minority < IMBALANCED_BELOW:
+        chance = 1 / len(shares)
+        return {"metric": "balanced_accuracy", "threshold": math.ceil(chance * 1e4) / 1e4}, (
+            f"imbalanced (the rarest class is {minority:.1%}): always answering the most"
+            f" common class scores {chance:.4g}"
+        )
+    return {"metric": "accuracy", "threshold": math.ceil(majority * 1e4) / 1e4}, (
+        f"always answering {shares.index[0]!r} scores {majority:.4f}: the model must beat it"
+    )
 
 
 def _reference_path(source: Path, root: Path) -> str:
@@ -116,9 +180,9 @@ def _reference_path(source: Path, root: Path) -> str:
 
 def declaration(
     name: str, source: Path, target: str, task: str | None = None, root: Path | None = None
-) -> dict:
+) -> Inferred:
     """The attributes of a TabularModel for the table in `source` (its path relative to the
-    project `root` when inside it)."""
+    project `root` when inside it), with a note on each choice."""
     if not re.fullmatch(settings.MODEL_NAME_PATTERN, name):
         raise ScaffoldError(f"{name!r} cannot name a model: lower-case letters, digits and _")
     table, _ = read_table(source)
@@ -126,25 +190,43 @@ def declaration(
         raise ScaffoldError(
             f"{source} has no column {target!r}; its columns are: {', '.join(table.columns)}"
         )
-    if table[target].isna().any():
-        rows = [int(i) + 1 for i in table.index[table[target].isna()][:5]]
-        raise ScaffoldError(f"{source}: the target {target!r} is missing at rows {rows}")
-    task = task or _task_of(table[target])
-    columns = {
-        column: infer_column(table[column], as_class=column == target and task == "classification")
-        for column in table.columns
-    }
+    notes: dict[tuple[str, str], str] = {}
+    without_target = int(table[target].isna().sum())
+    if without_target == len(table):
+        raise ScaffoldError(f"{source}: the target {target!r} is missing on every row")
+    labelled = table[table[target].notna()]
+    task = task or _task_of(labelled[target])
+    classification = task == "classification"
+    columns = {}
+    for column in table.columns:
+        if column == target:
+            columns[column], note = infer_column(labelled[column], as_class=classification)
+            notes[("columns", column)] = "the target" + (
+                f"; {without_target} rows without one are left out" if without_target else ""
+            )
+            continue
+        columns[column], note = infer_column(table[column])
+        why = _identifier(column, table[column])
+        if why is not None:
+            columns[column] = {**columns[column], "role": "id"}
+            columns[column].pop("max_categories", None)
+            note = why
+        elif "nullable" not in columns[column]:
+            columns[column]["nullable"] = True
+            note = f"complete here, nullable: the pipeline imputes; {note}"
+        notes[("columns", column)] = note
     if task == "regression" and columns[target]["type"] not in ("number", "integer"):
         raise ScaffoldError(f"a regression needs a number target; {target!r} holds text")
-    classification = task == "classification"
     reference = {
         "path": _reference_path(source, root or Path.cwd()),
         "test_size": 0.2,
         "random_state": 42,
     }
-    if classification and table[target].astype(str).value_counts().min() >= 2:
+    if classification and labelled[target].astype(str).value_counts().min() >= 2:
         reference["stratify"] = True
-    return {
+        notes[("reference", "stratify")] = "every class in the holdout in its share"
+    gate, notes[("gate", "threshold")] = _gate(task, labelled[target])
+    attributes = {
         "name": name,
         "description": f"{task.capitalize()} of {target}, started from {source.name}.",
         "task": task,
@@ -152,9 +234,10 @@ def declaration(
         "target": target,
         "columns": columns,
         "model": {"kind": "logistic_regression" if classification else "ridge"},
-        "gate": _gate(task, table[target]),
+        "gate": gate,
         "schedule": {"cron": "0 23 * * 0"},
     }
+    return Inferred(attributes, notes)
 
 
 def _inline(value) -> str:
@@ -165,21 +248,25 @@ def _inline(value) -> str:
     return text.strip()[1:-1]
 
 
-def render(attributes: dict) -> str:
-    """The YAML file: block style, one line per column."""
+def render(inferred: Inferred) -> str:
+    """The YAML file: block style, one line per column, each choice's note beside it."""
+    attributes, notes = inferred.attributes, inferred.notes
+
+    def line(indent: str, section: str, key: str, value) -> str:
+        note = notes.get((section, key))
+        text = f"{indent}{_inline(key)}: {_inline(value)}"
+        return f"{text}  # {note}" if note else text
+
     lines = [
-        f"# Started by `ml-assets new-model` from {attributes['reference'].get('path')}: check the",
-        "# inferred types, ranges and categories, then `dg check defs`.",
+        f"# Started by `ml-assets new-model` from {attributes['reference'].get('path')}: read the",
+        "# notes on each inferred choice, change what you know better, then `dg check defs`.",
         "type: ml_assets.TabularModel",
         "attributes:",
     ]
     for key, value in attributes.items():
-        if key == "columns":
-            lines.append("  columns:")
-            lines += [f"    {_inline(column)}: {_inline(rules)}" for column, rules in value.items()]
-        elif isinstance(value, dict):
+        if isinstance(value, dict):
             lines.append(f"  {key}:")
-            lines += [f"    {sub}: {_inline(item)}" for sub, item in value.items()]
+            lines += [line("    ", key, sub, item) for sub, item in value.items()]
         else:
             lines.append(f"  {key}: {_inline(value)}")
     return "\n".join(lines) + "\n"
@@ -206,11 +293,11 @@ class TabularModelScaffolder(dg.Scaffolder[ScaffoldParams]):
         params = request.params
         root = request.project_root or Path.cwd()
         source = Path(params.source)
-        attributes = declaration(
+        inferred = declaration(
             request.target_path.name,
             source if source.is_absolute() else root / source,
             params.target,
             params.task,
             root,
         )
-        (request.target_path / "defs.yaml").write_text(render(attributes), encoding="utf-8")
+        (request.target_path / "defs.yaml").write_text(render(inferred), encoding="utf-8")

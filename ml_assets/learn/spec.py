@@ -13,6 +13,7 @@ from typing import Any
 from ml_assets.learn.tasks import Metric, ModelKind, Task
 
 NUMERIC_TYPES = ("number", "integer")
+DEFAULT_MAX_CATEGORIES = 50  # one-hot columns of one category column, "infrequent" included
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,143 @@
+"""What `new-model` infers from tables as teams export them, and the note it writes beside
+each choice: identifiers, a rare class, many categories, shares and percentages, rows
+without a target; and a file that does not load yet is kept, with what to change."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from ml_assets.declare.project import write_model_declaration
+from ml_assets.declare.scaffold import ScaffoldError, declaration, render
+from ml_assets_tests.declare.test_new_model import team  # noqa: F401  (a fixture)
+
+
+def credit(rows: int = 3000, seed: int = 0) -> pd.DataFrame:
+    """Like a credit-default export from R: a row-number column, 3 % defaults."""
+    rng = np.random.default_rng(seed)
+    balance = rng.gamma(2.0, 400.0, rows).round(2)
+    income = rng.normal(35_000, 12_000, rows).round(0)
+    utilisation = rng.uniform(0, 0.98, rows).round(3)
+    odds = np.exp(-6.5 + balance / 500 + 2 * utilisation)
+    default = np.where(rng.uniform(size=rows) < odds / (1 + odds), "Yes", "No")
+    return pd.DataFrame(
+        {
+            "": np.arange(1, rows + 1),  # the row names R writes, under an empty header
+            "customer_id": [f"C{n:06d}" for n in rng.permutation(rows)],
+            "name": [f"Person {n}" for n in range(rows)],
+            "branch": rng.choice([f"branch {b:03d}" for b in range(80)], rows),
+            "balance": balance,
+            "income": income,
+            "utilisation": utilisation,
+            "late_pct": rng.uniform(0, 40, rows).round(1),
+            "default": default,
+        }
+    )
+
+
+def test_identifiers_are_declared_as_ids_and_noted(tmp_path):
+    path = tmp_path / "credit.csv"
+    credit().to_csv(path, index=False)
+    inferred = declaration("credit", path, "default", root=tmp_path)
+    columns, notes = inferred.attributes["columns"], inferred.notes
+    for name in ("", "customer_id", "name"):
+        assert columns[name]["role"] == "id", name
+    assert "row number" in notes[("columns", "")]
+    assert "by its name" in notes[("columns", "customer_id")]
+    assert "almost every value distinct" in notes[("columns", "name")]
+    assert "role" not in columns["branch"] and "role" not in columns["balance"]
+
+
+def test_a_rare_class_is_gated_on_what_accuracy_hides(tmp_path):
+    path = tmp_path / "credit.csv"
+    table = credit()
+    table.to_csv(path, index=False)
+    attributes = declaration("credit", path, "default", root=tmp_path).attributes
+    positives = (table["default"] == "Yes").mean()
+    assert positives < 0.2
+    assert attributes["gate"] == {"metric": "roc_auc", "threshold": 0.5}
+    assert attributes["reference"]["stratify"] is True
+
+    balanced = table.assign(
+        default=np.where(table["balance"] > table["balance"].median(), "Yes", "No")
+    )
+    balanced.loc[:1599, "default"] = "No"  # 1600 + about 700 of 3000: a majority of 0.7...
+    balanced.to_csv(path, index=False)
+    gate = declaration("credit", path, "default", root=tmp_path).attributes["gate"]
+    majority = balanced["default"].value_counts(normalize=True).max()
+    assert gate["metric"] == "accuracy"
+    assert gate["threshold"] >= majority  # always answering the majority does not pass
+    assert gate["threshold"] == math.ceil(majority * 1e4) / 1e4
+
+
+def test_ranges_refuse_only_the_implausible(tmp_path):
+    path = tmp_path / "credit.csv"
+    table = credit()
+    table["income"] = table["income"] - 40_000  # some negative
+    table.to_csv(path, index=False)
+    columns = declaration("credit", path, "default", root=tmp_path).attributes["columns"]
+    assert columns["balance"] == {"type": "number", "min": 0, "nullable": True}
+    assert columns["income"] == {"type": "integer", "nullable": True}  # no bound at all
+    assert columns["utilisation"] == {"type": "number", "min": 0, "max": 1, "nullable": True}
+    assert columns["late_pct"] == {"type": "number", "min": 0, "max": 100, "nullable": True}
+
+
+def test_many_categories_get_max_categories_and_a_note(tmp_path):
+    path = tmp_path / "credit.csv"
+    credit().to_csv(path, index=False)
+    inferred = declaration("credit", path, "default", root=tmp_path)
+    assert inferred.attributes["columns"]["branch"] == {
+        "type": "category",
+        "max_categories": 50,
+        "nullable": True,
+    }
+    assert inferred.notes[("columns", "branch")].startswith("complete here, nullable: the")
+    assert (
+        "80 values: the 49 most frequent get a column each" in inferred.notes[("columns", "branch")]
+    )
+
+
+def test_rows_without_a_target_are_noted_not_refused(tmp_path):
+    path = tmp_path / "credit.csv"
+    table = credit().astype({"default": object})
+    table.loc[[5, 9, 13], "default"] = None
+    table.to_csv(path, index=False)
+    inferred = declaration("credit", path, "default", root=tmp_path)
+    assert inferred.attributes["columns"]["default"] == {
+        "type": "category",
+        "allowed": ["No", "Yes"],
+    }
+    assert "3 rows without one are left out" in inferred.notes[("columns", "default")]
+    table["default"] = None
+    table.to_csv(path, index=False)
+    with pytest.raises(ScaffoldError, match="missing on every row"):
+        declaration("credit", path, "default", root=tmp_path)
+
+
+def test_the_notes_are_comments_of_a_file_that_reads_as_the_attributes(tmp_path):
+    path = tmp_path / "credit.csv"
+    credit().to_csv(path, index=False)
+    inferred = declaration("credit", path, "default", root=tmp_path)
+    text = render(inferred)
+    assert yaml.safe_load(text)["attributes"] == inferred.attributes
+    line = next(line for line in text.splitlines() if line.strip().startswith("customer_id:"))
+    assert line.endswith(
+        "# an identifier by its name: kept beside the predictions, never a feature"
+    )
+    assert "threshold: 0.5  # imbalanced (the rarer class is" in text
+
+
+def test_a_file_that_does_not_load_yet_is_kept_with_what_to_change(tmp_path, team):  # noqa: F811
+    root, package = team
+    path = tmp_path / "one_class.csv"
+    credit().assign(default="No").to_csv(path, index=False)
+    with pytest.raises(ScaffoldError) as caught:
+        write_model_declaration("credit", path, "default", task="classification", root=root)
+    written = root / package / "defs" / "credit" / "defs.yaml"
+    assert written.is_file()
+    message = str(caught.value)
+    assert message.startswith(f"{written} is written, but does not load yet:")
+    assert "a classifier needs two or more" in message
+    assert message.endswith("then `dg check defs` (or start again with --force)")
