@@ -13,6 +13,7 @@ allowed; never in a run.
 
 from __future__ import annotations
 
+import datetime
 import re
 import zoneinfo
 from pathlib import Path
@@ -26,12 +27,15 @@ from ml_assets.declare.load_checks import checked_against_data
 from ml_assets.declare.scaffold import TabularModelScaffolder
 from ml_assets.learn.reference import BUNDLED_TABLES
 from ml_assets.learn.spec import (
+    CALENDAR_PARTS,
+    DEFAULT_CALENDAR_PARTS,
     DEFAULT_MAX_CATEGORIES,
     NUMERIC_TYPES,
     ColumnSpec,
     GateSpec,
     ModelSpec,
     ReferenceSpec,
+    utc_text,
 )
 from ml_assets.learn.tasks import TASKS
 from ml_assets.pipeline.automation import model_automation
@@ -57,6 +61,14 @@ class ReferenceDeclaration(dg.Model):
     test_size: float = Field(default=0.2, description="the holdout's share, between 0 and 1")
     random_state: int = Field(default=42, description="the seed of the reference split")
     stratify: bool = Field(default=False, description="classification only: split by class")
+    split: Literal["random", "time"] = Field(
+        default="random",
+        description="random (train_test_split), or time: the latest test_size of the rows are"
+        " the holdout",
+    )
+    time_column: str | None = Field(
+        default=None, description="with split: time, the datetime column that orders the rows"
+    )
 
     @field_validator("sklearn")
     @classmethod
@@ -76,9 +88,10 @@ class ReferenceDeclaration(dg.Model):
 class ColumnDeclaration(dg.Model):
     """One column of the data contract."""
 
-    type: Literal["number", "integer", "category", "boolean"]
-    min: int | float | None = None  # ints stay ints: refusals then read "le(120)", not 120.0
-    max: int | float | None = None
+    type: Literal["number", "integer", "category", "boolean", "datetime"]
+    # ints stay ints: refusals then read "le(120)", not 120.0; a datetime's are ISO 8601 text
+    min: int | float | str | None = None
+    max: int | float | str | None = None
     allowed: list[Any] | None = None
     nullable: bool = False
     description: str = ""
@@ -98,6 +111,11 @@ class ColumnDeclaration(dg.Model):
         default=None,
         description="category columns: values seen fewer times (a count, or a share below 1)"
         " share the 'infrequent' column",
+    )
+    parts: list[Literal[CALENDAR_PARTS]] | None = Field(  # type: ignore[valid-type]
+        default=None,
+        description="datetime columns: the calendar parts learnt from it, each a number"
+        f" (default: {', '.join(DEFAULT_CALENDAR_PARTS)})",
     )
     encoding: Literal["one_hot", "target"] = Field(
         default="one_hot",
@@ -121,11 +139,41 @@ class ColumnDeclaration(dg.Model):
                 return int(value)  # scikit-learn reads an int as a count, a float as a share
         return value
 
-    @field_validator("min", "max", "decimals")
+    @field_validator("min", "max", mode="before")
+    @classmethod
+    def _dates_as_text(cls, value):
+        """YAML reads `2024-01-31` as a date: the contract keeps times as ISO 8601 text."""
+        return value.isoformat() if isinstance(value, datetime.date) else value
+
+    @field_validator("min", "max")
+    @classmethod
+    def _a_bound(cls, value, info: ValidationInfo):
+        kind = info.data.get("type")
+        if value is None or kind is None:
+            return value
+        if kind == "datetime":
+            try:
+                return utc_text(datetime.datetime.fromisoformat(str(value)))
+            except ValueError:
+                raise ValueError(
+                    f"a datetime column's {info.field_name} is a date or a time such as"
+                    f" 2024-01-31 or 2024-01-31T08:00:00Z, not {value!r}"
+                ) from None
+        if kind not in NUMERIC_TYPES or isinstance(value, str):
+            raise ValueError(
+                f"{info.field_name} applies to number, integer (a number) and datetime (a date)"
+                " columns only"
+            )
+        return value
+
+    @field_validator("decimals", "parts")
     @classmethod
     def _numeric_only(cls, value, info: ValidationInfo):
-        if value is not None and info.data.get("type") not in NUMERIC_TYPES:
-            raise ValueError(f"{info.field_name} applies to number and integer columns only")
+        wanted = ("datetime",) if info.field_name == "parts" else NUMERIC_TYPES
+        if value is not None and info.data.get("type") not in wanted:
+            raise ValueError(f"{info.field_name} applies to {' and '.join(wanted)} columns only")
+        if info.field_name == "parts" and value is not None and not value:
+            raise ValueError("list at least one part, or leave `parts` out for the default")
         if info.field_name == "decimals" and value is not None and not 0 <= value <= 12:
             raise ValueError(f"decimals is a number of digits from 0 to 12, not {value}")
         return value
@@ -135,7 +183,7 @@ class ColumnDeclaration(dg.Model):
     def _ordered(cls, value, info: ValidationInfo):
         low = info.data.get("min")
         if value is not None and low is not None and value < low:
-            raise ValueError(f"max {value:g} is below min {low:g}")
+            raise ValueError(f"max {value} is below min {low}")
         return value
 
     @field_validator("allowed")
@@ -270,6 +318,7 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
             )
         if reference.stratify and not task.predicts_classes:
             raise DeclarationError(("reference", "stratify"), "stratify applies to classification")
+        self._check_time_split()
         if len(columns) < 2:
             raise DeclarationError(("columns",), "declare the target and at least one feature")
         if self.target not in columns:
@@ -317,6 +366,28 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
         if self.gate.log_loss_tolerance_relative is not None and not task.predicts_classes:
             raise DeclarationError(
                 ("gate", "log_loss_tolerance_relative"), "applies to classification only"
+            )
+
+    def _check_time_split(self) -> None:
+        reference, columns = self.reference, self.columns
+        if reference.split == "random":
+            if reference.time_column is not None:
+                raise DeclarationError(
+                    ("reference", "time_column"), "applies with `split: time` only"
+                )
+            return
+        if reference.stratify:
+            raise DeclarationError(
+                ("reference", "stratify"), "a split by time keeps the latest rows: not by class"
+            )
+        name = reference.time_column
+        column = columns.get(name) if name is not None else None
+        if column is None or column.type != "datetime" or column.nullable:
+            datetimes = [n for n, c in columns.items() if c.type == "datetime" and not c.nullable]
+            raise DeclarationError(
+                ("reference", "time_column"),
+                "a split by time needs a datetime column that is never missing; the columns that"
+                f" can order the rows: {', '.join(datetimes) or 'none (declare one as datetime)'}",
             )
 
     @classmethod
@@ -369,6 +440,7 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
                 test_size=reference.test_size,
                 random_state=reference.random_state,
                 stratify=reference.stratify,
+                time_column=reference.time_column if reference.split == "time" else None,
             ),
             target=self.target,
             columns=tuple(
@@ -389,6 +461,11 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
                     ),
                     min_frequency=column.min_frequency,
                     encoding=column.encoding,
+                    parts=(
+                        tuple(column.parts or DEFAULT_CALENDAR_PARTS)
+                        if column.type == "datetime"
+                        else ()
+                    ),
                 )
                 for name, column in self.columns.items()
             ),

@@ -23,7 +23,8 @@ import dagster as dg
 import yaml
 from pydantic import BaseModel, Field
 
-from ml_assets.learn.spec import DEFAULT_MAX_CATEGORIES
+from ml_assets.learn.contract import utc_times
+from ml_assets.learn.spec import DEFAULT_CALENDAR_PARTS, DEFAULT_MAX_CATEGORIES
 from ml_assets.store import settings
 from ml_assets.store.tables import read_table
 
@@ -65,6 +66,18 @@ def infer_column(values: pd.Series, as_class: bool = False) -> tuple[dict, str]:
 
     present = values.dropna()
     declaration: dict = {}
+    if not as_class and _are_times(present):
+        declaration["type"] = "datetime"
+        times = utc_times(present)
+        note = (
+            f"times from {times.min()} to {times.max()} (UTC): learnt as its"
+            f" {', '.join(DEFAULT_CALENDAR_PARTS)}"
+        )
+        missing = len(values) - len(present)
+        if missing:
+            declaration["nullable"] = True
+            note = f"{missing} missing; {note}"
+        return declaration, note
     numbers = pd.to_numeric(present, errors="coerce")
     words = present.astype(str).str.strip().str.lower()
     if as_class or numbers.isna().any() or present.empty:
@@ -96,6 +109,24 @@ def infer_column(values: pd.Series, as_class: bool = False) -> tuple[dict, str]:
         declaration["nullable"] = True
         note = "; ".join(part for part in (f"{missing} missing", note) if part)
     return declaration, note
+
+
+def _are_times(present: pd.Series) -> bool:
+    """Timestamps (a Parquet timestamp column), or text that is all ISO 8601 dates or times."""
+    import pandas as pd
+
+    if pd.api.types.is_datetime64_any_dtype(present):
+        return True
+    if (
+        present.empty
+        or not pd.api.types.is_object_dtype(present)
+        and not pd.api.types.is_string_dtype(present)
+    ):
+        return False
+    texts = present.astype(str).str.strip()
+    if not texts.str.match(r"^\d{4}-\d{2}-\d{2}").all():
+        return False
+    return bool(utc_times(texts).notna().all())
 
 
 def _plausible_range(name, numbers: pd.Series) -> dict:
@@ -206,7 +237,7 @@ def declaration(
             )
             continue
         columns[column], note = infer_column(table[column])
-        why = _identifier(column, table[column])
+        why = None if columns[column]["type"] == "datetime" else _identifier(column, table[column])
         if why is not None:
             columns[column] = {**columns[column], "role": "id"}
             columns[column].pop("max_categories", None)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import pandera.pandas as pa
     from pandera.errors import SchemaErrors
 
+DATETIME_DTYPE = "datetime64[ns]"  # times are kept in UTC, without an offset
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1", "1.0"})
 FALSE_WORDS = frozenset({"false", "f", "no", "n", "0", "0.0"})
 _MAX_ROWS_NAMED = 5
@@ -61,10 +62,23 @@ def _column(spec: ModelSpec, column: ColumnSpec) -> pa.Column:
             checks.append(pa.Check.ge(column.min))
         if column.max is not None:
             checks.append(pa.Check.le(column.max))
+    elif column.type == "datetime":
+        import pandas as pd
+
+        if column.min is not None:
+            checks.append(pa.Check.ge(pd.Timestamp(column.min)))
+        if column.max is not None:
+            checks.append(pa.Check.le(pd.Timestamp(column.max)))
     allowed = allowed_values(spec, column)
     if allowed is not None:
         checks.append(pa.Check.isin(list(allowed)))
-    dtype = {"number": float, "integer": float, "category": str, "boolean": "boolean"}
+    dtype = {
+        "number": float,
+        "integer": float,
+        "category": str,
+        "boolean": "boolean",
+        "datetime": DATETIME_DTYPE,
+    }
     return pa.Column(
         dtype[column.type],
         checks=checks,
@@ -136,13 +150,41 @@ def _booleans_parsed(spec: ModelSpec, table: pd.DataFrame) -> pd.DataFrame:
     return table.assign(**parsed) if parsed else table
 
 
+def utc_times(values: pd.Series) -> pd.Series:
+    """ISO 8601 text or timestamps as times in UTC without an offset (an offset is applied, a
+    time without one is taken as UTC); NaT where a value is not a time."""
+    import pandas as pd
+
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert(None).astype(DATETIME_DTYPE)
+    if pd.api.types.is_datetime64_dtype(values):
+        return values.astype(DATETIME_DTYPE)
+    times = pd.to_datetime(values, format="ISO8601", utc=True, errors="coerce")
+    return times.dt.tz_convert(None).astype(DATETIME_DTYPE)
+
+
+def _datetimes_parsed(spec: ModelSpec, table: pd.DataFrame) -> pd.DataFrame:
+    """Datetime columns as times in UTC; a column with a value that is not a time is left as it
+    is, for the contract's coercion to refuse with its rows."""
+    parsed = {}
+    for column in spec.columns:
+        if column.type != "datetime" or column.name not in table:
+            continue
+        values = table[column.name]
+        times = utc_times(values)
+        if not (times.isna() & values.notna()).any():
+            parsed[column.name] = times
+    return table.assign(**parsed) if parsed else table
+
+
 def _checked(
     spec: ModelSpec, table: pd.DataFrame, schema: pa.DataFrameSchema, source: str
 ) -> pd.DataFrame:
     from pandera.errors import SchemaErrors
 
+    table = _datetimes_parsed(spec, _booleans_parsed(spec, table.reset_index(drop=True)))
     try:
-        valid = schema.validate(_booleans_parsed(spec, table.reset_index(drop=True)), lazy=True)
+        valid = schema.validate(table, lazy=True)
     except SchemaErrors as errors:
         raise ContractViolation(source, _problems(errors)) from None
     if valid.empty:

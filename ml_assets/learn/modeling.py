@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
+from ml_assets.learn.contract import utc_times
 from ml_assets.learn.spec import ColumnSpec, ModelSpec
 
 if TYPE_CHECKING:
@@ -42,16 +43,39 @@ if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
 
+# The YAML's part names where pandas names them otherwise (Monday is 0, 1 January is 1).
+PANDAS_PARTS = {"dayofweek": "day_of_week", "dayofyear": "day_of_year"}
+
+
+def input_columns(column: ColumnSpec) -> list[str]:
+    """The pipeline's columns of one feature: a datetime's calendar parts (`<name>.year`, ...),
+    any other column itself."""
+    if column.type == "datetime":
+        return [f"{column.name}.{part}" for part in column.parts]
+    return [column.name]
+
+
+def _calendar_parts(column: ColumnSpec, times: pd.Series) -> dict[str, pd.Series]:
+    """A datetime's declared parts as float64 numbers, NaN where the time is missing."""
+    return {
+        name: getattr(times.dt, PANDAS_PARTS.get(part, part)).astype("float64")
+        for name, part in zip(input_columns(column), column.parts, strict=True)
+    }
+
+
 def model_input(spec: ModelSpec, table: pd.DataFrame) -> pd.DataFrame:
     """The feature columns as the pipeline takes them: numbers as float64, categories and
-    booleans as Python objects, NaN wherever a value is missing."""
+    booleans as Python objects, a datetime as its calendar parts (float64), NaN wherever a
+    value is missing."""
     import numpy as np
     import pandas as pd
 
     columns = {}
     for column in spec.feature_columns:
         values = table[column.name]
-        if column.numeric:
+        if column.type == "datetime":
+            columns.update(_calendar_parts(column, utc_times(values)))
+        elif column.numeric:
             columns[column.name] = (
                 values
                 if values.dtype == "float64"
@@ -71,7 +95,10 @@ def records_input(spec: ModelSpec, rows: list[dict]) -> pd.DataFrame:
     columns = {}
     for column in spec.feature_columns:
         values = [row[column.name] for row in rows]
-        if column.numeric:
+        if column.type == "datetime":
+            times = pd.Series(pd.to_datetime(values, utc=True)).dt.tz_convert(None)
+            columns.update(_calendar_parts(column, times))
+        elif column.numeric:
             columns[column.name] = np.array(values, dtype="float64")  # None is NaN
         else:
             columns[column.name] = pd.Series(  # object, as model_input's (not pandas' str)
@@ -85,7 +112,7 @@ TARGET_ENCODER_FOLDS = 5  # the cross fitting that keeps a row's own target out 
 
 def _encoding(column: ColumnSpec) -> tuple:
     """What a column's transformer is made of; consecutive columns alike share one."""
-    if column.numeric:
+    if column.numeric or column.type == "datetime":
         return ("numbers",)
     if column.encoding == "target":
         return ("target_encoded",)
@@ -121,9 +148,9 @@ def build_pipeline(spec: ModelSpec, kind: str, params: dict[str, Any]) -> Pipeli
     runs: list[tuple[tuple, list[str]]] = []  # (encoding, columns), in YAML order
     for column in spec.feature_columns:
         if runs and runs[-1][0] == _encoding(column):
-            runs[-1][1].append(column.name)
+            runs[-1][1].extend(input_columns(column))
         else:
-            runs.append((_encoding(column), [column.name]))
+            runs.append((_encoding(column), input_columns(column)))
     transformers = [
         (f"{encoding[0]}_{index}", prepare(encoding), columns)
         for index, (encoding, columns) in enumerate(runs, start=1)

@@ -6,6 +6,7 @@ names a column of a particular model.
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,22 @@ from typing import Any
 from ml_assets.learn.tasks import Metric, ModelKind, Task
 
 NUMERIC_TYPES = ("number", "integer")
+CALENDAR_PARTS = ("year", "quarter", "month", "day", "dayofweek", "dayofyear", "hour", "minute")
+DEFAULT_CALENDAR_PARTS = ("year", "month", "day", "dayofweek", "hour")
 DEFAULT_MAX_CATEGORIES = 50  # one-hot columns of one category column, "infrequent" included
+
+
+def utc_text(value: datetime.date) -> str:
+    """A date or a time as ISO 8601 text in UTC, without an offset: how times are compared."""
+    if not isinstance(value, datetime.datetime):
+        value = datetime.datetime(value.year, value.month, value.day)
+    if value.tzinfo is not None:
+        value = value.astimezone(datetime.UTC).replace(tzinfo=None)
+    return value.isoformat()
+
+
+def _bound(value: float | str) -> str:
+    return value if isinstance(value, str) else f"{value:g}"
 
 
 @dataclass(frozen=True)
@@ -21,9 +37,9 @@ class ColumnSpec:
     """One column of the data contract."""
 
     name: str
-    type: str  # number | integer | category | boolean
-    min: float | None = None
-    max: float | None = None
+    type: str  # number | integer | category | boolean | datetime
+    min: float | str | None = None  # a datetime's: ISO 8601 text, in UTC
+    max: float | str | None = None
     allowed: tuple[Any, ...] | None = None  # when set, the only values the column may take
     nullable: bool = False
     description: str = ""
@@ -34,6 +50,7 @@ class ColumnSpec:
     max_categories: int | None = None
     min_frequency: float | None = None
     encoding: str = "one_hot"  # one_hot | target
+    parts: tuple[str, ...] = ()  # a datetime feature's calendar parts, each a number feature
 
     @property
     def numeric(self) -> bool:
@@ -48,9 +65,11 @@ class ColumnSpec:
         """The contract's rules in words, for column schemas and docs."""
         parts = [self.type]
         if self.min is not None or self.max is not None:
-            low = "-∞" if self.min is None else f"{self.min:g}"
-            high = "∞" if self.max is None else f"{self.max:g}"
+            low = "-∞" if self.min is None else _bound(self.min)
+            high = "∞" if self.max is None else _bound(self.max)
             parts.append(f"from {low} to {high}")
+        if self.type == "datetime" and not self.is_id:
+            parts.append(f"learnt as its {', '.join(self.parts)}")
         if self.allowed is not None:
             parts.append("one of " + ", ".join(str(value) for value in self.allowed))
         parts.append("may be missing" if self.nullable else "never missing")
@@ -68,6 +87,7 @@ class ReferenceSpec:
     test_size: float
     random_state: int
     stratify: bool
+    time_column: str | None = None  # split by time: the latest rows are the holdout
 
     @property
     def source(self) -> str:

@@ -32,6 +32,9 @@ def _value_bytes(column: pd.Series, numeric: bool) -> np.ndarray:
     import numpy as np
     import pandas as pd
 
+    if pd.api.types.is_datetime64_any_dtype(column):  # nanoseconds since 1970, NaN if missing
+        values = column.astype("int64").astype("float64").where(column.notna(), np.nan)
+        return np.ascontiguousarray(values.to_numpy() + 0.0).view(np.uint8).reshape(-1, VALUE_BYTES)
     if numeric:
         values = pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
         return np.ascontiguousarray(values.round(9) + 0.0).view(np.uint8).reshape(-1, VALUE_BYTES)
@@ -62,18 +65,26 @@ def row_ids(spec: ModelSpec, table: pd.DataFrame) -> pd.Series:
 
 
 def reference_split(spec: ModelSpec, table: pd.DataFrame) -> pd.Series:
-    """The reference flow's split of the reference table, by position."""
+    """The reference flow's split of the reference table, by position: train_test_split's, or
+    by time the latest rows (as many as train_test_split would hold out; equal times in the
+    file's order)."""
+    import math
+
     import numpy as np
     import pandas as pd
     from sklearn.model_selection import train_test_split
 
     reference = spec.reference
-    _, holdout_positions = train_test_split(
-        np.arange(len(table)),
-        test_size=reference.test_size,
-        random_state=reference.random_state,
-        stratify=table[spec.target].to_numpy() if reference.stratify else None,
-    )
+    if reference.time_column is not None:
+        order = np.argsort(table[reference.time_column].to_numpy(), kind="stable")
+        holdout_positions = order[len(table) - math.ceil(reference.test_size * len(table)) :]
+    else:
+        _, holdout_positions = train_test_split(
+            np.arange(len(table)),
+            test_size=reference.test_size,
+            random_state=reference.random_state,
+            stratify=table[spec.target].to_numpy() if reference.stratify else None,
+        )
     split = np.full(len(table), TRAIN, dtype=object)
     split[holdout_positions] = HOLDOUT
     return pd.Series(split, index=table.index, name="split")

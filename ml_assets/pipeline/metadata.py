@@ -19,6 +19,7 @@ COLUMN_SCHEMA_TYPES = {
     "integer": "int64",
     "category": "string",
     "boolean": "bool",
+    "datetime": "datetime64[ns]",
 }
 
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from ml_assets.learn.contract import utc_times
 from ml_assets.learn.modeling import (
     build_pipeline,
     estimator_of,
@@ -91,6 +92,13 @@ def cleaned(spec: ModelSpec, dataset: "pd.DataFrame") -> tuple["pd.DataFrame", d
                 fits &= value >= column.min
             if column.max is not None:
                 fits &= value <= column.max
+        elif column.type == "datetime":
+            value = utc_times(raw)
+            fits = value.notna()
+            if column.min is not None:
+                fits &= value >= pd.Timestamp(column.min)
+            if column.max is not None:
+                fits &= value <= pd.Timestamp(column.max)
         else:
             value = raw.astype("boolean" if column.type == "boolean" else "str")
             allowed = spec.classes if column.name == spec.target else column.allowed

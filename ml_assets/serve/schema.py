@@ -10,6 +10,7 @@ pandera contract accepts it (tested on generated rows).
 
 from __future__ import annotations
 
+import datetime
 import functools
 import math
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired
@@ -27,7 +28,7 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 from ml_assets.learn.contract import ContractViolation, allowed_values, boolean_word
-from ml_assets.learn.spec import ColumnSpec, ModelSpec
+from ml_assets.learn.spec import ColumnSpec, ModelSpec, utc_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,7 +36,13 @@ if TYPE_CHECKING:
 DEFAULT_MAX_ROWS = 10_000
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024  # 10 000 rows of 30 numbers take about 7 MB
 _MAX_ROWS_NAMED = 5
-_DTYPES = {"number": "float64", "integer": "float64", "category": "str", "boolean": "boolean"}
+_DTYPES = {
+    "number": "float64",
+    "integer": "float64",
+    "category": "str",
+    "boolean": "boolean",
+    "datetime": "datetime64[ns]",
+}
 # pydantic's error types, in the contract's vocabulary where the contract has a check
 _CHECK_OF_ERROR = {
     "missing": "column is missing",
@@ -70,6 +77,31 @@ def _number_or_missing(value: Any) -> Any:
     return value
 
 
+def _time_or_missing(value: Any) -> Any:
+    """ISO 8601 text, a date alone included, read as a time; anything else is left to refuse."""
+    value = _number_or_missing(value)
+    if isinstance(value, str):
+        try:
+            return datetime.datetime.fromisoformat(value.strip())
+        except ValueError:
+            return value
+    return value
+
+
+def _within(column: ColumnSpec):
+    """A time in UTC without an offset, checked against the column's bounds."""
+
+    def check(value: datetime.datetime) -> datetime.datetime:
+        value = datetime.datetime.fromisoformat(utc_text(value))
+        if column.min is not None and value < datetime.datetime.fromisoformat(column.min):
+            raise PydanticCustomError("greater_than_equal", "before {min}", {"min": column.min})
+        if column.max is not None and value > datetime.datetime.fromisoformat(column.max):
+            raise PydanticCustomError("less_than_equal", "after {max}", {"max": column.max})
+        return value
+
+    return check
+
+
 def _category_text(value: Any) -> Any:
     """Numbers and booleans as the text pandera's coercion makes of them ("5", "True")."""
     return str(value) if isinstance(value, bool) else value
@@ -91,6 +123,9 @@ def _column_type(spec: ModelSpec, column: ColumnSpec, lenient: bool) -> Any:
         else:
             kind = Annotated[int, Field(**bounds)]
         before = BeforeValidator(_number_or_missing)
+    elif column.type == "datetime":  # ISO 8601 text, as the contract reads a file's
+        kind = Annotated[datetime.datetime, Strict(), AfterValidator(_within(column))]
+        before = BeforeValidator(_time_or_missing)
     elif column.type == "boolean":
         kind, before = bool, BeforeValidator(_boolean_word)
     else:
@@ -211,7 +246,7 @@ def answer_rows(
 def row_identifiers(spec: ModelSpec, rows: list[dict]) -> list[dict]:
     """The identifiers each validated JSON row gave, to answer back."""
     names = spec.identifiers
-    return [{name: row[name] for name in names if name in row} for row in rows]
+    return [{name: _json(row[name]) for name in names if name in row} for row in rows]
 
 
 def table_identifiers(spec: ModelSpec, table: pd.DataFrame) -> list[dict]:
@@ -220,7 +255,13 @@ def table_identifiers(spec: ModelSpec, table: pd.DataFrame) -> list[dict]:
     if not names:
         return [{}] * len(table)
     values = table[names].astype(object)
-    return values.where(values.notna(), None).to_dict("records")
+    records = values.where(values.notna(), None).to_dict("records")
+    return [{name: _json(value) for name, value in record.items()} for record in records]
+
+
+def _json(value: Any) -> Any:
+    """A value as JSON takes it: a time as ISO 8601 text."""
+    return value.isoformat() if isinstance(value, datetime.datetime) else value
 
 
 def _problems(spec: ModelSpec, error: ValidationError) -> list[dict]:
@@ -261,14 +302,19 @@ def _check(column: ColumnSpec | None, item: dict) -> str:
     if kind in _CHECK_OF_ERROR:
         return _CHECK_OF_ERROR[kind]
     if kind == "greater_than_equal":
-        return f"greater_than_or_equal_to({column.min})"
+        return f"greater_than_or_equal_to({_bound(column, column.min)})"
     if kind == "less_than_equal":
-        return f"less_than_or_equal_to({column.max})"
+        return f"less_than_or_equal_to({_bound(column, column.max)})"
     if kind == "isin":
         return item["msg"]
     if column is not None:  # a value of another type: what pandera's coercion would say
         return f"coerce_dtype('{_DTYPES[column.type]}')"
     return item["msg"]
+
+
+def _bound(column: ColumnSpec, value: float | str) -> str:
+    """A bound as pandera names it in its checks (a time as `2024-01-31 00:00:00`)."""
+    return str(datetime.datetime.fromisoformat(value)) if column.type == "datetime" else value
 
 
 def _shown(value: Any) -> str:

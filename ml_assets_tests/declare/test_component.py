@@ -102,7 +102,7 @@ def refusal(tmp_path, monkeypatch, attributes) -> str:
         (
             {"columns__bmi__type": "text"},
             "attributes.columns.bmi.type",
-            "'number', 'integer', 'category' or 'boolean'",
+            "'number', 'integer', 'category', 'boolean' or 'datetime'",
         ),
         ({"name": "Diabetes"}, "attributes.name", "cannot name a model"),
         ({"reference__stratify": True}, "attributes.reference.stratify", "classification"),

@@ -8,10 +8,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import Ridge
+from sklearn.metrics import mean_squared_error, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from ml_assets.declare.project import write_model_declaration
 from ml_assets.declare.scaffold import ScaffoldError, declaration, render
-from ml_assets_tests.declare.test_new_model import team  # noqa: F401  (a fixture)
+from ml_assets.store.registry import ModelRegistry
+from ml_assets_tests.declare.test_new_model import deploy, team  # noqa: F401  (team: a fixture)
 
 
 def credit(rows: int = 3000, seed: int = 0) -> pd.DataFrame:
@@ -141,3 +149,96 @@ def test_a_file_that_does_not_load_yet_is_kept_with_what_to_change(tmp_path, tea
     assert message.startswith(f"{written} is written, but does not load yet:")
     assert "a classifier needs two or more" in message
     assert message.endswith("then `dg check defs` (or start again with --force)")
+
+
+def flights(rows: int = 4000, seed: int = 0) -> pd.DataFrame:
+    """Like a flights export: a departure time, a flight number, a tail number of hundreds of
+    values, a carrier, a distance, and the arrival delay to predict."""
+    rng = np.random.default_rng(seed)
+    departure = pd.Timestamp("2013-01-01") + pd.to_timedelta(
+        rng.integers(0, 365 * 24 * 60, rows), unit="min"
+    )
+    carrier = rng.choice(["UA", "AA", "B6", "DL", "EV"], rows)
+    hour = departure.hour.to_numpy()
+    delay = (
+        rng.normal(0, 12, rows)
+        + np.where(hour >= 17, 15.0, 0.0)
+        + np.where(carrier == "EV", 10.0, 0.0)
+        + (departure.month.to_numpy() == 12) * 8.0
+    )
+    return pd.DataFrame(
+        {
+            "time_hour": departure.strftime("%Y-%m-%dT%H:%M:%S"),
+            "flight_no": rng.integers(1, 6000, rows),
+            "tailnum": rng.choice([f"N{n:04d}" for n in range(300)], rows),
+            "carrier": carrier,
+            "distance": rng.integers(80, 4000, rows),
+            "arr_delay": delay.round(1),
+        }
+    )
+
+
+def test_timestamps_become_datetimes_and_identifiers_ids(tmp_path):
+    path = tmp_path / "flights.csv"
+    flights().to_csv(path, index=False)
+    inferred = declaration("flights", path, "arr_delay", root=tmp_path)
+    columns, notes = inferred.attributes["columns"], inferred.notes
+    assert columns["time_hour"] == {"type": "datetime", "nullable": True}
+    assert "learnt as its year, month, day, dayofweek, hour" in notes[("columns", "time_hour")]
+    assert columns["flight_no"]["role"] == "id"
+    assert columns["tailnum"] == {"type": "category", "max_categories": 50, "nullable": True}
+    parquet = tmp_path / "flights.parquet"
+    flights().assign(time_hour=lambda t: pd.to_datetime(t["time_hour"])).to_parquet(parquet)
+    from_parquet = declaration("flights", parquet, "arr_delay", root=tmp_path)
+    assert from_parquet.attributes["columns"]["time_hour"]["type"] == "datetime"
+
+
+@pytest.mark.slow
+def test_a_flights_table_deploys_as_the_readmes_pipeline_rebuilt_with_scikit_learn(
+    tmp_path,
+    team,  # noqa: F811
+    instance,
+    data_dir,
+):
+    """Timestamps, a flight number, hundreds of tail numbers: from `new-model` to production,
+    with the metrics of the README's pipeline built here with scikit-learn alone."""
+    root, package = team
+    path = tmp_path / "flights.csv"
+    table = flights()
+    table.to_csv(path, index=False)
+    write_model_declaration("flights", path, "arr_delay", root=root)
+    _, result = deploy(root, package, "flights", instance)
+    assert result.success
+    production = ModelRegistry(data_dir=str(data_dir)).for_model("flights").production()
+
+    times = pd.to_datetime(table["time_hour"], format="ISO8601")
+    parts = {"year": "year", "month": "month", "day": "day", "dayofweek": "day_of_week",
+             "hour": "hour"}  # fmt: skip
+    X = pd.DataFrame(
+        {f"time_hour.{p}": getattr(times.dt, n).astype(float) for p, n in parts.items()}
+    )
+    X["tailnum"], X["carrier"] = table["tailnum"].astype(object), table["carrier"].astype(object)
+    X["distance"] = table["distance"].astype(float)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, table["arr_delay"], test_size=0.2, random_state=42
+    )
+    numbers = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+    categories = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="most_frequent")),
+            ("encode", OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=50)),
+        ]
+    )
+    model = Pipeline(
+        [
+            ("prepare", ColumnTransformer([
+                ("numbers_1", numbers, list(X.columns[:5])),
+                ("categories_2", categories, ["tailnum", "carrier"]),
+                ("numbers_3", numbers, ["distance"]),
+            ])),
+            ("regressor", Ridge(random_state=42)),
+        ]
+    ).fit(X_train, y_train)  # fmt: skip
+    predicted = model.predict(X_test)
+    assert production.metrics["mse"] == pytest.approx(mean_squared_error(y_test, predicted))
+    assert production.metrics["r2"] == pytest.approx(r2_score(y_test, predicted))
