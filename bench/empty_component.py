@@ -26,7 +26,13 @@ PARTITIONED = ("raw_batches", "predictions")
 OWN_CHECKS = {"raw_batches": ("matches_data_contract",)}  # checked by the asset itself
 CHECKS = {
     "raw_batches": ("no_drift_from_reference",),
-    "features": ("enough_rows", "no_missing_values", "target_in_plausible_range", "unique_row_ids"),
+    "features": (
+        "enough_rows",
+        "no_missing_values",
+        "no_suspicious_feature",
+        "target_in_plausible_range",
+        "unique_row_ids",
+    ),
     "model_metrics": ("a_threshold", "not_worse_than_production"),
 }
 # The floor project's definitions: its defs folder alone, the garbage collector settled as

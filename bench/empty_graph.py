@@ -19,7 +19,13 @@ MODEL = "diabetes"  # the model the bench measures: the same keys, checks and jo
 # Named here rather than loaded from ml_assets, whose import would count in the floor;
 # test_bench proves they are our graph's.
 CHECKS = {
-    "features": ("enough_rows", "no_missing_values", "target_in_plausible_range", "unique_row_ids"),
+    "features": (
+        "enough_rows",
+        "no_missing_values",
+        "no_suspicious_feature",
+        "target_in_plausible_range",
+        "unique_row_ids",
+    ),
     "model_metrics": ("mse_below_threshold", "not_worse_than_production"),
 }
 

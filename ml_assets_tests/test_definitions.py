@@ -51,6 +51,7 @@ def test_every_public_name_is_defined_for_each_model():
         "features:unique_row_ids",
         "features:enough_rows",
         "features:target_in_plausible_range",
+        "features:no_suspicious_feature",
         "model_metrics:not_worse_than_production",
     }
     assert checks_of("diabetes") == common | {"model_metrics:mse_below_threshold"}
@@ -59,6 +60,8 @@ def test_every_public_name_is_defined_for_each_model():
         for check in spec.gate_checks:
             key = dg.AssetCheckKey(asset_key(spec, "model_metrics"), check)
             assert graph.get_check_spec(key).blocking
+        warning = dg.AssetCheckKey(asset_key(spec, "features"), "no_suspicious_feature")
+        assert not graph.get_check_spec(warning).blocking  # it warns, never blocks
         for job in ("training_job", "ingestion_job", "rollback_production"):
             assert defs.resolve_job_def(spec.named(job)).tags["ml_assets/model"] == spec.name
         assert defs.resolve_schedule_def(spec.named("weekly_retraining"))

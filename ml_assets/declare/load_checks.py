@@ -3,9 +3,11 @@
 The reference table must pass its own contract and allow its split; a classification takes
 its classes from it when the YAML names none; the estimator must take the declared
 parameters, and is fitted once on a hundred training rows drawn at random (every class
-among them, whatever the file's order) so that scikit-learn judges their values too. That
-needs pandas, pandera and scikit-learn (seconds of imports), so it is done once per change of
-the YAML, the reference file or those libraries: the result is kept in
+among them, whatever the file's order) so that scikit-learn judges their values too; what a
+data scientist would question (a threshold a constant answer passes, a feature that alone
+predicts the target, an identifier taken for a feature: `learn/sanity.py`) is measured and
+warned about. That needs pandas, pandera and scikit-learn (seconds of imports), so it is done
+once per change of the YAML, the reference file or those libraries: the result is kept in
 `<data dir>/<name>/checked.json`, and a load that finds it up to date reads only that file.
 """
 
@@ -24,7 +26,7 @@ from ml_assets.store import settings
 from ml_assets.store.files import write_atomically
 
 CHECKED_FILE = "checked.json"
-CHECKS_VERSION = 2  # bump when what is checked here changes
+CHECKS_VERSION = 3  # bump when what is checked here changes
 FIT_ROWS = 100  # training rows, drawn at random, the estimator is fitted on at load
 LIBRARIES = ("scikit-learn", "pandas", "pandera", "pyarrow")
 
@@ -39,7 +41,19 @@ def checked_against_data(draft: ModelSpec, declaration: dict) -> ModelSpec:
         facts = _check(draft)
         _remember(draft.name, key, facts)
     _memory[key] = facts
-    return _with_classes(draft, tuple(facts["classes"]))
+    spec = dataclasses.replace(
+        _with_classes(draft, tuple(facts["classes"])),
+        baseline_score=facts["baseline_score"],
+        data_warnings=tuple(facts["data_warnings"]),
+    )
+    threshold = spec.threshold_warning(spec.gate.threshold)
+    for said in (*spec.data_warnings, *([f"gate.threshold: {threshold}"] if threshold else [])):
+        warnings.warn(f"{spec.declared_in}: {said}", DeclarationWarning, stacklevel=2)
+    return spec
+
+
+class DeclarationWarning(UserWarning):
+    """A declaration that loads but that a data scientist would question."""
 
 
 def _with_classes(draft: ModelSpec, classes: tuple[str, ...]) -> ModelSpec:
@@ -94,6 +108,7 @@ def _check(draft: ModelSpec) -> dict:
     """Read the reference, check it and the estimator; the facts later loads need."""
     from ml_assets.learn.contract import ContractViolation
     from ml_assets.learn.reference import load_reference_table
+    from ml_assets.learn.sanity import data_warnings
     from ml_assets.store.tables import UnreadableFile
 
     try:
@@ -116,7 +131,13 @@ def _check(draft: ModelSpec) -> dict:
     spec = _with_classes(draft, classes)
     training = _training_rows(spec, table)
     _check_estimator(spec, training)
-    return {"classes": list(classes), "rows": len(table)}
+    baseline, suspicions = data_warnings(spec, table)
+    return {
+        "classes": list(classes),
+        "rows": len(table),
+        "baseline_score": baseline,
+        "data_warnings": suspicions,
+    }
 
 
 def _training_rows(spec: ModelSpec, table):

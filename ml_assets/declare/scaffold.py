@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, Field
 
 from ml_assets.learn.contract import utc_times
+from ml_assets.learn.sanity import identifier_reason
 from ml_assets.learn.spec import DEFAULT_CALENDAR_PARTS, DEFAULT_MAX_CATEGORIES
 from ml_assets.store import settings
 from ml_assets.store.tables import read_table
@@ -35,8 +36,6 @@ MAX_LISTED_CATEGORIES = 10
 BOOLEAN_WORDS = {"true", "false"}
 CLASSIFY_INTEGERS_BELOW = 11  # a whole-number target with this few values is a class label
 IMBALANCED_BELOW = 0.2  # a rarest class under this share: gated on what accuracy hides
-MIN_ROWS_FOR_DISTINCT_IDS = 50  # fewer rows say little about how distinct a column is
-DISTINCT_ID_SHARE = 0.95  # text this distinct is an identifier (names, codes), not a category
 
 
 class ScaffoldError(ValueError):
@@ -51,13 +50,6 @@ class Inferred:
 
     attributes: dict
     notes: dict[tuple[str, str], str] = field(default_factory=dict)
-
-
-def _looks_like_an_id(name: str) -> bool:
-    """`id`, `order_id`, `invoice_no`, `PassengerId`, `customerID`."""
-    return bool(
-        re.search(r"(^|[_\s.-])(id|no)$", name.lower()) or re.search(r"[a-z](Id|ID)$", name)
-    )
 
 
 def infer_column(values: pd.Series, as_class: bool = False) -> tuple[dict, str]:
@@ -150,25 +142,6 @@ def _label(value) -> str:
     return str(value)
 
 
-def _identifier(name: str, values: pd.Series) -> str | None:
-    """Why a column is an identifier rather than a feature, or None when it is not one."""
-    import pandas as pd
-
-    present = values.dropna()
-    if _looks_like_an_id(str(name)):
-        return "an identifier by its name: kept beside the predictions, never a feature"
-    if len(present) < MIN_ROWS_FOR_DISTINCT_IDS:
-        return None
-    numbers = pd.to_numeric(present, errors="coerce")
-    if numbers.notna().all() and (numbers % 1 == 0).all():
-        if numbers.is_monotonic_increasing and numbers.is_unique:
-            return "a row number (increasing integers): an identifier, never a feature"
-        return None
-    if numbers.isna().all() and present.nunique() >= DISTINCT_ID_SHARE * len(present):
-        return "almost every value distinct: an identifier, never a feature"
-    return None
-
-
 def _task_of(target: pd.Series) -> str:
     import pandas as pd
 
@@ -237,11 +210,11 @@ def declaration(
             )
             continue
         columns[column], note = infer_column(table[column])
-        why = None if columns[column]["type"] == "datetime" else _identifier(column, table[column])
+        why = None if columns[column]["type"] == "datetime" else identifier_reason(table[column])
         if why is not None:
             columns[column] = {**columns[column], "role": "id"}
             columns[column].pop("max_categories", None)
-            note = why
+            note = f"an identifier ({why}): kept beside the predictions, never a feature"
         elif "nullable" not in columns[column]:
             columns[column]["nullable"] = True
             note = f"complete here, nullable: the pipeline imputes; {note}"

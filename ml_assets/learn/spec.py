@@ -122,6 +122,10 @@ class ModelSpec:
     cron: str
     timezone: str
     declared_in: Path  # the YAML file
+    # Measured at load on the reference: the gate metric of a constant answer, and what is
+    # suspicious about the features (a leak, an identifier taken for a feature).
+    baseline_score: float | None = None
+    data_warnings: tuple[str, ...] = ()
 
     @property
     def column_names(self) -> list[str]:
@@ -152,6 +156,17 @@ class ModelSpec:
     def named(self, thing: str) -> str:
         """The name of one of this model's jobs, sensors, schedules or partitions."""
         return f"{self.name}_{thing}"
+
+    def threshold_warning(self, threshold: float) -> str | None:
+        """What to say when a constant answer already passes the gate's threshold."""
+        metric, baseline = self.gate.metric, self.baseline_score
+        if baseline is None or not metric.beats(baseline, threshold):
+            return None
+        return (
+            f"a constant answer already scores {metric.label} {metric.shown(baseline)} on the"
+            f" reference holdout, beyond the threshold {threshold:g}: the threshold does not"
+            " tell a useful model from a useless one"
+        )
 
     @property
     def gate_checks(self) -> tuple[str, ...]:

@@ -119,6 +119,7 @@ class Task:
     kinds: ClassVar[dict[str, ModelKind]]
     estimator_step: str  # the Pipeline step that holds the estimator
     predicts_classes: bool  # whether it has classes, from the YAML or the reference
+    probe_metric: str  # how well one feature alone predicts the target (1 is perfectly)
 
     def __init__(self, classes: tuple[str, ...] = ()):
         self.classes = tuple(classes)  # the classes to predict; none for a regression
@@ -154,6 +155,14 @@ class Task:
 
     def folds(self, count: int):
         """Cross-validation folds of the rows, shuffled with the seed."""
+        raise NotImplementedError
+
+    def baseline(self):
+        """The constant answer a model must beat, as a scikit-learn estimator."""
+        raise NotImplementedError
+
+    def probe(self):
+        """A model of one feature alone, to find one that predicts the target by itself."""
         raise NotImplementedError
 
     @property
@@ -215,6 +224,18 @@ class Regression(Task):
         from sklearn.model_selection import KFold
 
         return KFold(n_splits=count, shuffle=True, random_state=RANDOM_STATE)
+
+    probe_metric = "r2"
+
+    def baseline(self):
+        from sklearn.dummy import DummyRegressor
+
+        return DummyRegressor(strategy="mean")
+
+    def probe(self):
+        from sklearn.tree import DecisionTreeRegressor
+
+        return DecisionTreeRegressor(min_samples_leaf=5, random_state=RANDOM_STATE)
 
     def plot_files(self):
         return REGRESSION_PLOTS
@@ -283,11 +304,13 @@ class Classification(Task):
         predicted = np.asarray(model.predict(rows), dtype=object).astype(str)
         probabilities = self.probabilities(model, rows)
         labels = list(self.classes)
+        # log_loss and roc_auc_score take the probability columns in the labels' sorted order.
+        by_name = sorted(range(len(labels)), key=labels.__getitem__)
         metrics = {
             "accuracy": float(accuracy_score(actual, predicted)),
             "balanced_accuracy": float(balanced_accuracy_score(actual, predicted)),
             "f1_macro": float(f1_score(actual, predicted, average="macro")),
-            "log_loss": float(log_loss(actual, probabilities, labels=labels)),
+            "log_loss": float(log_loss(actual, probabilities[:, by_name], labels=sorted(labels))),
             "roc_auc": None,
         }
         try:  # undefined when the rows hold a single class
@@ -296,7 +319,11 @@ class Classification(Task):
                 score = roc_auc_score(actual == positive, probabilities[:, labels.index(positive)])
             else:
                 score = roc_auc_score(
-                    actual, probabilities, multi_class="ovr", average="macro", labels=labels
+                    actual,
+                    probabilities[:, by_name],
+                    multi_class="ovr",
+                    average="macro",
+                    labels=sorted(labels),
                 )
             metrics["roc_auc"] = float(score)
         except ValueError:
@@ -332,6 +359,18 @@ class Classification(Task):
         from sklearn.model_selection import StratifiedKFold  # every class in every fold
 
         return StratifiedKFold(n_splits=count, shuffle=True, random_state=RANDOM_STATE)
+
+    probe_metric = "balanced_accuracy"
+
+    def baseline(self):
+        from sklearn.dummy import DummyClassifier
+
+        return DummyClassifier(strategy="prior")
+
+    def probe(self):
+        from sklearn.tree import DecisionTreeClassifier
+
+        return DecisionTreeClassifier(min_samples_leaf=5, random_state=RANDOM_STATE)
 
     def plot_files(self):
         return classification_plot_files(len(self.classes))

@@ -176,14 +176,36 @@ def target_in_plausible_range(spec: ModelSpec, features) -> dg.AssetCheckResult:
     )
 
 
+def no_suspicious_feature(spec: ModelSpec, features) -> dg.AssetCheckResult:
+    """No feature alone predicts the target almost perfectly, and none looks like an
+    identifier (measured on the reference when the YAML loads)."""
+    said = list(spec.data_warnings)
+    return dg.AssetCheckResult(
+        check_name="no_suspicious_feature",
+        passed=not said,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(said) or "no feature looks like a leak or an identifier",
+        metadata={"warnings": dg.MetadataValue.json(said)},
+    )
+
+
 FEATURE_CHECKS = {
     check.__name__: check
     for check in (no_missing_values, unique_row_ids, enough_rows, target_in_plausible_range)
 }
+WARNING_FEATURE_CHECKS = {no_suspicious_feature.__name__: no_suspicious_feature}
+
+
+def _feature_check_description(check, blocking: bool) -> str:
+    passes = f"passes when {check.__doc__[0].lower()}{check.__doc__[1:]}"
+    if blocking:
+        return f"After each features, before training: {passes} When it fails, the run stops."
+    return f"After each features: {passes} When it fails, it warns and never blocks."
 
 
 def feature_checks(spec: ModelSpec) -> dg.AssetChecksDefinition:
-    """The blocking checks on one model's features, in one step."""
+    """The checks on one model's features, in one step; all but the warnings block."""
+    checks = {**FEATURE_CHECKS, **WARNING_FEATURE_CHECKS}
 
     @dg.multi_asset_check(
         name=f"{spec.name}__feature_checks",
@@ -191,11 +213,10 @@ def feature_checks(spec: ModelSpec) -> dg.AssetChecksDefinition:
             dg.AssetCheckSpec(
                 name,
                 asset=asset_key(spec, "features"),
-                blocking=True,
-                description="After each features, before training: passes when"
-                f" {check.__doc__[0].lower()}{check.__doc__[1:]} When it fails, the run stops.",
+                blocking=name in FEATURE_CHECKS,
+                description=_feature_check_description(check, name in FEATURE_CHECKS),
             )
-            for name, check in FEATURE_CHECKS.items()
+            for name, check in checks.items()
         ],
         ins={"features": dg.AssetIn(asset_key(spec, "features"))},
         can_subset=True,
@@ -203,10 +224,9 @@ def feature_checks(spec: ModelSpec) -> dg.AssetChecksDefinition:
     def checks_of_features(
         context: dg.AssetCheckExecutionContext, features
     ) -> Iterator[dg.AssetCheckResult]:
-        """The blocking checks on the features, in one step: the table is read once, not four
-        times."""
+        """The checks on the features, in one step: the table is read once, not five times."""
         for key in sorted(context.selected_asset_check_keys, key=lambda key: key.name):
-            yield FEATURE_CHECKS[key.name](spec, features)
+            yield checks[key.name](spec, features)
 
     return checks_of_features
 
@@ -279,10 +299,19 @@ def _warnings(spec: ModelSpec, metrics: dict) -> list[str]:
 
 
 def _gate_result(
-    spec: ModelSpec, metrics: dict, name: str, passed: bool, description: str, metadata: dict
+    spec: ModelSpec,
+    metrics: dict,
+    name: str,
+    passed: bool,
+    description: str,
+    metadata: dict,
+    threshold: float | None = None,
 ) -> dg.AssetCheckResult:
-    """A gate check's result, with what makes its verdict shaky said beside it."""
+    """A gate check's result, with what makes its verdict shaky said beside it (and, for the
+    threshold check, a threshold that a constant answer already passes)."""
     warnings = _warnings(spec, metrics)
+    if threshold is not None and spec.threshold_warning(threshold):
+        warnings.append(spec.threshold_warning(threshold))
     if warnings:
         description = f"{description}. Warning: {'; '.join(warnings)}"
         metadata = {**metadata, "warnings": dg.MetadataValue.json(warnings)}
@@ -308,6 +337,9 @@ def threshold_result(spec: ModelSpec, metrics: dict, config) -> dg.AssetCheckRes
             f"the candidate's holdout {metric.label} is undefined on these rows", {},
         )  # fmt: skip
     passed = metric.beats(value, config.threshold)
+    baseline = {}
+    if spec.baseline_score is not None:
+        baseline = {f"constant_answer_{metric.name}": dg.MetadataValue.float(spec.baseline_score)}
     return _gate_result(
         spec,
         metrics,
@@ -318,7 +350,9 @@ def threshold_result(spec: ModelSpec, metrics: dict, config) -> dg.AssetCheckRes
         {
             f"candidate_{metric.name}": dg.MetadataValue.float(value),
             f"{metric.name}_threshold": dg.MetadataValue.text(f"{side} {config.threshold:g}"),
+            **baseline,
         },
+        threshold=config.threshold,
     )
 
 

@@ -132,7 +132,7 @@ def test_the_notes_are_comments_of_a_file_that_reads_as_the_attributes(tmp_path)
     assert yaml.safe_load(text)["attributes"] == inferred.attributes
     line = next(line for line in text.splitlines() if line.strip().startswith("customer_id:"))
     assert line.endswith(
-        "# an identifier by its name: kept beside the predictions, never a feature"
+        "# an identifier (by its name): kept beside the predictions, never a feature"
     )
     assert "threshold: 0.5  # imbalanced (the rarer class is" in text
 

@@ -207,3 +207,23 @@ def saved_and_loaded(tmp_path, data_dir, task) -> set[str]:
         rows = model_input(spec, reference.head(20))
         np.testing.assert_array_equal(loaded.predict(rows), model.predict(rows))
     return untrusted
+
+
+def test_metrics_of_classes_declared_out_of_alphabetical_order_are_scikit_learns(spec):
+    from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+
+    assert spec.classes == ("bronze", "silver", "gold")  # not sorted: log loss must not care
+    table = load_reference_table(spec)
+    model = build_pipeline(spec, "logistic_regression", {}).fit(
+        model_input(spec, table), table["segment"]
+    )
+    rows, actual = model_input(spec, table), table["segment"].astype(str)
+    metrics = spec.task.evaluate(model, rows, actual)
+    probabilities = model.predict_proba(rows)  # columns in model.classes_ order (sorted)
+    assert metrics["log_loss"] == pytest.approx(
+        log_loss(actual, probabilities, labels=model.classes_), rel=1e-12
+    )
+    assert metrics["accuracy"] == pytest.approx(accuracy_score(actual, model.predict(rows)))
+    assert metrics["roc_auc"] == pytest.approx(
+        roc_auc_score(actual, probabilities, multi_class="ovr", labels=model.classes_), rel=1e-12
+    )
