@@ -1,5 +1,7 @@
 """Ingestion: a model's reference table and one partition per landed file."""
 
+from pathlib import Path
+
 import dagster as dg
 
 from ml_assets.learn.contract import ContractViolation, validate
@@ -9,7 +11,7 @@ from ml_assets.learn.splits import ROW_ID_COLUMN, row_ids
 from ml_assets.pipeline.conditions import when_missing
 from ml_assets.pipeline.metadata import table_metadata, table_schema
 from ml_assets.pipeline.naming import asset_key
-from ml_assets.store.landing import LANDED_FILES, LandingZone
+from ml_assets.store.landing import LANDED_FILES, REASON_SUFFIX, LandingZone
 from ml_assets.store.tables import UnreadableFile
 
 # Transient file-system errors (a busy network share, a full disk being cleaned) are retried;
@@ -21,6 +23,18 @@ CONTRACT_CHECK = "matches_data_contract"
 def landed_files(spec: ModelSpec) -> dg.DynamicPartitionsDefinition:
     """The partitions of a model's raw_batches and predictions: one per landed file."""
     return dg.DynamicPartitionsDefinition(name=spec.named(LANDED_FILES))
+
+
+def refusal_line(key: str, problems: list[dict], stored: Path) -> str:
+    """One line for the console: the file, its first problem, and where the rest is."""
+    first = problems[0]
+    where = f"column {first['column']!r}: " if first["column"] else ""
+    rows = f" at rows {first['rows']}" if first["rows"] else ""
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return (
+        f"{key} refused: {where}{first['check']}{rows}{more}; quarantined as {stored.name},"
+        f" every problem in {stored.name}{REASON_SUFFIX}"
+    )
 
 
 def ingestion_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
@@ -74,7 +88,7 @@ def ingestion_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             stored = zone.quarantine(
                 key, {"sha256": sha256, "error": str(error), "problems": problems}
             )
-            context.log.error(f"{error}\nQuarantined as {stored}")
+            context.log.error(refusal_line(key, problems, stored))
             # The failed check is recorded before the step fails, so the UI shows it per file.
             yield dg.AssetCheckResult(
                 check_name=CONTRACT_CHECK,

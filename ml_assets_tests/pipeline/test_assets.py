@@ -82,6 +82,23 @@ def test_a_bad_batch_is_quarantined_with_a_reason(data_dir, landing, reference):
     }
 
 
+def test_a_refusal_is_one_line_for_the_console(data_dir, landing, reference, capsys):
+    bad = reference.head(20).astype(object)
+    bad.loc[[3, 4], "bmi"] = "abc"
+    bad.loc[6, "age"] = 300
+    land(landing, "bad.csv", bad)
+    with pytest.raises(dg.Failure):
+        ingest(data_dir, "bad.csv")
+    errors = [line for line in capsys.readouterr().err.splitlines() if " - ERROR - " in line]
+    assert len(errors) == 1  # the reason file has the rest
+    assert errors[0].endswith(
+        "bad.csv refused: column 'bmi': coerce_dtype('float64') at rows [4, 5] (and 1 more);"
+        f" quarantined as bad.csv, every problem in bad.csv{REASON_SUFFIX}"
+    )
+    reason = json.loads((landing.quarantine_dir / f"bad.csv{REASON_SUFFIX}").read_text())
+    assert [problem["column"] for problem in reason["problems"]] == ["bmi", "age"]
+
+
 def test_an_unreadable_batch_is_quarantined(data_dir, landing):
     land(landing, "garbage.csv", bytes(range(256)) * 4)
     with pytest.raises(dg.Failure):
