@@ -76,6 +76,7 @@ def test_gate_passes_then_fails_and_production_stays(instance, registry):
         "unique_row_ids": True,
         "enough_rows": True,
         "target_in_plausible_range": True,
+        "no_suspicious_feature": True,
         "mse_below_threshold": True,
         "not_worse_than_production": True,
     }
