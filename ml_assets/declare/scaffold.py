@@ -24,7 +24,7 @@ import yaml
 from pydantic import BaseModel, Field
 
 from ml_assets.learn.contract import utc_times
-from ml_assets.learn.sanity import identifier_reason
+from ml_assets.learn.sanity import identifier_reason, numbers_of
 from ml_assets.learn.spec import DEFAULT_CALENDAR_PARTS, DEFAULT_MAX_CATEGORIES
 from ml_assets.store import settings
 from ml_assets.store.tables import read_table
@@ -54,7 +54,6 @@ class Inferred:
 
 def infer_column(values: pd.Series, as_class: bool = False) -> tuple[dict, str]:
     """A column's declaration from its values, and why, in a few words."""
-    import pandas as pd
 
     present = values.dropna()
     declaration: dict = {}
@@ -70,15 +69,16 @@ def infer_column(values: pd.Series, as_class: bool = False) -> tuple[dict, str]:
             declaration["nullable"] = True
             note = f"{missing} missing; {note}"
         return declaration, note
-    numbers = pd.to_numeric(present, errors="coerce")
-    words = present.astype(str).str.strip().str.lower()
-    if as_class or numbers.isna().any() or present.empty:
-        if not as_class and not present.empty and set(words) <= BOOLEAN_WORDS:
+    numbers = numbers_of(present)
+    if as_class or numbers is None or present.empty:
+        uniques = present.unique()  # thousands at most, where the column has a million rows
+        words = {str(value).strip().lower() for value in uniques}
+        if not as_class and not present.empty and words <= BOOLEAN_WORDS:
             declaration["type"] = "boolean"
             note = ""
         else:
             declaration["type"] = "category"
-            labels = sorted({_label(value) for value in present})
+            labels = sorted({_label(value) for value in uniques})
             note = f"{len(labels)} values"
             if as_class or len(labels) <= MAX_LISTED_CATEGORIES:
                 declaration["allowed"] = labels

@@ -29,23 +29,41 @@ def identifier_reason(values: pd.Series) -> str | None:
     """Why a column looks like an identifier rather than a feature, or None: its name (`id`,
     `order_id`, `invoice_no`, `PassengerId`), increasing whole numbers (a row number), or
     text almost every value of which is distinct (names, codes)."""
-    import pandas as pd
-
     name = str(values.name)
     if re.search(r"(^|[_\s.-])(id|no)$", name.lower()) or re.search(r"[a-z](Id|ID)$", name):
         return "by its name"
     present = values.dropna()
     if len(present) < MIN_ROWS_FOR_DISTINCT_IDS:
         return None
-    numbers = pd.to_numeric(present, errors="coerce")
-    if numbers.notna().all():
+    numbers = numbers_of(present)
+    if numbers is not None:
         whole = bool((numbers % 1 == 0).all())
         if whole and numbers.is_monotonic_increasing and numbers.is_unique:
             return "a row number: increasing whole numbers"
         return None
-    if numbers.isna().all() and present.nunique() >= DISTINCT_ID_SHARE * len(present):
+    if present.nunique() >= DISTINCT_ID_SHARE * len(present):
         return "almost every value distinct"
     return None
+
+
+def numbers_of(present: pd.Series) -> pd.Series | None:
+    """A column's (present) values as float64, or None when one is not a number.
+
+    Text is cast by Arrow at once (`pd.to_numeric` takes seconds for a million strings); what
+    Arrow refuses is judged on the distinct values, and only a column of numbers Arrow cannot
+    read (" 5 ") is converted one value at a time.
+    """
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(present):
+        return None
+    try:
+        return present.astype("float64")
+    except (ValueError, TypeError):
+        pass
+    if pd.to_numeric(pd.Series(present.unique()), errors="coerce").isna().any():
+        return None
+    return pd.to_numeric(present, errors="coerce")
 
 
 def baseline_score(spec: ModelSpec, training: pd.DataFrame, holdout: pd.DataFrame) -> float | None:
