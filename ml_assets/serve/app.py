@@ -111,9 +111,10 @@ class ModelSummary(BaseModel):
 
 class InputColumn(BaseModel):
     name: str
-    type: str = Field(description="number, integer, category or boolean")
-    min: float | None
-    max: float | None
+    type: str = Field(description="number, integer, category, boolean or datetime")
+    role: str = Field(description="feature, or id: optional, answered beside the prediction")
+    min: float | str | None = Field(description="a number, or a datetime's ISO 8601 time")
+    max: float | str | None
     allowed: list[Any] | None = Field(description="the only values it may take, if limited")
     nullable: bool
     description: str
@@ -231,13 +232,15 @@ def _details(served: ServedModel) -> ModelDetails:
             InputColumn(
                 name=column.name,
                 type=column.type,
+                role=column.role,
                 min=column.min,
                 max=column.max,
                 allowed=list(column.allowed) if column.allowed is not None else None,
                 nullable=column.nullable,
                 description=column.description,
             )
-            for column in spec.feature_columns
+            for column in spec.columns
+            if column.name != spec.target
         ],
     )
 

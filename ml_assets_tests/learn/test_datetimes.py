@@ -211,6 +211,10 @@ def test_the_service_reads_times_as_the_contract_does(tmp_path, data_dir):
         assert early.json()["problems"][0]["check"] == (
             "greater_than_or_equal_to(2023-01-01 00:00:00)"
         )
+        described = {c["name"]: c for c in client.get("/models/trips").json()["input"]}
+        assert described["started_at"]["type"] == "datetime"
+        assert described["started_at"]["min"] == "2023-01-01T00:00:00"
+        assert described["trip_id"]["role"] == "id" and described["distance"]["role"] == "feature"
         garbled = client.post(
             "/models/trips/predict", json={"rows": [{**row, "started_at": "yesterday"}]}
         )
