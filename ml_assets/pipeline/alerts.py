@@ -14,6 +14,7 @@ from ml_assets.pipeline.decisions import (
     PROMOTED,
     REASON_TAG,
     REFUSED,
+    REFUSED_FILE_TAG,
     SUMMARY_TAG,
 )
 from ml_assets.pipeline.naming import MODEL_TAG
@@ -57,9 +58,19 @@ def failure_alert(run: dg.DagsterRun, reasons: list[str]) -> dict:
 
 
 def decision_alert(run: dg.DagsterRun) -> dict | None:
-    """The `refused` or `promoted` alert of a run that decided on a candidate, if it did."""
+    """The `refused` or `promoted` alert of a run that decided on a candidate, or the
+    `refused` alert of one that refused a landed file; None for any other run."""
     tags, model = run.tags, run.tags.get(MODEL_TAG)
     common = {"model": model, "run_id": run.run_id, "job": run.job_name}
+    if REFUSED_FILE_TAG in tags:
+        file, reason = tags[REFUSED_FILE_TAG], tags.get(REASON_TAG, "")
+        return {
+            "kind": REFUSED,
+            **common,
+            "file": file,
+            "reason": reason,
+            "text": f"{model}: landed file {reason} (run {run.run_id}).",
+        }
     if tags.get(DECISION_TAG) == REFUSED:
         kept, reason = tags.get(PRODUCTION_VERSION_TAG), tags.get(REASON_TAG, "")
         return {
@@ -112,7 +123,7 @@ def post_alert(context: dg.RunStatusSensorContext, alert: dict) -> None:
 
 @dg.run_failure_sensor(
     name="run_failure_alert",
-    description="When any run fails (breaks, not a refused candidate): logs why at ERROR, the"
+    description="When any run fails (breaks, not a refused candidate or file): logs why at ERROR, the"
     " failed steps and checks, and posts a `failure` alert to $ML_ASSETS_ALERT_WEBHOOK_URL.",
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
@@ -128,16 +139,17 @@ def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.SUCCESS,
     name="model_decision_alert",
-    description="When a run that decided on a candidate succeeds: logs the decision (a refusal"
-    " at WARNING) and posts a `refused` alert, or a `promoted` one when $ML_ASSETS_ALERT_KINDS"
-    " lists it, to $ML_ASSETS_ALERT_WEBHOOK_URL.",
+    description="When a run that decided on a candidate, or refused a landed file, succeeds:"
+    " logs the decision (a refusal at WARNING) and posts a `refused` alert, or a `promoted` one"
+    " when $ML_ASSETS_ALERT_KINDS lists it, to $ML_ASSETS_ALERT_WEBHOOK_URL.",
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def model_decision_alert(context: dg.RunStatusSensorContext) -> None:
-    """Logs what a run decided about its candidate and posts it to the webhook when asked."""
+    """Logs what a run decided about its candidate or a landed file, and posts it to the
+    webhook when asked."""
     alert = decision_alert(context.dagster_run)
     if alert is None:
-        return  # an ingestion run, or a training run that stopped before the decision
+        return  # an ingestion run that refused nothing, or a training run stopped short
     if alert["kind"] == REFUSED:
         context.log.warning(alert["text"])
     else:

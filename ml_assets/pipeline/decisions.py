@@ -1,10 +1,12 @@
-"""What a run decided about its candidate, written on the run as tags: the runs list, the
-run's page and the alerts say it at a glance, without opening a log. Every job of ours is one
+"""What a run decided about its candidate, or about a landed file, written on the run as tags:
+the runs list, the run's page and the alerts say it at a glance, without opening a log. Every job of ours is one
 model's; a run someone makes of two models' production_model at once is tagged with the last
 decision.
 
 A refusal is an outcome, not a breakage: the gate checks fail with WARN severity, so the run
-ends SUCCESS with production_model not materialized, and `ml_assets/decision` says why.
+ends SUCCESS with production_model not materialized, and `ml_assets/decision` says why; a
+landed file the contract refuses is quarantined, its partition not materialized, and
+`ml_assets/refused_file` says which.
 """
 
 import dagster as dg
@@ -16,6 +18,7 @@ PRODUCTION_VERSION_TAG = "ml_assets/production_version"  # in production after t
 PREVIOUS_VERSION_TAG = "ml_assets/previous_version"  # on a promotion: what it replaced
 REASON_TAG = "ml_assets/reason"  # on a refusal: the failed gate checks, in one sentence
 SUMMARY_TAG = "ml_assets/summary"  # on a promotion: the metric and its change
+REFUSED_FILE_TAG = "ml_assets/refused_file"  # on an ingestion run: the landed file refused
 PROMOTED = "promoted"
 REFUSED = "refused"
 
@@ -59,3 +62,10 @@ def record_promotion(
             SUMMARY_TAG: summary,
         },
     )
+
+
+def record_file_refusal(
+    instance: dg.DagsterInstance, run_id: str, model: str, file: str, reason: str
+) -> None:
+    """Tags an ingestion run with the landed file its contract refused, and why."""
+    instance.add_run_tags(run_id, {MODEL_TAG: model, REFUSED_FILE_TAG: file, REASON_TAG: reason})

@@ -9,6 +9,7 @@ from ml_assets.learn.reference import reference_rows
 from ml_assets.learn.spec import ModelSpec
 from ml_assets.learn.splits import ROW_ID_COLUMN, row_ids
 from ml_assets.pipeline.conditions import when_missing
+from ml_assets.pipeline.decisions import record_file_refusal
 from ml_assets.pipeline.metadata import table_metadata, table_schema
 from ml_assets.pipeline.naming import asset_key
 from ml_assets.store.landing import LANDED_FILES, REASON_SUFFIX, LandingZone
@@ -45,7 +46,7 @@ def ingestion_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         asset=asset_key(spec, "raw_batches"),
         description="With each landed file's raw_batches: passes when the file has the"
         " contract's columns, types and plausible values; when it fails, the file is"
-        " quarantined and the run fails.",
+        " quarantined with its reason, not ingested, and a `refused` alert is sent.",
         partitions_def=partitions,  # one result per landed file
     )
 
@@ -72,6 +73,7 @@ def ingestion_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         retry_policy=FILE_SYSTEM_RETRY,
         check_specs=[contract_check],
         kinds={"pandas", "parquet"},
+        output_required=False,  # a refused file is quarantined, not materialized
     )
     def raw_batches(context: dg.AssetExecutionContext, landing: LandingZone):
         """One landed file's rows, validated against the data contract, with row ids; archived."""
@@ -88,19 +90,23 @@ def ingestion_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             stored = zone.quarantine(
                 key, {"sha256": sha256, "error": str(error), "problems": problems}
             )
-            context.log.error(refusal_line(key, problems, stored))
-            # The failed check is recorded before the step fails, so the UI shows it per file.
+            # A refusal is an outcome, not a breakage: one line, the run ends SUCCESS, tagged.
+            line = refusal_line(key, problems, stored)
+            context.log.warning(line)
+            record_file_refusal(context.instance, context.run.run_id, spec.name, key, line)
             yield dg.AssetCheckResult(
                 check_name=CONTRACT_CHECK,
                 passed=False,
+                severity=dg.AssetCheckSeverity.ERROR,
                 description=str(error),
-                metadata={"problems": dg.MetadataValue.json(problems), "file": key},
+                metadata={
+                    "problems": dg.MetadataValue.json(problems),
+                    "file": key,
+                    "quarantined_as": dg.MetadataValue.path(str(stored)),
+                    "sha256": dg.MetadataValue.text(sha256 or ""),
+                },
             )
-            raise dg.Failure(
-                description=str(error),
-                metadata={"file": key, "quarantined_as": str(stored), "sha256": sha256},
-                allow_retries=False,
-            ) from None
+            return
         try:
             archived = zone.archive(key)
         except OSError as error:  # retried by the policy; the file stays in landing/ meanwhile

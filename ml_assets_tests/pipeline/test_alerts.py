@@ -1,5 +1,5 @@
 """The shared alerts, posted to a real HTTP receiver on loopback: a run that broke, a
-candidate the gate refused, a promotion when asked for."""
+candidate the gate refused, a landed file the contract refused, a promotion when asked for."""
 
 import dagster as dg
 import pytest
@@ -7,6 +7,8 @@ import pytest
 from harness.live import WebhookReceiver
 from ml_assets.pipeline.alerts import model_decision_alert, run_failure_alert
 from ml_assets.store.settings import ALERT_KINDS_VARIABLE, WEBHOOK_VARIABLE, alert_kinds
+from ml_assets_tests.conftest import land
+from ml_assets_tests.pipeline.test_assets import refuse
 from ml_assets_tests.test_end_to_end import GATE, materialize
 
 pytestmark = pytest.mark.slow
@@ -111,6 +113,28 @@ def test_a_refused_candidate_is_posted_as_refused_and_logged_as_a_warning(
     )
     logged = capfd.readouterr().err
     assert "WARNING" in logged and "candidate refused" in logged and "ERROR" not in logged
+
+
+def test_a_refused_file_is_posted_as_refused_not_as_a_failure(
+    instance, data_dir, landing, reference, webhook, capfd
+):
+    bad = reference.head(20).astype(object)
+    bad.loc[3, "bmi"] = "abc"
+    land(landing, "bad.csv", bad)
+    result, _ = refuse(instance, data_dir, "bad.csv")
+    capfd.readouterr()
+    model_decision_alert(decision_context(instance, result))
+    [alert] = webhook
+    assert {key: alert[key] for key in ("kind", "model", "file", "run_id")} == {
+        "kind": "refused",
+        "model": "diabetes",
+        "file": "bad.csv",
+        "run_id": result.run_id,
+    }
+    assert alert["reason"].startswith("bad.csv refused: column 'bmi': coerce_dtype('float64')")
+    assert alert["text"] == f"diabetes: landed file {alert['reason']} (run {result.run_id})."
+    logged = capfd.readouterr().err
+    assert "WARNING" in logged and "landed file bad.csv refused" in logged
 
 
 def test_refusals_are_not_posted_when_the_setting_leaves_them_out(

@@ -61,15 +61,31 @@ def test_a_good_batch_is_validated_and_archived(data_dir, landing, reference):
     assert landing.archive_dir == data_dir / "diabetes" / "archive"
 
 
-def test_a_bad_batch_is_quarantined_with_a_reason(data_dir, landing, reference):
+def refuse(instance, data_dir, name):
+    """Run raw_batches for a file its contract refuses: the run, its one check result."""
+    instance.add_dynamic_partitions("diabetes_landed_files", [name])
+    result = dg.materialize(
+        [asset("raw_batches")],
+        partition_key=name,
+        instance=instance,
+        resources={"landing": LandingZone(data_dir=str(data_dir))},
+    )
+    [check] = result.get_asset_check_evaluations()
+    assert check.check_name == "matches_data_contract" and not check.passed
+    return result, check
+
+
+def test_a_bad_batch_is_quarantined_with_a_reason(instance, data_dir, landing, reference):
     bad = reference.head(20).astype(object)
     bad.loc[[3, 4], "bmi"] = "abc"
     path = land(landing, "bad.csv", bad)
     original = path.read_bytes()
-    with pytest.raises(dg.Failure) as caught:
-        ingest(data_dir, "bad.csv")
-    assert "bad.csv" in caught.value.description
-    assert "column 'bmi'" in caught.value.description and "rows [4, 5]" in caught.value.description
+    result, check = refuse(instance, data_dir, "bad.csv")
+    assert result.success  # a refusal is an outcome: the file is not ingested, nothing broke
+    assert result.get_asset_materialization_events() == []
+    assert check.severity == dg.AssetCheckSeverity.ERROR
+    assert "bad.csv" in check.description
+    assert "column 'bmi'" in check.description and "rows [4, 5]" in check.description
     assert (landing.quarantine_dir / "bad.csv").read_bytes() == original
     reason = json.loads((landing.quarantine_dir / f"bad.csv{REASON_SUFFIX}").read_text())
     assert reason["problems"][0]["column"] == "bmi"
@@ -80,18 +96,23 @@ def test_a_bad_batch_is_quarantined_with_a_reason(data_dir, landing, reference):
         "quarantined": 1,
         "pending": 0,
     }
+    tags = instance.get_run_by_id(result.run_id).tags
+    assert tags["ml_assets/refused_file"] == "bad.csv" and tags["ml_assets/model"] == "diabetes"
+    assert tags["ml_assets/reason"].startswith("bad.csv refused: column 'bmi'")
 
 
-def test_a_refusal_is_one_line_for_the_console(data_dir, landing, reference, capsys):
+def test_a_refusal_is_one_line_for_the_console(instance, data_dir, landing, reference, capsys):
     bad = reference.head(20).astype(object)
     bad.loc[[3, 4], "bmi"] = "abc"
     bad.loc[6, "age"] = 300
     land(landing, "bad.csv", bad)
-    with pytest.raises(dg.Failure):
-        ingest(data_dir, "bad.csv")
-    errors = [line for line in capsys.readouterr().err.splitlines() if " - ERROR - " in line]
-    assert len(errors) == 1  # the reason file has the rest
-    assert errors[0].endswith(
+    capsys.readouterr()
+    refuse(instance, data_dir, "bad.csv")
+    logged = capsys.readouterr().err.splitlines()
+    assert [line for line in logged if " - ERROR - " in line] == []  # no failure, no trace
+    assert not [line for line in logged if "Traceback" in line or "Stack Trace" in line]
+    [warning] = [line for line in logged if " - WARNING - " in line]  # the reason file: the rest
+    assert warning.endswith(
         "bad.csv refused: column 'bmi': coerce_dtype('float64') at rows [4, 5] (and 1 more);"
         f" quarantined as bad.csv, every problem in bad.csv{REASON_SUFFIX}"
     )
@@ -99,10 +120,9 @@ def test_a_refusal_is_one_line_for_the_console(data_dir, landing, reference, cap
     assert [problem["column"] for problem in reason["problems"]] == ["bmi", "age"]
 
 
-def test_an_unreadable_batch_is_quarantined(data_dir, landing):
+def test_an_unreadable_batch_is_quarantined(instance, data_dir, landing):
     land(landing, "garbage.csv", bytes(range(256)) * 4)
-    with pytest.raises(dg.Failure):
-        ingest(data_dir, "garbage.csv")
+    refuse(instance, data_dir, "garbage.csv")
     assert (landing.quarantine_dir / "garbage.csv").read_bytes() == bytes(range(256)) * 4
 
 
