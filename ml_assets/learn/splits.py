@@ -33,7 +33,8 @@ def _value_bytes(column: pd.Series, numeric: bool) -> np.ndarray:
     import pandas as pd
 
     if pd.api.types.is_datetime64_any_dtype(column):  # nanoseconds since 1970, NaN if missing
-        values = column.astype("int64").astype("float64").where(column.notna(), np.nan)
+        nanoseconds = column.astype("datetime64[ns]").astype("int64")  # whatever the unit read
+        values = nanoseconds.astype("float64").where(column.notna(), np.nan)
         return np.ascontiguousarray(values.to_numpy() + 0.0).view(np.uint8).reshape(-1, VALUE_BYTES)
     if numeric:
         values = pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
