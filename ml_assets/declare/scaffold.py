@@ -54,23 +54,18 @@ class Inferred:
 
 def infer_column(values: pd.Series, as_class: bool = False) -> tuple[dict, str]:
     """A column's declaration from its values, and why, in a few words."""
-
     present = values.dropna()
     declaration: dict = {}
-    if not as_class and _are_times(present):
+    timed = not as_class and _are_times(present)
+    numbers = None if timed else numbers_of(present)
+    if timed:
         declaration["type"] = "datetime"
         times = utc_times(present)
         note = (
             f"times from {times.min()} to {times.max()} (UTC): learnt as its"
             f" {', '.join(DEFAULT_CALENDAR_PARTS)}"
         )
-        missing = len(values) - len(present)
-        if missing:
-            declaration["nullable"] = True
-            note = f"{missing} missing; {note}"
-        return declaration, note
-    numbers = numbers_of(present)
-    if as_class or numbers is None or present.empty:
+    elif as_class or numbers is None or present.empty:
         uniques = present.unique()  # thousands at most, where the column has a million rows
         words = {str(value).strip().lower() for value in uniques}
         if not as_class and not present.empty and words <= BOOLEAN_WORDS:

@@ -19,13 +19,18 @@ DEFAULT_CALENDAR_PARTS = ("year", "month", "day", "dayofweek", "hour")
 DEFAULT_MAX_CATEGORIES = 50  # one-hot columns of one category column, "infrequent" included
 
 
-def utc_text(value: datetime.date) -> str:
-    """A date or a time as ISO 8601 text in UTC, without an offset: how times are compared."""
+def utc_time(value: datetime.date) -> datetime.datetime:
+    """A date or a time in UTC, without an offset: how times are compared."""
     if not isinstance(value, datetime.datetime):
         value = datetime.datetime(value.year, value.month, value.day)
     if value.tzinfo is not None:
         value = value.astimezone(datetime.UTC).replace(tzinfo=None)
-    return value.isoformat()
+    return value
+
+
+def utc_text(value: datetime.date) -> str:
+    """`utc_time` as ISO 8601 text, as the contract keeps a datetime column's bounds."""
+    return utc_time(value).isoformat()
 
 
 def _bound(value: float | str) -> str:

@@ -309,8 +309,9 @@ def _gate_result(
     """A gate check's result, with what makes its verdict shaky said beside it (and, for the
     threshold check, a threshold that a constant answer already passes)."""
     warnings = _warnings(spec, metrics)
-    if threshold is not None and spec.threshold_warning(threshold):
-        warnings.append(spec.threshold_warning(threshold))
+    useless = None if threshold is None else spec.threshold_warning(threshold)
+    if useless:
+        warnings.append(useless)
     if warnings:
         description = f"{description}. Warning: {'; '.join(warnings)}"
         metadata = {**metadata, "warnings": dg.MetadataValue.json(warnings)}

@@ -28,7 +28,7 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 from ml_assets.learn.contract import ContractViolation, allowed_values, boolean_word
-from ml_assets.learn.spec import ColumnSpec, ModelSpec, utc_text
+from ml_assets.learn.spec import ColumnSpec, ModelSpec, utc_time
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,12 +90,16 @@ def _time_or_missing(value: Any) -> Any:
 
 def _within(column: ColumnSpec):
     """A time in UTC without an offset, checked against the column's bounds."""
+    low, high = (
+        None if bound is None else datetime.datetime.fromisoformat(bound)
+        for bound in (column.min, column.max)
+    )
 
     def check(value: datetime.datetime) -> datetime.datetime:
-        value = datetime.datetime.fromisoformat(utc_text(value))
-        if column.min is not None and value < datetime.datetime.fromisoformat(column.min):
+        value = utc_time(value)
+        if low is not None and value < low:
             raise PydanticCustomError("greater_than_equal", "before {min}", {"min": column.min})
-        if column.max is not None and value > datetime.datetime.fromisoformat(column.max):
+        if high is not None and value > high:
             raise PydanticCustomError("less_than_equal", "after {max}", {"max": column.max})
         return value
 
