@@ -26,7 +26,7 @@ CHECKS = {
         "target_in_plausible_range",
         "unique_row_ids",
     ),
-    "model_metrics": ("mse_below_threshold", "not_worse_than_production"),
+    "model_metrics": ("mse_below_threshold", "not_worse_than_production", "beats_baseline"),
 }
 
 

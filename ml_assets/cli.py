@@ -23,6 +23,7 @@ from ml_assets.learn.modeling import model_input
 from ml_assets.learn.reference import load_reference_table
 from ml_assets.learn.simulate import batch_file_name, simulate_batch
 from ml_assets.learn.spec import ModelSpec
+from ml_assets.pipeline.decisions import last_decision, measured_baseline
 from ml_assets.serve.follower import DEFAULT_POLL_SECONDS
 from ml_assets.serve.schema import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ROWS
 from ml_assets.store.files import write_atomically
@@ -89,29 +90,34 @@ def dagster_home() -> Path | None:
     return home.resolve() if home.is_dir() else None
 
 
-def registered_files(spec: ModelSpec) -> set[str] | None:
-    """The landed files Dagster knows (raw_batches partitions), when an instance is here."""
-    home = dagster_home()
-    if home is None:
-        return None
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        return set(instance.get_dynamic_partitions(spec.named(LANDED_FILES)))
-
-
 def status_report(spec: ModelSpec, data_dir: str | None) -> dict:
-    """The production model, the one before it and the file ledger, as a JSON-ready dict.
+    """The production model, the one before it, the constant answer's metrics, the gate's last
+    decision and the file ledger, as a JSON-ready dict.
 
     With a Dagster instance at hand the ledger is checked against the files Dagster
-    registered: `lost` names any that is neither pending, archived nor quarantined.
+    registered: `lost` names any that is neither pending, archived nor quarantined; and the
+    decision and the baseline come from the latest model_metrics. Without one, the baseline
+    is the one production beat.
     """
     versions = ModelRegistry(data_dir=data_dir).for_model(spec.name)
     production, previous = versions.production(), versions.previous()
-    ledger = LandingZone(data_dir=data_dir).for_model(spec.name).ledger(registered_files(spec))
+    registered, decision, baseline = None, None, None
+    home = dagster_home()
+    if home is not None:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            registered = set(instance.get_dynamic_partitions(spec.named(LANDED_FILES)))
+            decision = last_decision(spec, instance)
+            baseline = measured_baseline(spec, instance)
+    if baseline is None and production is not None:
+        baseline = production.card.get("baseline_metrics")
+    ledger = LandingZone(data_dir=data_dir).for_model(spec.name).ledger(registered)
     return {
         "model": spec.name,
         "task": spec.task.name,
         "production": None if production is None else version_summary(spec, production),
         "previous": None if previous is None else previous.version,
+        "baseline": baseline,
+        "last_decision": decision,
         "files": ledger.as_dict(),
     }
 

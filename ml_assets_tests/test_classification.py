@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
+from sklearn.dummy import DummyClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import (
@@ -21,15 +22,27 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ml_assets import TabularModel
 from ml_assets.cli import main
+from ml_assets.declare.load_checks import DeclarationWarning
 from ml_assets.definitions import defs
 from ml_assets.learn.reference import bundled_table, load_reference_table
 from ml_assets.learn.simulate import simulate_batch
-from ml_assets.pipeline.checks import gate_config_class, not_worse_result, threshold_result
+from ml_assets.pipeline.automation import TRAINING_ASSETS
+from ml_assets.pipeline.checks import (
+    gate_config_class,
+    model_checks,
+    not_worse_result,
+    threshold_result,
+)
+from ml_assets.pipeline.deployment import deployment_assets
+from ml_assets.pipeline.ingestion import ingestion_assets
 from ml_assets.pipeline.naming import asset_key
+from ml_assets.pipeline.training import training_assets
 from ml_assets.store.landing import LandingZone
 from ml_assets.store.registry import ModelRegistry
 from ml_assets_tests.conftest import CANCER, land
+from ml_assets_tests.pipeline.gate_inputs import measured
 from ml_assets_tests.pipeline.test_automation import tick
 from ml_assets_tests.serve.test_app import served_predictions
 from ml_assets_tests.test_end_to_end import evaluations, keys, materialize, materialized, training
@@ -164,7 +177,15 @@ def test_a_batch_of_shuffled_labels_is_never_deployed(instance, cancer_landing, 
         dg.AssetCheckKey(asset_key(CANCER, "model_metrics"), "not_worse_than_production")
     )
     description = record.event.asset_check_evaluation.description
-    assert "accuracy" in description and "log loss" in description and " is above " in description
+    assert "candidate accuracy is" in description  # within the forgiving tolerance
+    assert "candidate log loss is" in description and "higher, 95 % interval +" in description
+    gate = forgiving["ops"]["breast_cancer__deployment_gate"]["config"]
+    better = train(
+        instance,
+        {"ops": {"breast_cancer__deployment_gate": {"config": {**gate, "promote_when": "better"}}}},
+    )
+    assert evaluations(better)["not_worse_than_production"] is False
+    assert cancer_registry.production().version == champion
 
 
 def test_predictions_carry_a_probability_per_class_and_match_the_cli(
@@ -223,12 +244,10 @@ def test_a_class_the_reference_never_had_is_refused_in_the_users_values(instance
 
 
 def test_the_gate_warns_on_a_tiny_holdout_and_a_metric_at_its_best():
-    perfect = {
-        "candidate": {"accuracy": 1.0, "log_loss": 0.02},
-        "production": {"accuracy": 1.0, "log_loss": 0.01},
-        "production_version": "v1",
-        "holdout_rows": 30,
-    }
+    perfect = measured(
+        CANCER, {"accuracy": 1.0, "log_loss": 0.02}, {"accuracy": 1.0, "log_loss": 0.01},
+        versus={"accuracy": (0.0, 0.0), "log_loss": (0.005, 0.015)}, rows=30,
+    )  # fmt: skip
     for result in (
         threshold_result(CANCER, perfect, GateConfig()),
         not_worse_result(CANCER, perfect, GateConfig()),
@@ -238,28 +257,95 @@ def test_the_gate_warns_on_a_tiny_holdout_and_a_metric_at_its_best():
         assert any("at its best possible value" in warning for warning in warnings)
         assert "Warning:" in result.description
     refused = not_worse_result(CANCER, perfect, GateConfig())
-    assert not refused.passed  # accuracy ties at 1.0, but the log loss doubled
+    assert not refused.passed  # accuracy ties at 1.0, but the log loss is detectably worse
     allowed = not_worse_result(CANCER, perfect, GateConfig(log_loss_tolerance_relative=1.5))
-    assert allowed.passed
+    assert allowed.passed  # 0.015 worse is allowed
 
 
 @pytest.mark.parametrize(
-    ("candidate", "production", "config", "passed"),
+    ("interval", "config", "passed"),
     [
-        (0.95, 0.95, GateConfig(), True),
-        (0.94, 0.95, GateConfig(), False),
-        (0.94, 0.95, GateConfig(tolerance_absolute=0.02), True),  # scores may fall by 0.02
-        (0.92, 0.95, GateConfig(tolerance_absolute=0.02), False),
-        (0.95, 0.95, GateConfig(tolerance_relative=-0.01), False),  # must improve by 1 %
-        (0.96, 0.95, GateConfig(tolerance_relative=-0.01), True),
+        ((-0.03, 0.03), GateConfig(), True),
+        ((-0.04, -0.005), GateConfig(), False),  # detectably lower
+        ((-0.04, -0.005), GateConfig(tolerance_absolute=0.02), True),  # may fall by 0.02
+        ((-0.06, -0.025), GateConfig(tolerance_absolute=0.02), False),
+        ((-0.02, 0.005), GateConfig(tolerance_relative=-0.01), False),  # must improve by 1 %
+        ((0.0, 0.03), GateConfig(tolerance_relative=-0.01), True),
+        ((0.005, 0.03), GateConfig(promote_when="better"), True),
+        ((-0.005, 0.03), GateConfig(promote_when="better"), False),
     ],
 )
-def test_a_score_gate_points_the_other_way(candidate, production, config, passed):
-    metrics = {
-        "candidate": {"accuracy": candidate, "log_loss": 0.1},
-        "production": {"accuracy": production, "log_loss": 0.1},
-        "production_version": "v1",
-        "holdout_rows": 114,
-    }
+def test_a_score_gate_points_the_other_way(interval, config, passed):
+    candidate = 0.95 + sum(interval) / 2
+    metrics = measured(
+        CANCER, {"accuracy": candidate, "log_loss": 0.1}, {"accuracy": 0.95, "log_loss": 0.1},
+        versus={"accuracy": interval}, rows=114,
+    )  # fmt: skip
     assert not_worse_result(CANCER, metrics, config).passed is passed
     assert threshold_result(CANCER, metrics, config).passed is (candidate > 0.85)
+
+
+def imbalanced_table(rows: int, signal: bool, seed: int = 0) -> pd.DataFrame:
+    """3 % positives; a feature that tells them apart, or nothing but noise."""
+    rng = np.random.default_rng(seed)
+    positive = rng.random(rows) < 0.03
+    score = rng.normal(0, 1, rows) + (4.0 * positive if signal else 0.0)
+    return pd.DataFrame(
+        {
+            "score": score.round(4),
+            "noise": rng.normal(0, 1, rows).round(4),
+            "fraud": np.where(positive, "yes", "no"),
+        }
+    )
+
+
+def fraud_model(path):
+    return TabularModel(
+        name="fraud",
+        task="classification",
+        reference={"path": str(path), "stratify": True},
+        columns={
+            "score": {"type": "number"},
+            "noise": {"type": "number"},
+            "fraud": {"type": "category", "allowed": ["no", "yes"]},
+        },
+        target="fraud",
+        estimator={"kind": "logistic_regression"},
+        gate={"metric": "accuracy", "threshold": 0.85},
+    ).spec
+
+
+@pytest.mark.parametrize("signal", [False, True], ids=["majority_answer", "real_signal"])
+def test_an_imbalanced_table_gated_on_accuracy_needs_to_beat_the_constant_answer(
+    signal, tmp_path, instance, data_dir
+):
+    path = tmp_path / "fraud.csv"
+    table = imbalanced_table(3000, signal)
+    table.to_csv(path, index=False)
+    with pytest.warns(DeclarationWarning, match="a constant answer already scores accuracy"):
+        spec = fraud_model(path)
+    graph = [*ingestion_assets(spec), *training_assets(spec), *deployment_assets(spec)]
+    result = dg.materialize(
+        [*graph, *model_checks(spec)],
+        selection=dg.AssetSelection.assets(*(asset_key(spec, name) for name in TRAINING_ASSETS)),
+        instance=instance,
+        resources=defs.resources,
+        raise_on_error=False,
+    )
+    assert result.success
+    verdicts = evaluations(result)
+    assert verdicts["accuracy_above_threshold"] is True  # 0.85 is no bar at 97 % "no"
+    assert verdicts["beats_baseline"] is signal
+    assert ("production_model" in materialized(result)) is signal
+    [baseline] = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "beats_baseline"
+    ]
+    train, holdout = train_test_split(
+        table, test_size=0.2, random_state=42, stratify=table["fraud"]
+    )
+    constant = DummyClassifier(strategy="prior").fit(train[["score"]], train["fraud"])
+    majority = accuracy_score(holdout["fraud"], constant.predict(holdout[["score"]]))
+    assert baseline.metadata["baseline_accuracy"].value == pytest.approx(majority)
+    assert "a constant answer already scores accuracy" in baseline.description
+    if not signal:
+        assert "not detectably better" in baseline.description

@@ -85,6 +85,8 @@ def test_status_json_before_anything(data_dir, capsys):
         "task": "regression",
         "production": None,
         "previous": None,
+        "baseline": None,
+        "last_decision": None,
         "files": {"landed": 0, "archived": 0, "quarantined": 0, "pending": 0},
     }
 
@@ -173,3 +175,46 @@ def test_status_checks_the_ledger_against_dagster(data_dir, landing, reference, 
     assert report["files"]["lost"] == ["b.csv"]
     assert main(["status", *DIABETES_ARGS]) == 1
     assert "LOST: registered but nowhere: ['b.csv']" in capsys.readouterr().out
+
+
+def status_json(capsys):
+    capsys.readouterr()
+    assert main(["status", *DIABETES_ARGS, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_status_says_the_baseline_and_the_gates_last_decision(instance, data_dir, capsys):
+    from sklearn.datasets import load_diabetes
+    from sklearn.dummy import DummyRegressor
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+    from sklearn.model_selection import train_test_split
+
+    from ml_assets_tests.test_end_to_end import materialize
+
+    promoted = materialize(instance)
+    report = status_json(capsys)  # instance_for_test is the $DAGSTER_HOME status reads
+    X, y = load_diabetes(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=42)
+    constant = DummyRegressor(strategy="mean").fit(X_train, y_train).predict(X_test)
+    assert report["baseline"]["mse"] == pytest.approx(mean_squared_error(y_test, constant))
+    assert report["baseline"]["mae"] == pytest.approx(mean_absolute_error(y_test, constant))
+    assert report["baseline"]["r2"] == pytest.approx(r2_score(y_test, constant))
+    decision = report["last_decision"]
+    assert (decision["outcome"], decision["run_id"]) == ("promoted", promoted.run_id)
+    assert set(decision["checks"]) == {
+        "mse_below_threshold",
+        "not_worse_than_production",
+        "beats_baseline",
+    }
+    assert all(check["passed"] for check in decision["checks"].values())
+    beats = decision["checks"]["beats_baseline"]["metadata"]
+    assert beats["baseline_mse"] == pytest.approx(mean_squared_error(y_test, constant))
+    assert beats["interval_high"] < 0 and beats["confidence"] == 0.95
+
+    gate = {"ops": {"diabetes__deployment_gate": {"config": {"threshold": 100.0}}}}
+    refused = materialize(instance, run_config=gate)
+    decision = status_json(capsys)["last_decision"]
+    assert (decision["outcome"], decision["run_id"]) == ("refused", refused.run_id)
+    assert decision["checks"]["mse_below_threshold"]["passed"] is False
+    assert decision["checks"]["not_worse_than_production"]["passed"] is True
+    assert decision["checks"]["not_worse_than_production"]["metadata"]["difference"] == 0.0

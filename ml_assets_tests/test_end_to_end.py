@@ -5,6 +5,7 @@ import dagster as dg
 import numpy as np
 import pytest
 from sklearn.datasets import load_diabetes
+from sklearn.dummy import DummyRegressor
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_squared_error
 from sklearn.model_selection import train_test_split
@@ -59,6 +60,13 @@ def materialized(result):
     return {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
 
 
+def constant_answer_mse():
+    X, y = load_diabetes(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=42)
+    constant = DummyRegressor(strategy="mean").fit(X_train, y_train).predict(X_test)
+    return mean_squared_error(y_test, constant)
+
+
 def run_tags(instance, run_id):
     return instance.get_run_by_id(run_id).tags
 
@@ -79,12 +87,21 @@ def test_gate_passes_then_fails_and_production_stays(instance, registry):
         "no_suspicious_feature": True,
         "mse_below_threshold": True,
         "not_worse_than_production": True,
+        "beats_baseline": True,
     }
     production = registry.production()
     assert production is not None
     assert production.metrics["mse"] == pytest.approx(reference_mse(), rel=1e-9)
     metadata = latest_metadata(instance, "production_model")
     assert metadata["version"].value == production.version
+    # the card: each metric with its bootstrap interval, and the constant answer's value
+    card = metadata["model_card"].value
+    assert "| metric | this version | 95 % interval |" in card
+    mse_row = next(line for line in card.splitlines() if line.startswith("| MSE |"))
+    assert mse_row.endswith(f"| {constant_answer_mse():.2f} |")
+    low, high = (float(end) for end in mse_row.split("|")[3].split(" to "))
+    assert low < reference_mse() < high
+    assert production.card["baseline_metrics"]["mse"] == pytest.approx(constant_answer_mse())
     assert metadata["holdout_mse"].value == pytest.approx(reference_mse(), rel=1e-9)
     assert latest_metadata(instance, "model_metrics")["candidate_mse"].value == pytest.approx(
         reference_mse(), rel=1e-9
@@ -247,7 +264,8 @@ def test_a_batch_that_makes_the_model_worse_is_not_deployed(instance, landing, r
         "refused",
         champion,
     )
-    assert "not_worse_than_production: candidate holdout MSE" in tags["ml_assets/reason"]
+    assert "not_worse_than_production: candidate MSE is " in tags["ml_assets/reason"]
+    assert ": detectably worse" in tags["ml_assets/reason"]
 
 
 def test_automation_deploys_after_a_gate_passed_in_a_partial_run(instance, registry):

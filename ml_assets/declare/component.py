@@ -39,7 +39,7 @@ from ml_assets.learn.spec import (
 )
 from ml_assets.learn.tasks import TASKS
 from ml_assets.pipeline.automation import model_automation
-from ml_assets.pipeline.checks import model_checks
+from ml_assets.pipeline.checks import guard_tolerance, model_checks
 from ml_assets.pipeline.deployment import deployment_assets, rollback_job
 from ml_assets.pipeline.ingestion import ingestion_assets
 from ml_assets.pipeline.training import training_assets
@@ -212,6 +212,11 @@ class EstimatorDeclaration(dg.Model):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+# Under 200 resamples a 95 % interval's ends rest on five values each; over 100 000 the
+# intervals are no better and the gate slow.
+MIN_RESAMPLES, MAX_RESAMPLES = 200, 100_000
+
+
 class GateDeclaration(dg.Model):
     """When a candidate may replace the production model."""
 
@@ -228,12 +233,38 @@ class GateDeclaration(dg.Model):
         description="classification: how much worse its log loss may be, as a fraction"
         " (default 0: no worse)",
     )
+    mae_tolerance_relative: float | None = Field(
+        default=None,
+        description="regression: how much worse its MAE may be, as a fraction (default 0: no"
+        " worse)",
+    )
+    promote_when: Literal["not_worse", "better"] = Field(
+        default="not_worse",
+        description="not_worse: refused only when its interval is wholly worse than production"
+        " beyond the tolerance; better: promoted only when wholly better",
+    )
+    confidence: float = Field(default=0.95, description="of the paired bootstrap intervals")
+    bootstrap_resamples: int = Field(default=2000, description="resamples of the holdout rows")
 
-    @field_validator("tolerance_relative", "log_loss_tolerance_relative")
+    @field_validator("tolerance_relative", "log_loss_tolerance_relative", "mae_tolerance_relative")
     @classmethod
     def _a_fraction(cls, value: float | None) -> float | None:
         if value is not None and value <= -1:
             raise ValueError(f"{value:g} would demand more than a 100% improvement; give > -1")
+        return value
+
+    @field_validator("confidence")
+    @classmethod
+    def _a_confidence(cls, value: float) -> float:
+        if not 0.5 <= value < 1:
+            raise ValueError(f"{value:g} is not a confidence; give one from 0.5 to below 1")
+        return value
+
+    @field_validator("bootstrap_resamples")
+    @classmethod
+    def _enough_resamples(cls, value: int) -> int:
+        if not MIN_RESAMPLES <= value <= MAX_RESAMPLES:
+            raise ValueError(f"give from {MIN_RESAMPLES} to {MAX_RESAMPLES} resamples")
         return value
 
 
@@ -363,10 +394,14 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
                 f"{self.gate.metric!r} is not a {self.task} metric; use one of:"
                 f" {', '.join(task.metrics)}",
             )
-        if self.gate.log_loss_tolerance_relative is not None and not task.predicts_classes:
-            raise DeclarationError(
-                ("gate", "log_loss_tolerance_relative"), "applies to classification only"
-            )
+        for name in ("log_loss", "mae"):
+            tolerance = guard_tolerance(name)
+            if getattr(self.gate, tolerance) is not None and name not in task.guard_metrics:
+                raise DeclarationError(
+                    ("gate", tolerance),
+                    f"applies to a model whose guard metric is {name}; a {self.task}'s are:"
+                    f" {', '.join(task.guard_metrics)}",
+                )
 
     def _check_time_split(self) -> None:
         reference, columns = self.reference, self.columns
@@ -477,6 +512,10 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
                 tolerance_absolute=gate.tolerance_absolute,
                 tolerance_relative=gate.tolerance_relative,
                 log_loss_tolerance_relative=gate.log_loss_tolerance_relative or 0.0,
+                mae_tolerance_relative=gate.mae_tolerance_relative or 0.0,
+                promote_when=gate.promote_when,
+                confidence=gate.confidence,
+                bootstrap_resamples=gate.bootstrap_resamples,
             ),
             cron=self.schedule.cron,
             timezone=self.schedule.timezone or settings.schedule_timezone(),

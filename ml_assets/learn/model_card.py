@@ -1,30 +1,59 @@
 """The model card shown on production_model in the UI: what the version is, its holdout
-metrics against the previous champion's, and its task's tables and plots (`plots`)."""
+metrics with their intervals against the previous champion's and a constant answer's, and
+its task's tables and plots (`plots`)."""
 
 from __future__ import annotations
 
 import base64
 from typing import TYPE_CHECKING
 
+from ml_assets.learn.gate_statistics import percent
+
 if TYPE_CHECKING:
     from ml_assets.learn.tasks import Metric
 
 
-def metrics_table(
-    metrics: dict[str, Metric], candidate: dict, champion: dict | None, champion_version: str | None
-) -> str:
-    """A Markdown table of the new model's holdout metrics against the previous champion's."""
+def card_metrics(measured: dict) -> dict:
+    """The card's metric facts from model_metrics' value: the candidate's metrics and their
+    intervals, the champion's and the constant answer's."""
+    statistics = measured.get("statistics") or {}
+    return {
+        "metrics": measured["candidate"],
+        "intervals": statistics.get("candidate"),
+        "confidence": statistics.get("confidence"),
+        "champion_metrics": measured["production"],
+        "champion_version": measured["production_version"],
+        "baseline_metrics": measured.get("baseline"),
+    }
+
+
+def metrics_table(metrics: dict[str, Metric], card: dict) -> str:
+    """A Markdown table of a version's holdout metrics, each with its bootstrap interval,
+    against the previous champion's and the constant answer's (a card, or model_metrics)."""
+    champion, baseline = card.get("champion_metrics"), card.get("baseline_metrics")
+    intervals, confidence = card.get("intervals") or {}, card.get("confidence")
+    interval_header = f"{percent(confidence)} interval" if confidence else "interval"
+    champion_version = card.get("champion_version") or "none"
     header = (
-        f"| metric | this version | previous champion ({champion_version or 'none'}) | change |"
+        f"| metric | this version | {interval_header} | previous champion ({champion_version})"
+        " | change | constant answer |"
     )
-    lines = [header, "|---|---:|---:|---:|"]
+    lines = [header, "|---|---:|---:|---:|---:|---:|"]
     for key, metric in metrics.items():
-        ours = candidate.get(key)
+        ours = card["metrics"].get(key)
         theirs = champion.get(key) if champion else None
-        ours_text = "" if ours is None else metric.shown(ours)
-        theirs_text = "" if theirs is None else metric.shown(theirs)
-        change = "" if ours is None or theirs is None else metric.shown_change(ours, theirs)
-        lines.append(f"| {metric.label} | {ours_text} | {theirs_text} | {change} |")
+        constant = baseline.get(key) if baseline else None
+        interval = intervals.get(key) or {}
+        cells = [
+            "" if ours is None else metric.shown(ours),
+            ""
+            if interval.get("low") is None
+            else f"{metric.shown(interval['low'])} to {metric.shown(interval['high'])}",
+            "" if theirs is None else metric.shown(theirs),
+            "" if ours is None or theirs is None else metric.shown_change(ours, theirs),
+            "" if constant is None else metric.shown(constant),
+        ]
+        lines.append(f"| {metric.label} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
 
@@ -69,11 +98,7 @@ def card_markdown(card: dict, plots: dict[str, bytes], metrics: dict[str, Metric
         ),
         f"**Code revision** `{card.get('code_revision') or 'unknown'}`",
     ]
-    tables = [
-        metrics_table(
-            metrics, card["metrics"], card.get("champion_metrics"), card.get("champion_version")
-        )
-    ]
+    tables = [metrics_table(metrics, card)]
     if card.get("per_class"):
         tables.append(per_class_table(card["per_class"]))
     images = [

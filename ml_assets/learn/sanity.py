@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from ml_assets.learn.gate_statistics import constant_answer
 from ml_assets.learn.modeling import input_columns, model_input
 from ml_assets.learn.spec import ColumnSpec, ModelSpec
 from ml_assets.learn.splits import TRAIN, reference_split, representative_rows
@@ -69,7 +70,7 @@ def numbers_of(present: pd.Series) -> pd.Series | None:
 def baseline_score(spec: ModelSpec, training: pd.DataFrame, holdout: pd.DataFrame) -> float | None:
     """The gate metric of the task's constant answer (the training mean, or the classes'
     shares), fitted on the training rows, on the holdout rows."""
-    constant = spec.task.baseline().fit(model_input(spec, training), training[spec.target])
+    constant = constant_answer(spec, training)
     rows, target = model_input(spec, holdout), holdout[spec.target]
     return spec.task.evaluate(constant, rows, target)[spec.gate.metric.name]
 

@@ -108,7 +108,11 @@ class GateSpec:
     threshold: float
     tolerance_absolute: float | None = None
     tolerance_relative: float | None = None
-    log_loss_tolerance_relative: float = 0.0
+    log_loss_tolerance_relative: float = 0.0  # the guards' tolerances: see Task.guard_metrics
+    mae_tolerance_relative: float = 0.0
+    promote_when: str = "not_worse"  # or better: see gate_statistics.verdict
+    confidence: float = 0.95  # of the paired bootstrap intervals
+    bootstrap_resamples: int = 2000
 
 
 @dataclass(frozen=True)
@@ -176,4 +180,8 @@ class ModelSpec:
     @property
     def gate_checks(self) -> tuple[str, ...]:
         """The blocking checks on model_metrics that decide promotion."""
-        return (self.gate.metric.threshold_check, "not_worse_than_production")
+        return (
+            self.gate.metric.threshold_check,
+            "not_worse_than_production",
+            "beats_baseline",
+        )

@@ -17,6 +17,12 @@ from ml_assets.learn.plots import (
     classification_plot_files,
     regression_plots,
 )
+from ml_assets.learn.resampling import (
+    Resampled,
+    classification_layout,
+    classification_metrics,
+    regression_metrics,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -120,6 +126,9 @@ class Task:
     estimator_step: str  # the Pipeline step that holds the estimator
     predicts_classes: bool  # whether it has classes, from the YAML or the reference
     probe_metric: str  # how well one feature alone predicts the target (1 is perfectly)
+    baseline_name: str  # the constant answer, as scikit-learn writes it
+    # Metrics that must not get detectably worse than production's besides the gate metric.
+    guard_metrics: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, classes: tuple[str, ...] = ()):
         self.classes = tuple(classes)  # the classes to predict; none for a regression
@@ -132,7 +141,30 @@ class Task:
 
     def evaluate(self, model: Pipeline, rows: pd.DataFrame, target: pd.Series) -> dict[str, float]:
         """Every metric of the task, as plain floats (None where undefined on these rows)."""
+        return self.scores(target, self.outputs(model, rows))
+
+    def outputs(self, model: Pipeline, rows: pd.DataFrame) -> Any:
+        """What the metrics are computed from: the model's answers for the rows."""
         raise NotImplementedError
+
+    def scores(self, target: pd.Series, outputs: Any) -> dict[str, float]:
+        """`evaluate` from the outputs already computed."""
+        raise NotImplementedError
+
+    def resampled(
+        self, target: pd.Series, outputs: Any, names: list[str], layout: np.ndarray | None = None
+    ) -> Resampled:
+        """The named metrics of many resamples of the rows at once (`resampling`), from
+        weights whose columns are the rows in `layout` order (default: as given)."""
+        raise NotImplementedError
+
+    def weight_layout(self, target: pd.Series, outputs: Any, names: list[str]) -> np.ndarray | None:
+        """The row order in which these metrics of these outputs are the cheapest to resample."""
+        return None
+
+    def correct(self, target: pd.Series, outputs: Any) -> np.ndarray | None:
+        """Which rows the model answered right, for an exact paired test; None for a number."""
+        return None
 
     def prediction_columns(self) -> dict[str, tuple[str, str]]:
         """The columns `predict` adds: name -> (type, description)."""
@@ -165,11 +197,6 @@ class Task:
         """A model of one feature alone, to find one that predicts the target by itself."""
         raise NotImplementedError
 
-    @property
-    def guard_metrics(self) -> tuple[str, ...]:
-        """Metrics that must not get worse than production's besides the gate metric."""
-        return ()
-
 
 class Regression(Task):
     """A number to predict: squared and absolute errors, R²."""
@@ -196,11 +223,14 @@ class Regression(Task):
         )
     }
 
-    def evaluate(self, model, rows, target):
+    def outputs(self, model, rows):
+        return model.predict(rows)
+
+    def scores(self, target, outputs):
         import numpy as np
         from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
-        predicted = model.predict(rows)
+        predicted = outputs
         mse = float(mean_squared_error(target, predicted))
         return {
             "mse": mse,
@@ -208,6 +238,9 @@ class Regression(Task):
             "mae": float(mean_absolute_error(target, predicted)),
             "r2": float(r2_score(target, predicted)) if len(target) > 1 else None,
         }
+
+    def resampled(self, target, outputs, names, layout=None):
+        return regression_metrics(target, outputs, names, layout)
 
     def prediction_columns(self):
         return {"prediction": ("float64", "the model's prediction of the target")}
@@ -220,12 +253,18 @@ class Regression(Task):
     def fingerprint_values(self, model, rows):
         return model.predict(rows)
 
+    # MSE on a small holdout is decided by its few largest errors; a model whose typical
+    # error grew (a batch of shuffled targets) shows it in its MAE.
+    guard_metrics = ("mae",)
+
     def folds(self, count):
         from sklearn.model_selection import KFold
 
         return KFold(n_splits=count, shuffle=True, random_state=RANDOM_STATE)
 
     probe_metric = "r2"
+
+    baseline_name = 'DummyRegressor(strategy="mean")'
 
     def baseline(self):
         from sklearn.dummy import DummyRegressor
@@ -242,6 +281,14 @@ class Regression(Task):
 
     def card(self, target, model, rows):
         return {}, regression_plots(target, model.predict(rows))
+
+
+@dataclass(frozen=True)
+class ClassOutputs:
+    """A classifier's answers: the predicted class of each row, and a probability per class."""
+
+    predicted: np.ndarray  # text
+    probabilities: np.ndarray  # a column per declared class, in the declared order
 
 
 class Classification(Task):
@@ -269,11 +316,9 @@ class Classification(Task):
         )
     }
 
-    @property
-    def guard_metrics(self) -> tuple[str, ...]:
-        # Accuracy on a small holdout can only tie at its ceiling; a model whose probabilities
-        # got worse (a batch of shuffled labels) shows it in its log loss.
-        return ("log_loss",)
+    # Accuracy on a small holdout can only tie at its ceiling; a model whose probabilities
+    # got worse (a batch of shuffled labels) shows it in its log loss.
+    guard_metrics = ("log_loss",)
 
     def probability_column(self, label: str) -> str:
         return f"probability_{label}"
@@ -290,7 +335,13 @@ class Classification(Task):
         ]
         return np.column_stack(columns) if columns else np.empty((len(rows), 0))
 
-    def evaluate(self, model, rows, target):
+    def outputs(self, model, rows):
+        import numpy as np
+
+        predicted = np.asarray(model.predict(rows), dtype=object).astype(str)
+        return ClassOutputs(predicted, self.probabilities(model, rows))
+
+    def scores(self, target, outputs):
         import numpy as np
         from sklearn.metrics import (
             accuracy_score,
@@ -301,8 +352,7 @@ class Classification(Task):
         )
 
         actual = np.asarray(target, dtype=object).astype(str)
-        predicted = np.asarray(model.predict(rows), dtype=object).astype(str)
-        probabilities = self.probabilities(model, rows)
+        predicted, probabilities = outputs.predicted, outputs.probabilities
         labels = list(self.classes)
         # log_loss and roc_auc_score take the probability columns in the labels' sorted order.
         by_name = sorted(range(len(labels)), key=labels.__getitem__)
@@ -329,6 +379,21 @@ class Classification(Task):
         except ValueError:
             pass
         return metrics
+
+    def resampled(self, target, outputs, names, layout=None):
+        return classification_metrics(
+            target, outputs.predicted, outputs.probabilities, self.classes, names, layout
+        )
+
+    def weight_layout(self, target, outputs, names):
+        if "roc_auc" not in names:
+            return None
+        return classification_layout(target, outputs.probabilities, self.classes)
+
+    def correct(self, target, outputs):
+        import numpy as np
+
+        return np.asarray(target, dtype=object).astype(str) == outputs.predicted
 
     def prediction_columns(self):
         columns = {"prediction": ("string", "the predicted class")}
@@ -361,6 +426,8 @@ class Classification(Task):
         return StratifiedKFold(n_splits=count, shuffle=True, random_state=RANDOM_STATE)
 
     probe_metric = "balanced_accuracy"
+
+    baseline_name = 'DummyClassifier(strategy="prior")'
 
     def baseline(self):
         from sklearn.dummy import DummyClassifier

@@ -3,24 +3,34 @@ deployment gate on the model metrics."""
 
 import functools
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
 from pydantic import Field, create_model
 
+from ml_assets.learn.gate_statistics import (
+    BETTER,
+    NOT_WORSE,
+    Interval,
+    difference_sentence,
+    percent,
+    verdict,
+)
 from ml_assets.learn.reference import load_reference_table
 from ml_assets.learn.spec import ModelSpec
 from ml_assets.learn.splits import HOLDOUT, TRAIN, id_numbers
 from ml_assets.learn.tasks import MIN_TRUSTED_HOLDOUT_ROWS
 from ml_assets.pipeline.decisions import record_refusal, refusal_reason
 from ml_assets.pipeline.ingestion import landed_files
+from ml_assets.pipeline.metadata import float_metadata, interval_metadata
 from ml_assets.pipeline.naming import asset_key
 
 DRIFT_P_VALUE = 0.01  # per column: a two-sample test's p-value below this...
 DRIFT_MIN_EFFECT = 0.1  # ...and a difference large enough to matter, not only to detect
 MIN_TRAINING_ROWS = 100
 MIN_HOLDOUT_ROWS = 20
-NOT_WORSE = "not_worse_than_production"
+NOT_WORSE_CHECK = "not_worse_than_production"
+BEATS_BASELINE_CHECK = "beats_baseline"
 
 
 def _numeric_drift(batch, reference) -> dict:
@@ -230,13 +240,19 @@ def feature_checks(spec: ModelSpec) -> dg.AssetChecksDefinition:
     return checks_of_features
 
 
+def guard_tolerance(metric: str) -> str:
+    """The gate setting of a guard metric's tolerance: `log_loss_tolerance_relative`, ..."""
+    return f"{metric}_tolerance_relative"
+
+
 @functools.cache
 def gate_config_class(spec: ModelSpec) -> type[dg.Config]:
     """The gate's run-time settings of one model, with its YAML's values as defaults.
 
     Like MLflow's `MetricThreshold(min_absolute_change, min_relative_change)`, each tolerance
     that is set must hold; a negative one demands an improvement. With neither set the
-    candidate must be no worse than production.
+    candidate must be no worse than production. The comparison is of paired bootstrap
+    intervals, read as `promote_when` says.
     """
     gate, metric = spec.gate, spec.gate.metric
     side = "above" if metric.higher_is_better else "below"
@@ -265,14 +281,24 @@ def gate_config_class(spec: ModelSpec) -> type[dg.Config]:
                 " (negative: a required improvement)",
             ),
         ),
+        "promote_when": (
+            Literal["not_worse", "better"],
+            Field(
+                default=gate.promote_when,
+                description="not_worse: refused only when the interval of the difference with"
+                " production is wholly worse than the tolerance; better: promoted only when"
+                " it is wholly better",
+            ),
+        ),
     }
-    if spec.task.guard_metrics:
-        fields["log_loss_tolerance_relative"] = (
+    for name in spec.task.guard_metrics:
+        fields[guard_tolerance(name)] = (
             float,
             Field(
-                default=gate.log_loss_tolerance_relative,
+                default=getattr(gate, guard_tolerance(name)),
                 gt=-1,
-                description="how much worse than production its log loss may be, as a fraction",
+                description=f"how much worse than production its {spec.task.metrics[name].label}"
+                " may be, as a fraction",
             ),
         )
     return create_model(
@@ -306,8 +332,8 @@ def _gate_result(
     metadata: dict,
     threshold: float | None = None,
 ) -> dg.AssetCheckResult:
-    """A gate check's result, with what makes its verdict shaky said beside it (and, for the
-    threshold check, a threshold that a constant answer already passes)."""
+    """A gate check's result, with what makes its verdict shaky said beside it (and, given the
+    threshold, a threshold that a constant answer already passes)."""
     warnings = _warnings(spec, metrics)
     useless = None if threshold is None else spec.threshold_warning(threshold)
     if useless:
@@ -326,9 +352,26 @@ def _gate_result(
     )
 
 
+def _bootstrap_metadata(statistics: dict) -> dict[str, dg.MetadataValue]:
+    return {
+        "confidence": dg.MetadataValue.float(statistics["confidence"]),
+        "resamples": dg.MetadataValue.float(float(statistics["resamples"])),
+    }
+
+
+def _difference_metadata(prefix: str, difference: Interval) -> dict[str, dg.MetadataValue]:
+    if difference.value is None:
+        return {}
+    return {
+        f"{prefix}difference": dg.MetadataValue.float(float(difference.value)),
+        **interval_metadata(difference.as_dict(), prefix),
+    }
+
+
 def threshold_result(spec: ModelSpec, metrics: dict, config) -> dg.AssetCheckResult:
-    """Passes when the candidate's holdout gate metric is beyond the threshold."""
-    metric = spec.gate.metric
+    """Passes when the candidate's holdout gate metric is beyond the threshold (a point
+    comparison; its bootstrap interval is said beside it)."""
+    metric, statistics = spec.gate.metric, metrics["statistics"]
     value = metrics["candidate"].get(metric.name)
     side = "above" if metric.higher_is_better else "below"
     if value is None:
@@ -337,6 +380,13 @@ def threshold_result(spec: ModelSpec, metrics: dict, config) -> dg.AssetCheckRes
             f"the candidate's holdout {metric.label} is undefined on these rows", {},
         )  # fmt: skip
     passed = metric.beats(value, config.threshold)
+    interval = statistics["candidate"][metric.name]
+    said = ""
+    if interval["low"] is not None:
+        said = (
+            f" ({percent(statistics['confidence'])} interval {metric.shown(interval['low'])}"
+            f" to {metric.shown(interval['high'])})"
+        )
     baseline = {}
     if spec.baseline_score is not None:
         baseline = {f"constant_answer_{metric.name}": dg.MetadataValue.float(spec.baseline_score)}
@@ -345,10 +395,12 @@ def threshold_result(spec: ModelSpec, metrics: dict, config) -> dg.AssetCheckRes
         metrics,
         metric.threshold_check,
         passed,
-        f"candidate holdout {metric.label} {metric.shown(value)} is"
+        f"candidate holdout {metric.label} {metric.shown(value)}{said} is"
         f" {side if passed else 'not ' + side} the threshold {config.threshold:g}",
         {
             f"candidate_{metric.name}": dg.MetadataValue.float(value),
+            **interval_metadata(interval),
+            **_bootstrap_metadata(statistics),
             f"{metric.name}_threshold": dg.MetadataValue.text(f"{side} {config.threshold:g}"),
             **baseline,
         },
@@ -357,68 +409,117 @@ def threshold_result(spec: ModelSpec, metrics: dict, config) -> dg.AssetCheckRes
 
 
 def not_worse_result(spec: ModelSpec, metrics: dict, config) -> dg.AssetCheckResult:
-    """Passes when nothing is in production, or the candidate is no worse on the same rows:
-    on the gate metric, and on the task's guard metrics (log loss for a classification)."""
-    metric = spec.gate.metric
+    """Passes when nothing is in production, or the paired interval of the difference with
+    production on the same rows is not wholly worse than the tolerance (`promote_when:
+    better`: is wholly better) on the gate metric; and not wholly worse on the task's guards
+    (a regression's MAE, a classification's log loss)."""
+    metric, statistics = spec.gate.metric, metrics["statistics"]
     candidate, production = metrics["candidate"], metrics["production"]
     if production is None:
         return _gate_result(
-            spec, metrics, NOT_WORSE, True, "no production model yet: nothing to compare with",
+            spec, metrics, NOT_WORSE_CHECK, True, "no production model yet: nothing to compare with",
             {f"candidate_{metric.name}": dg.MetadataValue.float(candidate[metric.name])},
         )  # fmt: skip
     comparisons = [(metric, config.tolerance_absolute, config.tolerance_relative)]
     for name in spec.task.guard_metrics:
         if name != metric.name:
-            comparisons.append((spec.task.metrics[name], None, config.log_loss_tolerance_relative))
+            comparisons.append(
+                (spec.task.metrics[name], None, getattr(config, guard_tolerance(name)))
+            )
+    versus = statistics["versus_production"]
     passed, said, metadata = True, [], {}
     for compared, absolute, relative in comparisons:
         ours, theirs = candidate[compared.name], production[compared.name]
-        allowed = compared.worst_allowed(theirs, absolute, relative)
-        ok = compared.no_worse(ours, allowed)
+        difference = Interval.of(versus[compared.name])
+        allowed = theirs if theirs is None else compared.worst_allowed(theirs, absolute, relative)
+        worse_way = -1.0 if compared.higher_is_better else 1.0
+        allowed_worse = 0.0 if allowed is None else worse_way * (allowed - theirs)
+        # promote_when is about the gate metric; a guard only must not get detectably worse.
+        reading = config.promote_when if compared is metric else NOT_WORSE
+        ok, conclusion = verdict(compared, difference, allowed_worse, reading)
         passed &= ok
-        worse = "below" if compared.higher_is_better else "above"
         said.append(
-            f"{compared.label} {compared.shown(ours)} is {'within' if ok else worse} the allowed"
-            f" {compared.shown(allowed)} (production: {compared.shown(theirs)})"
+            f"{difference_sentence(compared, difference, statistics['confidence'])}: {conclusion}"
         )
+        prefix = "" if compared is metric else f"{compared.name}_"
+        metadata.update(_difference_metadata(prefix, difference))
         metadata.update(
             {
-                f"candidate_{compared.name}": dg.MetadataValue.float(ours),
-                f"production_{compared.name}": dg.MetadataValue.float(theirs),
-                f"allowed_{compared.name}": dg.MetadataValue.float(allowed),
+                **float_metadata("candidate", {compared.name: ours}),
+                **float_metadata("production", {compared.name: theirs}),
             }
         )
+        if allowed is not None:
+            metadata[f"allowed_{compared.name}"] = dg.MetadataValue.float(allowed)
+    if "mcnemar_p_value" in versus:
+        metadata["mcnemar_p_value"] = dg.MetadataValue.float(versus["mcnemar_p_value"])
     return _gate_result(
         spec,
         metrics,
-        NOT_WORSE,
+        NOT_WORSE_CHECK,
         passed,
-        f"candidate holdout {'; '.join(said)}, production version"
-        f" {metrics['production_version']}, on the same {metrics['holdout_rows']} reference"
-        " holdout rows",
+        f"{'; '.join(said)} (production version {metrics['production_version']}, the same"
+        f" {metrics['holdout_rows']} reference holdout rows)",
         {
             **metadata,
+            **_bootstrap_metadata(statistics),
+            "promote_when": dg.MetadataValue.text(config.promote_when),
             "production_version": dg.MetadataValue.text(metrics["production_version"]),
         },
     )
 
 
+def beats_baseline_result(spec: ModelSpec, metrics: dict, config) -> dg.AssetCheckResult:
+    """Passes when the paired interval of the difference with a constant answer, fitted on
+    the same training rows, is wholly better on the gate metric."""
+    metric, statistics = spec.gate.metric, metrics["statistics"]
+    difference = Interval.of(statistics["versus_baseline"][metric.name])
+    passed, conclusion = verdict(metric, difference, 0.0, BETTER)
+    constant = metrics["baseline"][metric.name]
+    sentence = difference_sentence(
+        metric, difference, statistics["confidence"], other="the constant answer"
+    )
+    shown = "undefined" if constant is None else metric.shown(constant)
+    metadata = {
+        **float_metadata("baseline", {metric.name: constant}),
+        **_difference_metadata("", difference),
+        **_bootstrap_metadata(statistics),
+    }
+    if "mcnemar_p_value" in statistics["versus_baseline"]:
+        p_value = statistics["versus_baseline"]["mcnemar_p_value"]
+        metadata["mcnemar_p_value"] = dg.MetadataValue.float(p_value)
+    return _gate_result(
+        spec,
+        metrics,
+        BEATS_BASELINE_CHECK,
+        passed,
+        f"{sentence}: {conclusion} (the constant answer, {spec.task.baseline_name}, scores"
+        f" {metric.label} {shown} on the same {metrics['holdout_rows']} reference holdout rows)",
+        metadata,
+        threshold=config.threshold,
+    )
+
+
 def deployment_gate(spec: ModelSpec) -> dg.AssetChecksDefinition:
-    """The two blocking checks on one model's metrics that decide promotion."""
+    """The three blocking checks on one model's metrics that decide promotion."""
     metric = spec.gate.metric
     side = "above" if metric.higher_is_better else "below"
     guards = [spec.task.metrics[name].label for name in spec.task.guard_metrics]
     after = "After each model_metrics, before production_model"
+    kept = "when it fails, production keeps its version."
     descriptions = (
         (
             f"{after}: passes when the candidate's holdout {metric.label} is {side} the"
-            " threshold; when it fails, production keeps its version."
+            f" threshold; {kept}"
         ),
+        f"{after}: passes when the candidate is not worse than the production model on the"
+        " same holdout rows"
+        + (f" ({metric.label} and {', '.join(guards)})" if guards else "")
+        + ", judged on a paired bootstrap interval as promote_when says; "
+        + kept,
         (
-            f"{after}: passes when the candidate is no worse than the production model on the"
-            " same holdout rows"
-            + (f" ({metric.label} and {', '.join(guards)})" if guards else "")
-            + "; when it fails, production keeps its version."
+            f"{after}: passes when the candidate's {metric.label} is better than a constant"
+            f" answer's ({spec.task.baseline_name}) with the whole paired bootstrap interval; {kept}"
         ),
     )
     gate_config = gate_config_class(spec)
@@ -436,10 +537,11 @@ def deployment_gate(spec: ModelSpec) -> dg.AssetChecksDefinition:
     def gate(
         context: dg.AssetCheckExecutionContext, config: gate_config, model_metrics: dict
     ) -> Iterator[dg.AssetCheckResult]:
-        """The two blocking checks that decide whether the candidate may become production."""
+        """The three blocking checks that decide whether the candidate may become production."""
         results = [
             threshold_result(spec, model_metrics, config),
             not_worse_result(spec, model_metrics, config),
+            beats_baseline_result(spec, model_metrics, config),
         ]
         failed = [
             (result.check_name, result.description) for result in results if not result.passed

@@ -11,7 +11,8 @@ landed file the contract refuses is quarantined, its partition not materialized,
 
 import dagster as dg
 
-from ml_assets.pipeline.naming import MODEL_TAG
+from ml_assets.learn.spec import ModelSpec
+from ml_assets.pipeline.naming import MODEL_TAG, asset_key
 
 DECISION_TAG = "ml_assets/decision"  # promoted or refused
 PRODUCTION_VERSION_TAG = "ml_assets/production_version"  # in production after the run
@@ -21,6 +22,8 @@ SUMMARY_TAG = "ml_assets/summary"  # on a promotion: the metric and its change
 REFUSED_FILE_TAG = "ml_assets/refused_file"  # on an ingestion run: the landed file refused
 PROMOTED = "promoted"
 REFUSED = "refused"
+PENDING = "pending"  # the gate passed, production_model has not run on it yet
+GATE_HISTORY = 20  # recent executions of a gate check searched for a run's evaluation
 
 
 def refusal_reason(failed: list[tuple[str, str]]) -> str:
@@ -69,3 +72,65 @@ def record_file_refusal(
 ) -> None:
     """Tags an ingestion run with the landed file its contract refused, and why."""
     instance.add_run_tags(run_id, {MODEL_TAG: model, REFUSED_FILE_TAG: file, REASON_TAG: reason})
+
+
+def gate_evaluation(instance: dg.DagsterInstance, check: dg.AssetCheckKey, storage_id: int):
+    """A gate check's evaluation of one model_metrics materialization, if there is one.
+
+    Searched among the check's recent executions, not only its latest: a concurrent run's
+    planned, not yet evaluated, execution must not hide this run's own evaluation.
+    """
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        check, limit=GATE_HISTORY
+    )
+    for record in history:
+        evaluation = record.event.asset_check_evaluation if record.event else None
+        target = evaluation.target_materialization_data if evaluation else None
+        if target is not None and target.storage_id == storage_id:
+            return evaluation
+    return None
+
+
+def _plain(value: dg.MetadataValue):
+    """A metadata value as JSON takes it: the float, text or structure it holds."""
+    held = getattr(value, "value", value)
+    return held if isinstance(held, str | int | float | bool | list | dict | None) else str(held)
+
+
+def last_decision(spec: ModelSpec, instance: dg.DagsterInstance) -> dict | None:
+    """What the gate decided on the latest model_metrics: the outcome, its run, and each gate
+    check's verdict and metadata; None before any model_metrics."""
+    metrics_key = asset_key(spec, "model_metrics")
+    latest = instance.fetch_materializations(metrics_key, limit=1).records
+    if not latest:
+        return None
+    checks = {}
+    for name in spec.gate_checks:
+        evaluation = gate_evaluation(
+            instance, dg.AssetCheckKey(metrics_key, name), latest[0].storage_id
+        )
+        if evaluation is not None:
+            checks[name] = {
+                "passed": evaluation.passed,
+                "metadata": {key: _plain(value) for key, value in evaluation.metadata.items()},
+            }
+    run = instance.get_run_by_id(latest[0].run_id)
+    if not all(check["passed"] for check in checks.values()):
+        outcome = REFUSED
+    else:
+        outcome = (run.tags.get(DECISION_TAG) if run else None) or PENDING
+    return {"outcome": outcome, "run_id": latest[0].run_id, "checks": checks}
+
+
+def measured_baseline(spec: ModelSpec, instance: dg.DagsterInstance) -> dict | None:
+    """The constant answer's metrics on the reference holdout, as the latest model_metrics
+    measured them; None before any."""
+    event = instance.get_latest_materialization_event(asset_key(spec, "model_metrics"))
+    if event is None:
+        return None
+    metadata = event.asset_materialization.metadata
+    return {
+        name: metadata[f"baseline_{name}"].value
+        for name in spec.task.metrics
+        if f"baseline_{name}" in metadata
+    } or None

@@ -6,18 +6,22 @@ from datetime import timedelta
 import dagster as dg
 from pydantic import Field
 
-from ml_assets.learn.model_card import card_markdown, card_summary
+from ml_assets.learn.model_card import card_markdown, card_metrics, card_summary
 from ml_assets.learn.modeling import estimator_of, model_input, prediction_fingerprint
 from ml_assets.learn.spec import ModelSpec
 from ml_assets.learn.splits import ROW_ID_COLUMN, reference_holdout
 from ml_assets.pipeline.conditions import deploy_after_passed_gate
-from ml_assets.pipeline.decisions import record_promotion, record_refusal, refusal_reason
+from ml_assets.pipeline.decisions import (
+    gate_evaluation,
+    record_promotion,
+    record_refusal,
+    refusal_reason,
+)
 from ml_assets.pipeline.ingestion import FILE_SYSTEM_RETRY, landed_files
 from ml_assets.pipeline.metadata import float_metadata, table_metadata, table_schema
 from ml_assets.pipeline.naming import asset_key, model_tags
 from ml_assets.store.registry import ModelRegistry, ModelVersion, ModelVersions, Switch
 
-GATE_HISTORY = 20  # recent executions of a gate check searched for this run's evaluation
 # The schedule is weekly: a production model older than 8 days means a retrain was missed or
 # every candidate since was refused (a warning); two weeks without a promotion is a failure.
 PRODUCTION_FRESHNESS = dg.FreshnessPolicy.time_window(
@@ -38,7 +42,7 @@ def gate_refusal(spec: ModelSpec, instance: dg.DagsterInstance) -> str | None:
         return "model_metrics has never been materialized"
     failed = []
     for name in spec.gate_checks:
-        evaluation = _evaluation_of(
+        evaluation = gate_evaluation(
             instance, dg.AssetCheckKey(metrics_key, name), latest[0].storage_id
         )
         if evaluation is None:
@@ -46,23 +50,6 @@ def gate_refusal(spec: ModelSpec, instance: dg.DagsterInstance) -> str | None:
         if not evaluation.passed:
             failed.append((name, evaluation.description or "failed"))
     return refusal_reason(failed) if failed else None
-
-
-def _evaluation_of(instance: dg.DagsterInstance, check: dg.AssetCheckKey, storage_id: int):
-    """A gate check's evaluation of one model_metrics materialization, if there is one.
-
-    Searched among the check's recent executions, not only its latest: a concurrent run's
-    planned, not yet evaluated, execution must not hide this run's own evaluation.
-    """
-    history = instance.event_log_storage.get_asset_check_execution_history(
-        check, limit=GATE_HISTORY
-    )
-    for record in history:
-        evaluation = record.event.asset_check_evaluation if record.event else None
-        target = evaluation.target_materialization_data if evaluation else None
-        if target is not None and target.storage_id == storage_id:
-            return evaluation
-    return None
 
 
 def candidate_config(spec: ModelSpec, instance: dg.DagsterInstance) -> dict | None:
@@ -174,9 +161,7 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
                 "estimator": type(estimator).__name__,
                 "model_config": candidate_config(spec, context.instance),
                 "params": {k: v for k, v in estimator.get_params().items() if _is_plain(v)},
-                "metrics": model_metrics["candidate"],
-                "champion_metrics": model_metrics["production"],
-                "champion_version": model_metrics["production_version"],
+                **card_metrics(model_metrics),
                 "all_holdout": model_metrics["all_holdout"],
                 "training_rows": model_metrics["training_rows"],
                 "holdout_rows": model_metrics["holdout_rows"],

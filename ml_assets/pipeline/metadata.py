@@ -37,9 +37,20 @@ def float_metadata(prefix: str, values: dict[str, float | None]) -> dict[str, dg
     """Metrics as plain float metadata (`<prefix>_mse`, ...), so the UI plots them over time;
     a metric undefined on the rows (None) is left out."""
     return {
-        f"{prefix}_{name}": dg.MetadataValue.float(value)
+        f"{prefix}_{name}": dg.MetadataValue.float(float(value))
         for name, value in values.items()
         if value is not None
+    }
+
+
+def interval_metadata(interval: dict, prefix: str = "") -> dict[str, dg.MetadataValue]:
+    """A bootstrap interval's ends as float metadata (`<prefix>interval_low`, ...), so the UI
+    plots them over time; nothing when undefined."""
+    if interval.get("low") is None:
+        return {}
+    return {
+        f"{prefix}interval_low": dg.MetadataValue.float(float(interval["low"])),
+        f"{prefix}interval_high": dg.MetadataValue.float(float(interval["high"])),
     }
 
 

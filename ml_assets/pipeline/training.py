@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from ml_assets.learn.contract import utc_times
+from ml_assets.learn.gate_statistics import constant_answer, measure
+from ml_assets.learn.model_card import card_metrics, metrics_table
 from ml_assets.learn.modeling import (
     build_pipeline,
     estimator_of,
@@ -27,7 +29,12 @@ from ml_assets.learn.splits import (
     row_ids,
 )
 from ml_assets.pipeline.ingestion import FILE_SYSTEM_RETRY
-from ml_assets.pipeline.metadata import float_metadata, table_metadata, table_schema
+from ml_assets.pipeline.metadata import (
+    float_metadata,
+    interval_metadata,
+    table_metadata,
+    table_schema,
+)
 from ml_assets.pipeline.naming import asset_key
 from ml_assets.pipeline.run_config import model_config_class, resolved_params
 from ml_assets.store.registry import ModelRegistry
@@ -239,44 +246,62 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         features,
         registry: ModelRegistry,
     ) -> dg.Output[dict]:
-        """Holdout metrics of the candidate and of the current production model, on the same
-        rows."""
+        """Holdout metrics of the candidate, of the production model and of a constant answer,
+        on the same rows, with the bootstrap intervals the gate decides on."""
         versions = registry.for_model(spec.name)
+        train = features[features["split"] == TRAIN]
         holdout = features[features["split"] == HOLDOUT]
         trusted = reference_holdout(features)
         production = versions.production()
-        champion = versions.load(production.version) if production is not None else None
-
-        def score(rows: "pd.DataFrame") -> dict:
-            return {
-                "rows": len(rows),
-                "candidate": evaluate(spec, candidate_model, rows),
-                "production": None if champion is None else evaluate(spec, champion, rows),
-            }
-
-        gate, everything = score(trusted), score(holdout)
+        models = {
+            "candidate": candidate_model,
+            "production": versions.load(production.version) if production else None,
+            "baseline": constant_answer(spec, train),
+        }
+        rows, target = model_input(spec, trusted), trusted[spec.target]
+        outputs = {
+            name: None if model is None else spec.task.outputs(model, rows)
+            for name, model in models.items()
+        }
+        gate = {
+            name: None if answers is None else spec.task.scores(target, answers)
+            for name, answers in outputs.items()
+        }
+        everything = {
+            "rows": len(holdout),
+            "candidate": evaluate(spec, candidate_model, holdout),
+            "production": None
+            if models["production"] is None
+            else evaluate(spec, models["production"], holdout),
+        }
         value = {
             "candidate": gate["candidate"],
             "production": gate["production"],
+            "baseline": gate["baseline"],
             "production_version": production.version if production else None,
-            "holdout_rows": gate["rows"],
+            "holdout_rows": len(trusted),
+            "statistics": measure(spec, target, outputs, gate),
             "all_holdout": everything,
-            "training_rows": int((features["split"] == TRAIN).sum()),
+            "training_rows": len(train),
             "data_fingerprint": data_fingerprint(features),
             # production_model checks it deploys the very model measured here.
             "candidate_fingerprint": prediction_fingerprint(spec, candidate_model, trusted),
         }
-        metric = spec.gate.metric
+        metric, statistics = spec.gate.metric, value["statistics"]
         champion_value = gate["production"][metric.name] if gate["production"] else None
         context.log.info(
-            f"reference holdout ({gate['rows']} rows): candidate {metric.label}"
+            f"reference holdout ({len(trusted)} rows): candidate {metric.label}"
             f" {metric.shown(gate['candidate'][metric.name])}, production"
             f" {production.version if production else 'none'} {metric.label}"
-            f" {'none' if champion_value is None else metric.shown(champion_value)}"
+            f" {'none' if champion_value is None else metric.shown(champion_value)}, constant"
+            f" answer {metric.label} {metric.shown(gate['baseline'][metric.name])}"
         )
         metadata = {
             **float_metadata("candidate", gate["candidate"]),
-            "holdout_rows": dg.MetadataValue.text(f"{gate['rows']} reference rows"),
+            **interval_metadata(statistics["candidate"][metric.name], f"candidate_{metric.name}_"),
+            **float_metadata("baseline", gate["baseline"]),
+            "metrics": dg.MetadataValue.md(metrics_table(spec.task.metrics, card_metrics(value))),
+            "holdout_rows": dg.MetadataValue.text(f"{len(trusted)} reference rows"),
             "all_holdout_rows": dg.MetadataValue.int(everything["rows"]),
             **float_metadata(
                 "candidate_all_holdout", {metric.name: everything["candidate"][metric.name]}
@@ -284,7 +309,7 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             "training_rows": dg.MetadataValue.int(value["training_rows"]),
             "production_version": dg.MetadataValue.text(value["production_version"] or "none"),
         }
-        if champion is not None:
+        if production is not None:
             metadata.update(float_metadata("production", gate["production"]))
             metadata.update(
                 float_metadata(

@@ -107,6 +107,14 @@ def refusal(tmp_path, monkeypatch, attributes) -> str:
         ({"name": "Diabetes"}, "attributes.name", "cannot name a model"),
         ({"reference__stratify": True}, "attributes.reference.stratify", "classification"),
         ({"gate__tolerance_relative": -2}, "attributes.gate.tolerance_relative", "give > -1"),
+        (
+            {"gate__log_loss_tolerance_relative": 0.1},
+            "attributes.gate.log_loss_tolerance_relative",
+            "applies to a model whose guard metric is log_loss; a regression's are: mae",
+        ),
+        ({"gate__promote_when": "always"}, "attributes.gate.promote_when", "'not_worse' or"),
+        ({"gate__confidence": 95}, "attributes.gate.confidence", "give one from 0.5 to below 1"),
+        ({"gate__bootstrap_resamples": 50}, "attributes.gate.bootstrap_resamples", "from 200"),
         ({"schedule__cron": "every sunday"}, "attributes.schedule.cron", "not a cron schedule"),
         ({"columns__target__nullable": True}, "attributes.columns.target.nullable", "nullable"),
         (

@@ -11,19 +11,31 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 METRICS = DIABETES.task.metrics
 
 
-def test_metrics_table_compares_with_the_champion_in_rounded_figures():
+def test_metrics_table_shows_intervals_and_compares_with_the_champion_and_a_constant():
     table = metrics_table(
         METRICS,
-        {"mse": 2888.514, "rmse": 53.74494, "mae": 42.79409467959994, "r2": 0.4701},
-        {"mse": 2897.241, "rmse": 53.82602, "mae": 43.0, "r2": 0.45},
-        "v1",
+        {
+            "metrics": {"mse": 2888.514, "rmse": 53.74494, "mae": 42.79409467959994, "r2": 0.4701},
+            "intervals": {"mse": {"value": 2888.514, "low": 2158.114, "high": 3715.74}},
+            "confidence": 0.95,
+            "champion_metrics": {"mse": 2897.241, "rmse": 53.82602, "mae": 43.0, "r2": 0.45},
+            "champion_version": "v1",
+            "baseline_metrics": {"mse": 5361.533, "r2": -0.0045},
+        },
     )
     lines = table.splitlines()
-    assert "previous champion (v1)" in lines[0]
-    cells = {line.split("|")[1].strip(): line.split("|")[2:5] for line in lines[2:]}
-    assert cells["MSE"] == [" 2888.51 ", " 2897.24 ", " −8.73 "]
-    assert cells["MAE"] == [" 42.79 ", " 43 ", " −0.2059 "]
-    assert cells["R²"][2] == " +0.0201 "
+    assert "| 95 % interval | previous champion (v1) |" in lines[0]
+    assert lines[0].endswith("| constant answer |")
+    cells = {line.split("|")[1].strip(): line.split("|")[2:7] for line in lines[2:]}
+    assert cells["MSE"] == [
+        " 2888.51 ",
+        " 2158.11 to 3715.74 ",
+        " 2897.24 ",
+        " −8.73 ",
+        " 5361.53 ",
+    ]
+    assert cells["MAE"] == [" 42.79 ", "  ", " 43 ", " −0.2059 ", "  "]
+    assert cells["R²"][3:] == [" +0.0201 ", " -0.0045 "]
 
 
 @pytest.mark.parametrize(
@@ -41,9 +53,10 @@ def test_the_summary_is_one_readable_line(champion, said):
 
 
 def test_metrics_table_without_a_champion():
-    table = metrics_table(METRICS, {"mse": 1.0, "rmse": 1.0, "mae": 1.0, "r2": 0.5}, None, None)
-    assert "previous champion (none)" in table
-    assert table.splitlines()[2].endswith("|  |  |")
+    card = {"metrics": {"mse": 1.0, "rmse": 1.0, "mae": 1.0, "r2": 0.5}, "champion_metrics": None}
+    table = metrics_table(METRICS, card)  # a card from before intervals: blank cells
+    assert "| interval | previous champion (none)" in table
+    assert table.splitlines()[2].endswith("|  |  |  |  |")
 
 
 def test_plots_are_png_images():

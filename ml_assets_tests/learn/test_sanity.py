@@ -13,9 +13,14 @@ from sklearn.model_selection import train_test_split
 
 from ml_assets.declare.component import TabularModel
 from ml_assets.declare.load_checks import DeclarationWarning
-from ml_assets.pipeline.checks import no_suspicious_feature, threshold_result
+from ml_assets.pipeline.checks import (
+    beats_baseline_result,
+    no_suspicious_feature,
+    threshold_result,
+)
 from ml_assets_tests.conftest import CANCER, DIABETES
 from ml_assets_tests.learn.test_generic_contract import COLUMNS, shop_table
+from ml_assets_tests.pipeline.gate_inputs import measured
 
 
 def shop_segments(path, columns: dict, threshold: float):
@@ -52,12 +57,14 @@ def test_a_threshold_a_constant_answer_passes_is_warned_at_load_and_on_its_check
     constant = DummyClassifier(strategy="prior").fit(train, train["segment"])
     expected = accuracy_score(holdout["segment"], constant.predict(holdout))
     assert spec.baseline_score == pytest.approx(expected)
-    metrics = {"candidate": {"accuracy": 0.9}, "holdout_rows": 60}
+    metrics = measured(spec, {"accuracy": 0.9, "log_loss": 0.3}, rows=60)
     config = type("Config", (), {"threshold": 0.2})
     result = threshold_result(spec, metrics, config)
     assert result.passed  # a warning, not a refusal
     assert result.metadata["constant_answer_accuracy"].value == pytest.approx(expected)
     assert "a constant answer already scores accuracy" in result.metadata["warnings"].value[0]
+    baseline = beats_baseline_result(spec, metrics, config)  # said on the baseline's check too
+    assert "a constant answer already scores accuracy" in baseline.metadata["warnings"].value[0]
     config.threshold = 0.95  # the Launchpad's threshold is judged, not the YAML's
     assert "warnings" not in threshold_result(spec, metrics, config).metadata
 

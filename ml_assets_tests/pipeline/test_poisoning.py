@@ -55,10 +55,12 @@ def test_a_poisoned_batch_never_reaches_production(poison, instance, landing, re
     assert materialize(
         instance, selection=keys("raw_batches"), partition_key="poisoned.csv"
     ).success
-    retrain = materialize(instance)
-    assert evaluations(retrain)["not_worse_than_production"] is False
-    assert "production_model" not in materialized(retrain)
-    assert registry.production().version == champion
+    for semantics in ("not_worse", "better"):
+        gate = {"ops": {"diabetes__deployment_gate": {"config": {"promote_when": semantics}}}}
+        retrain = materialize(instance, run_config=gate)
+        assert evaluations(retrain)["not_worse_than_production"] is False, semantics
+        assert "production_model" not in materialized(retrain)
+        assert registry.production().version == champion
     assert landing.whereabouts("poisoned.csv") == "archived"  # taken, kept, not deployed
 
 
