@@ -316,7 +316,9 @@ def browser_page():
 def test_a_poisoned_batch_under_the_daemon_is_refused_and_the_ui_says_why(live, webhook):
     live.wait_until_idle()
     before = production_version(live)
-    batch = simulate_batch(DIABETES, load_reference_table(DIABETES), rows=300, seed=13)
+    # Shuffled targets in as many rows as the data already holds: detectably worse on the
+    # reference holdout (a smaller share can be within its noise; see test_poisoning).
+    batch = simulate_batch(DIABETES, load_reference_table(DIABETES), rows=600, seed=11)
     batch["target"] = np.random.default_rng(0).permutation(batch["target"].to_numpy())
     landing = live.data / "diabetes" / "landing"
     batch.to_csv(landing / ".poisoned.csv.tmp", index=False)
@@ -348,7 +350,7 @@ def test_a_poisoned_batch_under_the_daemon_is_refused_and_the_ui_says_why(live, 
     assert retrain["status"] == "SUCCESS"  # refused: an outcome, not a breakage
     gate = check_results(live, "model_metrics")["not_worse_than_production"]
     assert gate["runId"] == retrain["runId"]
-    assert gate["evaluation"]["success"] is False
+    assert gate["evaluation"]["success"] is False, gate["evaluation"]["description"]
     assert production_version(live) == before
     tags = run_tags(live, retrain["runId"])
     assert (tags["ml_assets/decision"], tags["ml_assets/production_version"]) == (
@@ -356,8 +358,8 @@ def test_a_poisoned_batch_under_the_daemon_is_refused_and_the_ui_says_why(live, 
         before,
     )
     assert (
-        tags["ml_assets/reason"]
-        == f"not_worse_than_production: {gate['evaluation']['description']}"
+        f"not_worse_than_production: {gate['evaluation']['description']}"
+        in tags["ml_assets/reason"]
     )
 
     # The daemon's decision alert reaches the webhook as `refused`, never as a failure.
@@ -376,10 +378,12 @@ def test_a_poisoned_batch_under_the_daemon_is_refused_and_the_ui_says_why(live, 
     assert {a["kind"] for a in webhook.received} == {"promoted", "refused"}
 
     if CHROMIUM.exists() or os.environ.get("CI") == "true":
-        ui_shows_the_refusal(live, retrain["runId"], before, tags["ml_assets/reason"])
+        ui_shows_the_refusal(
+            live, retrain["runId"], before, tags["ml_assets/reason"], gate["evaluation"]
+        )
 
 
-def ui_shows_the_refusal(live, run_id: str, kept: str, reason: str) -> None:
+def ui_shows_the_refusal(live, run_id: str, kept: str, reason: str, gate: dict) -> None:
     """The pages a person opens after a refused batch say what was decided and why."""
     from playwright.sync_api import expect
 
@@ -405,7 +409,7 @@ def ui_shows_the_refusal(live, run_id: str, kept: str, reason: str) -> None:
 
         page.goto(f"{live.url}/assets/diabetes/model_metrics?view=checks", wait_until="networkidle")
         page.get_by_text("not_worse_than_production", exact=True).first.click()
-        expect(page.get_by_text(reason.split(": ", 1)[1]).first).to_be_visible(timeout=30_000)
+        expect(page.get_by_text(gate["description"]).first).to_be_visible(timeout=30_000)
         page.screenshot(path=ARTIFACTS / "ui-refused-check.png")
 
         page.goto(f"{live.url}/assets/diabetes/production_model", wait_until="networkidle")

@@ -64,6 +64,36 @@ def test_a_poisoned_batch_never_reaches_production(poison, instance, landing, re
     assert landing.whereabouts("poisoned.csv") == "archived"  # taken, kept, not deployed
 
 
+@pytest.mark.slow
+def test_a_poison_within_the_noise_is_kept_out_only_when_improvements_are_required(
+    instance, landing, registry, reference
+):
+    """Shuffled otherwise (another permutation), the same batch makes the model about 6 %
+    worse in MSE: on 89 reference rows that is inside the noise of both MSE and MAE, so
+    `not_worse` (ties within noise are promoted) lets it through and `better` does not. The
+    gate says so in numbers rather than deciding by chance."""
+    assert materialize(instance).success
+    champion = registry.production().version
+    batch = simulate_batch(DIABETES, reference, rows=ROWS, seed=13)
+    batch["target"] = np.random.default_rng(0).permutation(batch["target"].to_numpy())
+    land(landing, "mild.csv", batch)
+    tick(instance, landing)
+    assert materialize(instance, selection=keys("raw_batches"), partition_key="mild.csv").success
+    better = {"ops": {"diabetes__deployment_gate": {"config": {"promote_when": "better"}}}}
+    refused = materialize(instance, run_config=better)
+    assert evaluations(refused)["not_worse_than_production"] is False
+    assert registry.production().version == champion
+    promoted = materialize(instance)
+    [check] = [
+        e
+        for e in promoted.get_asset_check_evaluations()
+        if e.check_name == "not_worse_than_production"
+    ]
+    assert check.passed and "MSE is" in check.description and "higher" in check.description
+    assert check.description.count("no detectable difference") == 2  # MSE and the MAE guard
+    assert check.metadata["interval_low"].value < 0 < check.metadata["difference"].value
+
+
 def no_drift_from_reference(batch):
     [check] = [
         checks
