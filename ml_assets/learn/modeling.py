@@ -21,9 +21,18 @@ The pipeline, in full, so that anyone can rebuild it with scikit-learn alone:
              [...]),
         ])),
         ("regressor" or "classifier", the kind's estimator: scikit-learn's defaults,
-            LogisticRegression(max_iter=1000), random_state=42 where the estimator takes one,
-            then the YAML's params),
+            LogisticRegression(max_iter=1000), LightGBM's LGBMRegressor/LGBMClassifier with
+            verbose=-1, random_state=42 where the estimator takes one, then the YAML's params),
     ])
+
+`hist_gradient_boosting` (HistGradientBoostingRegressor/Classifier) takes missing values and
+categories natively: its number and one-hot runs are "passthrough" (no imputing, scaling or
+encoding), the ColumnTransformer keeps the column names (verbose_feature_names_out=False,
+set_output(transform="pandas")), and the estimator gets
+categorical_features=[the category and boolean columns' names]; target-encoded columns are
+encoded as above. (Not categorical_features="from_dtype": our categories are text, not
+pandas' category dtype, so from_dtype would find none.) `lightgbm` goes through the declared
+preprocessing like every other kind.
 
 The transformers work column by column, so grouping does not change a value; one transformer
 per run of columns rather than per column is five times faster to fit, predict and save.
@@ -126,7 +135,12 @@ def build_pipeline(spec: ModelSpec, kind: str, params: dict[str, Any]) -> Pipeli
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
 
-    def prepare(encoding: tuple) -> Pipeline:
+    kind_of = spec.task.kinds[kind]
+    native = kind_of.native_categories
+
+    def prepare(encoding: tuple) -> Pipeline | str:
+        if native and encoding[0] in ("numbers", "categories"):
+            return "passthrough"  # the estimator takes missing values and categories itself
         if encoding[0] == "numbers":
             steps = [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
         elif encoding[0] == "target_encoded":
@@ -155,10 +169,17 @@ def build_pipeline(spec: ModelSpec, kind: str, params: dict[str, Any]) -> Pipeli
         (f"{encoding[0]}_{index}", prepare(encoding), columns)
         for index, (encoding, columns) in enumerate(runs, start=1)
     ]
-    estimator = spec.task.kinds[kind].build(params)
-    return Pipeline(
-        [("prepare", ColumnTransformer(transformers)), (spec.task.estimator_step, estimator)]
-    )
+    prepare_columns = ColumnTransformer(transformers)
+    settings = {}
+    if native:  # the columns keep their names, so the estimator knows the categories by name
+        prepare_columns = ColumnTransformer(
+            transformers, verbose_feature_names_out=False
+        ).set_output(transform="pandas")
+        settings["categorical_features"] = [
+            name for encoding, columns in runs if encoding[0] == "categories" for name in columns
+        ]
+    estimator = kind_of.build({**settings, **params})
+    return Pipeline([("prepare", prepare_columns), (spec.task.estimator_step, estimator)])
 
 
 def estimator_of(spec: ModelSpec, model: Pipeline):

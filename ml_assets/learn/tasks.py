@@ -96,6 +96,8 @@ class ModelKind:
     name: str
     estimator: str  # dotted path of the scikit-learn class
     settings: dict[str, Any] = field(default_factory=dict, hash=False)  # params override these
+    # Takes missing values and categories itself: the pipeline passes them through unencoded.
+    native_categories: bool = False
 
     def estimator_class(self) -> type:
         module, _, name = self.estimator.rpartition(".")
@@ -111,10 +113,12 @@ class ModelKind:
         return self.estimator_class()(**{**self.settings, **params})
 
 
-def _kind(name: str, estimator: str, random: bool = True, **settings: Any) -> ModelKind:
+def _kind(
+    name: str, estimator: str, random: bool = True, native: bool = False, **settings: Any
+) -> ModelKind:
     if random:
         settings["random_state"] = RANDOM_STATE
-    return ModelKind(name, estimator, settings)
+    return ModelKind(name, estimator, settings, native_categories=native)
 
 
 class Task:
@@ -220,6 +224,12 @@ class Regression(Task):
             _kind("ridge", "sklearn.linear_model.Ridge"),
             _kind("gradient_boosting", "sklearn.ensemble.GradientBoostingRegressor"),
             _kind("random_forest", "sklearn.ensemble.RandomForestRegressor"),
+            _kind(
+                "hist_gradient_boosting",
+                "sklearn.ensemble.HistGradientBoostingRegressor",
+                native=True,
+            ),
+            _kind("lightgbm", "lightgbm.LGBMRegressor", verbose=-1),
         )
     }
 
@@ -313,6 +323,12 @@ class Classification(Task):
             _kind("logistic_regression", "sklearn.linear_model.LogisticRegression", max_iter=1000),
             _kind("gradient_boosting", "sklearn.ensemble.GradientBoostingClassifier"),
             _kind("random_forest", "sklearn.ensemble.RandomForestClassifier"),
+            _kind(
+                "hist_gradient_boosting",
+                "sklearn.ensemble.HistGradientBoostingClassifier",
+                native=True,
+            ),
+            _kind("lightgbm", "lightgbm.LGBMClassifier", verbose=-1),
         )
     }
 

@@ -55,9 +55,18 @@ ALLOWED_UNTRUSTED_TYPES = frozenset(
         "sklearn.tree._tree.Tree",
         "sklearn.model_selection._split.KFold",
         "sklearn.model_selection._split.StratifiedKFold",
+        # hist_gradient_boosting: its trees, and its own encoder of the categories
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "functools.partial",
+        "sklearn.utils.validation.check_array",
+        # lightgbm: the estimator and its booster (the model as LightGBM's own text)
+        "lightgbm.sklearn.LGBMRegressor",
+        "lightgbm.sklearn.LGBMClassifier",
+        "lightgbm.basic.Booster",
+        "collections.OrderedDict",
     }
 )
-LIBRARIES = ("scikit-learn", "skops", "numpy", "pandas", "dagster")
+LIBRARIES = ("scikit-learn", "lightgbm", "skops", "numpy", "pandas", "dagster")
 STALE_STAGING_SECONDS = 3600
 
 

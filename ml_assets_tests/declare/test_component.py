@@ -63,7 +63,7 @@ def refusal(tmp_path, monkeypatch, attributes) -> str:
             "attributes.model.kind",
             (
                 "'svm' is not a regression model kind; use one of: linear, ridge,"
-                " gradient_boosting, random_forest"
+                " gradient_boosting, random_forest, hist_gradient_boosting, lightgbm"
             ),
         ),
         (

@@ -195,7 +195,12 @@ def saved_and_loaded(tmp_path, data_dir, task) -> set[str]:
                 gate={"metric": "mse", "threshold": 1e9},
             ).spec
         reference = load_reference_table(spec)
-        params = {"n_estimators": 5} if kind in ("gradient_boosting", "random_forest") else {}
+        params = {
+            "gradient_boosting": {"n_estimators": 5},
+            "random_forest": {"n_estimators": 5},
+            "lightgbm": {"n_estimators": 5},
+            "hist_gradient_boosting": {"max_iter": 5},
+        }.get(kind, {})
         model = build_pipeline(spec, kind, params).fit(
             model_input(spec, reference), reference[spec.target]
         )
@@ -227,3 +232,22 @@ def test_metrics_of_classes_declared_out_of_alphabetical_order_are_scikit_learns
     assert metrics["roc_auc"] == pytest.approx(
         roc_auc_score(actual, probabilities, multi_class="ovr", labels=model.classes_), rel=1e-12
     )
+
+
+def test_hist_gradient_boosting_takes_categories_and_missing_values_natively(tmp_path):
+    """Its pipeline is scikit-learn's native categorical support, rebuilt here by hand."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    spec = shop(tmp_path)
+    reference = load_reference_table(spec)
+    rows = model_input(spec, reference)
+    rows.loc[rows.index[:7], "spend"] = np.nan  # missing values reach the estimator as NaN
+    rows.loc[rows.index[:5], "channel"] = np.nan
+    ours = build_pipeline(spec, "hist_gradient_boosting", {}).fit(rows, reference["segment"])
+    theirs = HistGradientBoostingClassifier(
+        categorical_features=["channel", "member"], random_state=42
+    ).fit(rows, reference["segment"])
+    unseen = rows.head(30).assign(channel=["fax"] * 30)  # a category never trained on
+    for table in (rows, unseen):
+        np.testing.assert_array_equal(ours.predict_proba(table), theirs.predict_proba(table))
+    assert list(ours.named_steps["classifier"].is_categorical_) == [False, False, True, True]

@@ -3,7 +3,12 @@ for classification and for categories and missing values is in test_classificati
 
 import numpy as np
 import pytest
-from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
+from lightgbm import LGBMRegressor
+from sklearn.ensemble import (
+    GradientBoostingRegressor,
+    HistGradientBoostingRegressor,
+    RandomForestRegressor,
+)
 from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
@@ -21,6 +26,8 @@ FEATURES, TARGET = DIABETES.features, DIABETES.target
         ("ridge", Ridge),
         ("gradient_boosting", GradientBoostingRegressor),
         ("random_forest", RandomForestRegressor),
+        ("hist_gradient_boosting", HistGradientBoostingRegressor),
+        ("lightgbm", LGBMRegressor),
     ],
 )
 def test_each_kind_builds_a_pipeline_of_that_estimator(kind, estimator):
@@ -28,6 +35,15 @@ def test_each_kind_builds_a_pipeline_of_that_estimator(kind, estimator):
     assert isinstance(pipeline.named_steps["regressor"], estimator)
     [(name, _, columns)] = pipeline.named_steps["prepare"].transformers
     assert (name, columns) == ("numbers_1", FEATURES)  # ten number columns: one transformer
+    assert pipeline.named_steps["regressor"].get_params().get("random_state", 42) == 42
+
+
+def test_lightgbm_is_quiet_and_hist_gradient_boosting_takes_the_numbers_as_they_are():
+    assert build_pipeline(DIABETES, "lightgbm", {}).named_steps["regressor"].verbose == -1
+    [(_, numbers, _)] = (
+        build_pipeline(DIABETES, "hist_gradient_boosting", {}).named_steps["prepare"].transformers
+    )
+    assert numbers == "passthrough"  # missing values natively, no scaling for trees
 
 
 def test_params_reach_the_estimator_over_our_defaults():
