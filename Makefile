@@ -14,7 +14,7 @@ DEV_LOG_LEVEL ?= warning
 export DAGSTER_HOME := $(abspath $(or $(DAGSTER_HOME),.dagster_home))
 export ML_ASSETS_DATA_DIR := $(abspath $(or $(ML_ASSETS_DATA_DIR),data))
 
-.PHONY: install instance browser dev materialize serve worker test test-fast bench bench-serving bench-new-model bench-gate lint
+.PHONY: install instance browser dev materialize serve worker test test-fast bench bench-serving bench-new-model bench-gate bench-search lint
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -87,6 +87,10 @@ bench-new-model: install
 ## bench-gate: the gate's statistics on 10 000 and 100 000 holdout rows (docs/gate-performance.md)
 bench-gate: install
 	$(BIN)/python -m bench.gate $(BENCH_ARGS)
+
+## bench-search: a 60 s declared search against each default kind (docs/search-performance.md)
+bench-search: install
+	$(BIN)/python -m bench.search $(BENCH_ARGS)
 
 ## bench-serving: the prediction service's part of the bench alone
 bench-serving: install

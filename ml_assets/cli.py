@@ -75,6 +75,8 @@ def version_summary(spec: ModelSpec, version: ModelVersion) -> dict:
         "version": version.version,
         "created_at": version.card.get("created_at"),
         "estimator": version.card.get("estimator"),
+        "kind": (version.card.get("model_choice") or {}).get("kind"),
+        "params": (version.card.get("model_choice") or {}).get("params"),
         "training_rows": version.card.get("training_rows"),
         "metrics": {
             name: None if version.metrics.get(name) is None else float(version.metrics[name])

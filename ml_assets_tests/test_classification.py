@@ -23,7 +23,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ml_assets import TabularModel
-from ml_assets.cli import main
+from ml_assets.cli import main, status_report
 from ml_assets.declare.load_checks import DeclarationWarning
 from ml_assets.definitions import defs
 from ml_assets.learn.reference import bundled_table, load_reference_table
@@ -125,10 +125,13 @@ def test_the_gate_passes_with_scikit_learns_own_metrics_and_the_card_shows_the_c
     assert card["task"] == "classification" and card["holdout_rows"] == 114
     assert [row["class"] for row in card["per_class"]] == CLASSES
     assert sum(row["support"] for row in card["per_class"]) == 114
-    assert {"confusion_matrix.png", "roc_curve.png"} <= set(card["attachments"])
+    assert {"confusion_matrix.png", "roc_curve.png", "permutation_importance.png"} <= set(
+        card["attachments"]
+    )
     metadata = instance.get_latest_materialization_event(asset_key(CANCER, "production_model"))
     markdown = metadata.asset_materialization.metadata["model_card"].value
-    assert "| malignant |" in markdown and markdown.count("data:image/png;base64,") == 2
+    assert "| malignant |" in markdown and markdown.count("data:image/png;base64,") == 3
+    assert "| feature | worsening of accuracy when shuffled | ± std |" in markdown
     assert "| log loss |" in markdown and "| ROC AUC |" in markdown
 
 
@@ -285,6 +288,19 @@ def test_a_score_gate_points_the_other_way(interval, config, passed):
     assert threshold_result(CANCER, metrics, config).passed is (candidate > 0.85)
 
 
+def train_undeclared(spec, instance, assets, run_config=None):
+    """Materializes some assets of a model declared in Python (not in the defs folder)."""
+    graph = [*ingestion_assets(spec), *training_assets(spec), *deployment_assets(spec)]
+    return dg.materialize(
+        [*graph, *model_checks(spec)],
+        selection=dg.AssetSelection.assets(*(asset_key(spec, name) for name in assets)),
+        instance=instance,
+        resources=defs.resources,
+        run_config=run_config,
+        raise_on_error=False,
+    )
+
+
 def imbalanced_table(rows: int, signal: bool, seed: int = 0) -> pd.DataFrame:
     """3 % positives; a feature that tells them apart, or nothing but noise."""
     rng = np.random.default_rng(seed)
@@ -324,14 +340,7 @@ def test_an_imbalanced_table_gated_on_accuracy_needs_to_beat_the_constant_answer
     table.to_csv(path, index=False)
     with pytest.warns(DeclarationWarning, match="a constant answer already scores accuracy"):
         spec = fraud_model(path)
-    graph = [*ingestion_assets(spec), *training_assets(spec), *deployment_assets(spec)]
-    result = dg.materialize(
-        [*graph, *model_checks(spec)],
-        selection=dg.AssetSelection.assets(*(asset_key(spec, name) for name in TRAINING_ASSETS)),
-        instance=instance,
-        resources=defs.resources,
-        raise_on_error=False,
-    )
+    result = train_undeclared(spec, instance, TRAINING_ASSETS)
     assert result.success
     verdicts = evaluations(result)
     assert verdicts["accuracy_above_threshold"] is True  # 0.85 is no bar at 97 % "no"
@@ -349,3 +358,54 @@ def test_an_imbalanced_table_gated_on_accuracy_needs_to_beat_the_constant_answer
     assert "a constant answer already scores accuracy" in baseline.description
     if not signal:
         assert "not detectably better" in baseline.description
+
+
+def test_a_declared_search_trains_the_best_trial_and_status_names_it(tmp_path, instance, data_dir):
+    from sklearn.datasets import load_breast_cancer
+
+    path = tmp_path / "cells.csv"
+    frame = load_breast_cancer(as_frame=True).frame.iloc[:, [0, 1, 2, 3, -1]]
+    frame = frame.rename(columns=lambda name: name.replace(" ", "_"))
+    frame["target"] = np.where(frame["target"] == 1, "benign", "malignant")
+    frame.to_csv(path, index=False)
+    columns = {name: {"type": "number"} for name in frame.columns[:-1]}
+    spec = TabularModel(
+        name="cells",
+        task="classification",
+        reference={"path": str(path), "stratify": True},
+        columns={**columns, "target": {"type": "category", "allowed": ["benign", "malignant"]}},
+        target="target",
+        estimator={
+            "search": {
+                "kinds": ["logistic_regression", "hist_gradient_boosting"],
+                "budget_seconds": 6,
+                "cv_folds": 3,
+            }
+        },
+        gate={"metric": "accuracy", "threshold": 0.8},
+    ).spec
+    assert spec.kind.name == "logistic_regression"  # without a kind: the first searched
+    result = train_undeclared(spec, instance, TRAINING_ASSETS)
+    [candidate] = [
+        event.materialization.metadata
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == asset_key(spec, "candidate_model")
+    ]
+    chosen = candidate["chosen"].value
+    assert chosen["kind"] in ("logistic_regression", "hist_gradient_boosting")
+    assert candidate["model_kind"].value == chosen["kind"]
+    assert candidate["trials"].value >= 1
+    assert "| 1 | " in candidate["leaderboard"].value
+    assert candidate["search_seconds"].value > 0
+    version = ModelRegistry(data_dir=str(data_dir)).for_model("cells").production()
+    assert version.card["model_choice"] == chosen
+    production = status_report(spec, str(data_dir))["production"]  # status --json's
+    assert (production["kind"], production["params"]) == (chosen["kind"], chosen["params"])
+    no_search = {"ops": {"cells__candidate_model": {"config": {"budget_seconds": 0}}}}
+    # the Launchpad's budget: 0 trains the declared kind without a search
+    skipped = train_undeclared(spec, instance, ["candidate_model"], no_search)
+    [metadata] = [
+        event.materialization.metadata for event in skipped.get_asset_materialization_events()
+    ]
+    assert metadata["chosen"].value == {"kind": "logistic_regression", "params": {}}
+    assert "leaderboard" not in metadata

@@ -102,6 +102,12 @@ def test_gate_passes_then_fails_and_production_stays(instance, registry):
     low, high = (float(end) for end in mse_row.split("|")[3].split(" to "))
     assert low < reference_mse() < high
     assert production.card["baseline_metrics"]["mse"] == pytest.approx(constant_answer_mse())
+    # why it decides: permutation importance on the holdout, in the card and on model_metrics
+    assert "| feature | worsening of MSE when shuffled | ± std |" in card
+    assert production.card["importance"][0]["feature"] in ("s5", "bmi")
+    assert (production.path / "permutation_importance.png").read_bytes().startswith(b"\x89PNG")
+    importance = latest_metadata(instance, "model_metrics")["feature_importance"].value
+    assert "| feature |" in importance and "permutation_importance.png" in importance
     assert metadata["holdout_mse"].value == pytest.approx(reference_mse(), rel=1e-9)
     assert latest_metadata(instance, "model_metrics")["candidate_mse"].value == pytest.approx(
         reference_mse(), rel=1e-9

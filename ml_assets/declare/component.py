@@ -35,6 +35,7 @@ from ml_assets.learn.spec import (
     GateSpec,
     ModelSpec,
     ReferenceSpec,
+    SearchSpec,
     utc_text,
 )
 from ml_assets.learn.tasks import TASKS
@@ -205,11 +206,24 @@ class ColumnDeclaration(dg.Model):
         return [float(item) for item in value]
 
 
-class EstimatorDeclaration(dg.Model):
-    """The model kind and its estimator's own parameters."""
+class SearchDeclaration(dg.Model):
+    """A search for the best kind and parameters, cross-validated on the training rows."""
 
-    kind: str
+    kinds: list[str]
+    budget_seconds: float = Field(description="wall clock for the whole search")
+    cv_folds: int = 5
+    metric: str | None = Field(default=None, description="default: the gate's metric")
+    space: dict[str, dict[str, list]] = Field(
+        default_factory=dict, description="per kind: parameter -> [low, high(, log)] or choices"
+    )
+
+
+class EstimatorDeclaration(dg.Model):
+    """The model kind and its estimator's own parameters, or a search for them."""
+
+    kind: str | None = Field(default=None, description="required without a search")
     params: dict[str, Any] = Field(default_factory=dict)
+    search: SearchDeclaration | None = None
 
 
 # Under 200 resamples a 95 % interval's ends rest on five values each; over 100 000 the
@@ -382,7 +396,10 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
                 ("columns", self.target, "type"),
                 f"a {self.task} target is a {' or '.join(wanted)} column, not {target.type}",
             )
-        if self.estimator.kind not in task.kinds:
+        self._check_search(task)
+        if self.estimator.kind is None and self.estimator.search is None:
+            raise DeclarationError(("model", "kind"), "give a kind, or a search")
+        if (self.estimator.kind or self.estimator.search.kinds[0]) not in task.kinds:
             raise DeclarationError(
                 ("model", "kind"),
                 f"{self.estimator.kind!r} is not a {self.task} model kind; use one of:"
@@ -402,6 +419,41 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
                     f"applies to a model whose guard metric is {name}; a {self.task}'s are:"
                     f" {', '.join(task.guard_metrics)}",
                 )
+
+    def _check_search(self, task) -> None:
+        search = self.estimator.search
+        if search is None:
+            return
+        where = ("model", "search")
+        unknown = [kind for kind in search.kinds if kind not in task.kinds]
+        if not search.kinds or unknown:
+            raise DeclarationError(
+                (*where, "kinds"),
+                f"{', '.join(map(repr, unknown)) or 'none'}: give kinds of a {self.task}:"
+                f" {', '.join(task.kinds)}",
+            )
+        if search.budget_seconds <= 0:
+            raise DeclarationError((*where, "budget_seconds"), "give a positive number of seconds")
+        if search.cv_folds < 2:
+            raise DeclarationError((*where, "cv_folds"), "give at least 2 folds")
+        if search.metric is not None and search.metric not in task.metrics:
+            raise DeclarationError((*where, "metric"), f"use one of: {', '.join(task.metrics)}")
+        for kind, space in search.space.items():
+            if kind not in search.kinds:
+                raise DeclarationError((*where, "space", kind), "is not one of the kinds searched")
+            taken = task.kinds[kind].unknown_params(space)
+            if taken:
+                raise DeclarationError(
+                    (*where, "space", kind),
+                    f"{task.kinds[kind].estimator} does not take {', '.join(taken)}",
+                )
+            for name, bounds in space.items():
+                numbers = all(isinstance(bound, int | float) for bound in bounds[:2])
+                if numbers and not (len(bounds) in (2, 3) and bounds[0] < bounds[1]):
+                    raise DeclarationError(
+                        (*where, "space", kind, name),
+                        "give [low, high] or [low, high, log] with low < high, or the choices",
+                    )
 
     def _check_time_split(self) -> None:
         reference, columns = self.reference, self.columns
@@ -463,7 +515,7 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
             if not path.is_file():
                 raise DeclarationError(("reference", "path"), f"no such file: {path}")
         target = self.columns[self.target]
-        gate = self.gate
+        gate, search = self.gate, self.estimator.search
         task = TASKS[self.task](tuple(target.allowed or ()))
         return ModelSpec(
             name=self.name,
@@ -504,8 +556,17 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
                 )
                 for name, column in self.columns.items()
             ),
-            kind=task.kinds[self.estimator.kind],
+            kind=task.kinds[self.estimator.kind or self.estimator.search.kinds[0]],
             params=dict(self.estimator.params),
+            search=None
+            if search is None
+            else SearchSpec(
+                kinds=tuple(search.kinds),
+                budget_seconds=search.budget_seconds,
+                cv_folds=search.cv_folds,
+                metric=search.metric,
+                space=search.space,
+            ),
             gate=GateSpec(
                 metric=task.metrics[gate.metric],
                 threshold=gate.threshold,

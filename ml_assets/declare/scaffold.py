@@ -225,6 +225,17 @@ def declaration(
         reference["stratify"] = True
         notes[("reference", "stratify")] = "every class in the holdout in its share"
     gate, notes[("gate", "threshold")] = _gate(task, labelled[target])
+    linear = "logistic_regression" if classification else "ridge"
+    model: dict = {"kind": linear}
+    if len(labelled) > SEARCH_ROWS:
+        model["search"] = {
+            "kinds": ["hist_gradient_boosting", linear],
+            "budget_seconds": SEARCH_SECONDS,
+        }
+        notes[("model", "search")] = (
+            f"over {SEARCH_ROWS:,} rows: the best of both, cross-validated on the training"
+            " rows within a minute (the Launchpad's budget_seconds: 0 trains the kind)"
+        )
     attributes = {
         "name": name,
         "description": f"{task.capitalize()} of {target}, started from {source.name}.",
@@ -232,11 +243,15 @@ def declaration(
         "reference": reference,
         "target": target,
         "columns": columns,
-        "model": {"kind": "logistic_regression" if classification else "ridge"},
+        "model": model,
         "gate": gate,
         "schedule": {"cron": "0 23 * * 0"},
     }
     return Inferred(attributes, notes)
+
+
+SEARCH_ROWS = 1000  # above this, new-model declares a search
+SEARCH_SECONDS = 60
 
 
 def _inline(value) -> str:

@@ -8,6 +8,7 @@ import base64
 from typing import TYPE_CHECKING
 
 from ml_assets.learn.gate_statistics import percent
+from ml_assets.learn.plots import IMPORTANCE_PLOT, importance_plot
 
 if TYPE_CHECKING:
     from ml_assets.learn.tasks import Metric
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 
 def card_metrics(measured: dict) -> dict:
     """The card's metric facts from model_metrics' value: the candidate's metrics and their
-    intervals, the champion's and the constant answer's."""
+    intervals, the champion's and the constant answer's, and the features' importance."""
     statistics = measured.get("statistics") or {}
     return {
         "metrics": measured["candidate"],
@@ -24,6 +25,8 @@ def card_metrics(measured: dict) -> dict:
         "champion_metrics": measured["production"],
         "champion_version": measured["production_version"],
         "baseline_metrics": measured.get("baseline"),
+        "importance": measured.get("importance"),
+        "importance_metric": measured.get("importance_metric"),
     }
 
 
@@ -76,15 +79,45 @@ def card_summary(card: dict, metric: Metric, compared: bool = True) -> str:
     return f"{said}, {card['training_rows']} training rows"
 
 
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table, its first column left-aligned and the figures right-aligned."""
+    lines = [f"| {' | '.join(header)} |", "|---|" + "---:|" * (len(header) - 1)]
+    lines.extend(f"| {' | '.join(row)} |" for row in rows)
+    return "\n".join(lines)
+
+
 def per_class_table(rows: list[dict]) -> str:
     """Precision, recall and F1 of each class on the reference holdout, as Markdown."""
-    lines = ["| class | precision | recall | F1 | holdout rows |", "|---|---:|---:|---:|---:|"]
-    for row in rows:
-        lines.append(
-            f"| {row['class']} | {row['precision']:.3f} | {row['recall']:.3f} |"
-            f" {row['f1']:.3f} | {row['support']} |"
-        )
-    return "\n".join(lines)
+    return _markdown_table(
+        ["class", "precision", "recall", "F1", "holdout rows"],
+        [
+            [row["class"], f"{row['precision']:.3f}", f"{row['recall']:.3f}",
+             f"{row['f1']:.3f}", str(row["support"])]
+            for row in rows
+        ],
+    )  # fmt: skip
+
+
+def importance_table(importances: list[dict], metric: Metric) -> str:
+    """The permutation importances as Markdown: each feature's worsening of the gate metric
+    when shuffled, with its spread."""
+    return _markdown_table(
+        ["feature", f"worsening of {metric.label} when shuffled", "± std"],
+        [
+            [entry["feature"], metric.shown(entry["importance"]), metric.shown(entry["std"])]
+            for entry in importances
+        ],
+    )
+
+
+def importance_markdown(importances: list[dict], metric: Metric) -> str:
+    """The importance table with its bar plot, as model_metrics shows them."""
+    plot = importance_plot(importances, metric.label)
+    return f"{importance_table(importances, metric)}\n\n{_image(IMPORTANCE_PLOT, plot)}"
+
+
+def _image(name: str, data: bytes) -> str:
+    return f"![{name}](data:image/png;base64,{base64.b64encode(data).decode('ascii')})"
 
 
 def card_markdown(card: dict, plots: dict[str, bytes], metrics: dict[str, Metric]) -> str:
@@ -101,8 +134,8 @@ def card_markdown(card: dict, plots: dict[str, bytes], metrics: dict[str, Metric
     tables = [metrics_table(metrics, card)]
     if card.get("per_class"):
         tables.append(per_class_table(card["per_class"]))
-    images = [
-        f"![{name}](data:image/png;base64,{base64.b64encode(data).decode('ascii')})"
-        for name, data in plots.items()
-    ]
+    if card.get("importance"):
+        gate_metric = metrics[card["importance_metric"]]
+        tables.append(importance_table(card["importance"], gate_metric))
+    images = [_image(name, data) for name, data in plots.items()]
     return "\n\n".join([*facts, *tables, *images])

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 REGRESSION_PLOTS = ("predicted_vs_actual.png", "residuals.png")
 CONFUSION_MATRIX = "confusion_matrix.png"
 ROC_CURVE = "roc_curve.png"
+IMPORTANCE_PLOT = "permutation_importance.png"
 
 
 def classification_plot_files(class_count: int) -> tuple[str, ...]:
@@ -97,6 +98,26 @@ def classification_card(
         axes.set(title="Holdout: ROC curve")
         plots[ROC_CURVE] = _png(curve)
     return {"per_class": rows}, plots
+
+
+def importance_plot(importances: list[dict], metric_label: str) -> bytes:
+    """The permutation importances as horizontal bars, the largest on top, with their spread."""
+    figure, axes = _figure()
+    figure.set_size_inches(6, 0.3 * len(importances) + 1.5)
+    ranked = importances[::-1]
+    axes.barh(
+        [entry["feature"] for entry in ranked],
+        [entry["importance"] for entry in ranked],
+        xerr=[entry["std"] for entry in ranked],
+        color="tab:blue",
+        alpha=0.8,
+    )
+    axes.axvline(0, color="grey", linewidth=1)
+    axes.set(
+        xlabel=f"worsening of {metric_label} when shuffled",
+        title="Holdout: permutation importance",
+    )
+    return _png(figure)
 
 
 def _png(figure) -> bytes:

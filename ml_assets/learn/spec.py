@@ -116,6 +116,19 @@ class GateSpec:
 
 
 @dataclass(frozen=True)
+class SearchSpec:
+    """What the YAML's `model.search` declares (run by `search.search`)."""
+
+    kinds: tuple[str, ...]
+    budget_seconds: float
+    cv_folds: int = 5
+    metric: str | None = None  # default: the gate's
+    # per kind: parameter -> [low, high], [low, high, "log"] or the choices; default: the
+    # kind's space in search.DEFAULT_SPACES
+    space: dict[str, dict[str, list]] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """Everything one model's assets, checks, jobs and commands need to know about it."""
 
@@ -127,6 +140,7 @@ class ModelSpec:
     columns: tuple[ColumnSpec, ...]
     kind: ModelKind
     params: dict[str, Any] = field(hash=False)
+    search: SearchSpec | None = field(hash=False)
     gate: GateSpec
     cron: str
     timezone: str

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from ml_assets.learn.model_card import card_markdown, card_metrics, card_summary
 from ml_assets.learn.modeling import estimator_of, model_input, prediction_fingerprint
+from ml_assets.learn.plots import IMPORTANCE_PLOT, importance_plot
 from ml_assets.learn.spec import ModelSpec
 from ml_assets.learn.splits import ROW_ID_COLUMN, reference_holdout
 from ml_assets.pipeline.conditions import deploy_after_passed_gate
@@ -52,11 +53,12 @@ def gate_refusal(spec: ModelSpec, instance: dg.DagsterInstance) -> str | None:
     return refusal_reason(failed) if failed else None
 
 
-def candidate_config(spec: ModelSpec, instance: dg.DagsterInstance) -> dict | None:
-    """The run config the stored candidate_model was trained with, from its materialization."""
+def candidate_facts(spec: ModelSpec, instance: dg.DagsterInstance, name: str) -> dict | None:
+    """A fact of the stored candidate_model from its materialization: the run `config` it
+    was trained with, or the kind and params `chosen` (by the config, or by the search)."""
     event = instance.get_latest_materialization_event(asset_key(spec, "candidate_model"))
-    config = event.asset_materialization.metadata.get("config") if event else None
-    return config.value if config is not None else None
+    value = event.asset_materialization.metadata.get(name) if event else None
+    return value.value if value is not None else None
 
 
 def production_metadata(
@@ -94,7 +96,7 @@ def rollback_materialization(
     version = versions.get(switch.to_version)
     plots = {
         name: (version.path / name).read_bytes()
-        for name in spec.task.plot_files()
+        for name in (*spec.task.plot_files(), IMPORTANCE_PLOT)
         if (version.path / name).is_file()
     }
     return dg.AssetMaterialization(
@@ -152,6 +154,10 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         card_facts, plots = spec.task.card(
             holdout[spec.target], candidate_model, model_input(spec, holdout)
         )
+        if model_metrics.get("importance"):
+            plots[IMPORTANCE_PLOT] = importance_plot(
+                model_metrics["importance"], spec.gate.metric.label
+            )
         versions = registry.for_model(spec.name)
         version = versions.register(
             candidate_model,
@@ -159,7 +165,8 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
                 "model": spec.name,
                 "task": spec.task.name,
                 "estimator": type(estimator).__name__,
-                "model_config": candidate_config(spec, context.instance),
+                "model_config": candidate_facts(spec, context.instance, "config"),
+                "model_choice": candidate_facts(spec, context.instance, "chosen"),
                 "params": {k: v for k, v in estimator.get_params().items() if _is_plain(v)},
                 **card_metrics(model_metrics),
                 "all_holdout": model_metrics["all_holdout"],

@@ -15,10 +15,22 @@ from ml_assets.learn.spec import ModelSpec
 def model_config_class(spec: ModelSpec) -> type[dg.Config]:
     """The run-time model choice of one model, with its YAML's kind as the default."""
     kinds = tuple(spec.task.kinds)
+    searched: dict[str, Any] = {}
+    if spec.search is not None:
+        searched["budget_seconds"] = (
+            float,
+            Field(
+                default=spec.search.budget_seconds,
+                ge=0,
+                description="the search's wall clock in seconds; 0: no search, the kind and"
+                " params below",
+            ),
+        )
     return create_model(
         "ModelConfig",
         __base__=dg.Config,
         __doc__="The candidate model, chosen per run in the Launchpad (default: the YAML's).",
+        **searched,
         kind=(
             Literal[kinds],
             Field(default=spec.kind.name, description=f"the model kind: {', '.join(kinds)}"),

@@ -8,13 +8,15 @@ import dagster as dg
 
 from ml_assets.learn.contract import utc_times
 from ml_assets.learn.gate_statistics import constant_answer, measure
-from ml_assets.learn.model_card import card_metrics, metrics_table
+from ml_assets.learn.importance import permutation_importances
+from ml_assets.learn.model_card import card_metrics, importance_markdown, metrics_table
 from ml_assets.learn.modeling import (
     build_pipeline,
     estimator_of,
     model_input,
     prediction_fingerprint,
 )
+from ml_assets.learn.search import SearchTooShort, leaderboard, search
 from ml_assets.learn.spec import ModelSpec
 from ml_assets.learn.splits import (
     HOLDOUT,
@@ -205,24 +207,39 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
     )
     def candidate_model(config: model_config, features) -> dg.Output:
         """A scikit-learn Pipeline (the declared preprocessing, then the estimator) fitted on
-        the training rows of the features."""
-        params = resolved_params(spec, config)
-        kind = spec.task.kinds[config.kind]
-        unknown = kind.unknown_params(params)
+        the training rows of the features: the declared kind, or the best of the search."""
+        train = features[features["split"] == TRAIN]
+        rows, target = model_input(spec, train), train[spec.target]
+        chosen, searched = {"kind": config.kind, "params": resolved_params(spec, config)}, {}
+        if spec.search is not None and config.budget_seconds > 0:
+            try:
+                found = search(spec, rows, target, config.budget_seconds)
+            except SearchTooShort as short:
+                raise dg.Failure(description=str(short), allow_retries=False) from short
+            chosen = {"kind": found.kind, "params": found.params}
+            metric = spec.task.metrics[spec.search.metric or spec.gate.metric.name]
+            searched = {
+                "leaderboard": dg.MetadataValue.md(leaderboard(found, metric.label)),
+                "trials": dg.MetadataValue.int(len(found.trials)),
+                "search_seconds": dg.MetadataValue.float(found.seconds),
+                "budget_seconds": dg.MetadataValue.float(config.budget_seconds),
+            }
+        kind = spec.task.kinds[chosen["kind"]]
+        unknown = kind.unknown_params(chosen["params"])
         if unknown:
             raise dg.Failure(
                 description=f"{kind.estimator} does not take {', '.join(unknown)}",
                 allow_retries=False,
             )
-        train = features[features["split"] == TRAIN]
-        model = build_pipeline(spec, config.kind, params)
-        model.fit(model_input(spec, train), train[spec.target])
+        model = build_pipeline(spec, chosen["kind"], chosen["params"]).fit(rows, target)
         return dg.Output(
             model,
             metadata={
-                "model_kind": dg.MetadataValue.text(config.kind),
+                "model_kind": dg.MetadataValue.text(chosen["kind"]),
                 "estimator": dg.MetadataValue.text(type(estimator_of(spec, model)).__name__),
                 "config": dg.MetadataValue.json(config.model_dump()),
+                "chosen": dg.MetadataValue.json(chosen),
+                **searched,
                 "training_rows": dg.MetadataValue.int(len(train)),
                 "data_fingerprint": dg.MetadataValue.text(data_fingerprint(features)),
                 **float_metadata("train", evaluate(spec, model, train)),
@@ -281,6 +298,8 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             "production_version": production.version if production else None,
             "holdout_rows": len(trusted),
             "statistics": measure(spec, target, outputs, gate),
+            "importance": permutation_importances(spec, candidate_model, trusted),
+            "importance_metric": spec.gate.metric.name,
             "all_holdout": everything,
             "training_rows": len(train),
             "data_fingerprint": data_fingerprint(features),
@@ -301,6 +320,9 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             **interval_metadata(statistics["candidate"][metric.name], f"candidate_{metric.name}_"),
             **float_metadata("baseline", gate["baseline"]),
             "metrics": dg.MetadataValue.md(metrics_table(spec.task.metrics, card_metrics(value))),
+            "feature_importance": dg.MetadataValue.md(
+                importance_markdown(value["importance"], metric)
+            ),
             "holdout_rows": dg.MetadataValue.text(f"{len(trusted)} reference rows"),
             "all_holdout_rows": dg.MetadataValue.int(everything["rows"]),
             **float_metadata(

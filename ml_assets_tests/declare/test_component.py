@@ -113,6 +113,38 @@ def refusal(tmp_path, monkeypatch, attributes) -> str:
             "applies to a model whose guard metric is log_loss; a regression's are: mae",
         ),
         ({"gate__promote_when": "always"}, "attributes.gate.promote_when", "'not_worse' or"),
+        (
+            {"model__search": {"kinds": ["svm"], "budget_seconds": 10}},
+            "attributes.model.search.kinds",
+            "'svm': give kinds of a regression: linear, ridge,",
+        ),
+        (
+            {"model__search": {"kinds": ["ridge"], "budget_seconds": 0}},
+            "attributes.model.search.budget_seconds",
+            "give a positive number of seconds",
+        ),
+        (
+            {
+                "model__search": {
+                    "kinds": ["ridge"],
+                    "budget_seconds": 10,
+                    "space": {"ridge": {"depth": [1, 3]}},
+                }
+            },
+            "attributes.model.search.space.ridge",
+            "sklearn.linear_model.Ridge does not take depth",
+        ),
+        (
+            {
+                "model__search": {
+                    "kinds": ["ridge"],
+                    "budget_seconds": 10,
+                    "space": {"ridge": {"alpha": [5, 1]}},
+                }
+            },
+            "attributes.model.search.space.ridge.alpha",
+            "with low < high",
+        ),
         ({"gate__confidence": 95}, "attributes.gate.confidence", "give one from 0.5 to below 1"),
         ({"gate__bootstrap_resamples": 50}, "attributes.gate.bootstrap_resamples", "from 200"),
         ({"schedule__cron": "every sunday"}, "attributes.schedule.cron", "not a cron schedule"),

@@ -187,12 +187,12 @@ def independent(table: pd.DataFrame, target: str, estimator, stratify: bool):
     return model.fit(X_train, y_train), X_test, y_test
 
 
-def deploy(root, package, model, instance):
+def deploy(root, package, model, instance, run_config=None):
     defs = dg.Definitions.merge(
         dg.load_from_defs_folder(path_within_project=root / package), shared_definitions()
     )
     result = defs.resolve_job_def(f"{model}_training_job").execute_in_process(
-        instance=instance, raise_on_error=False
+        instance=instance, run_config=run_config, raise_on_error=False
     )
     return defs, result
 

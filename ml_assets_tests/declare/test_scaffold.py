@@ -80,6 +80,23 @@ def test_a_rare_class_is_gated_on_what_accuracy_hides(tmp_path):
     assert gate["threshold"] == math.ceil(majority * 1e4) / 1e4
 
 
+def test_a_large_table_gets_a_search_and_a_small_one_does_not(tmp_path):
+    path = tmp_path / "credit.csv"
+    credit(3000).to_csv(path, index=False)
+    inferred = declaration("credit", path, "default", root=tmp_path)
+    assert inferred.attributes["model"] == {
+        "kind": "logistic_regression",
+        "search": {
+            "kinds": ["hist_gradient_boosting", "logistic_regression"],
+            "budget_seconds": 60,
+        },
+    }
+    assert "over 1,000 rows" in inferred.notes[("model", "search")]
+    credit(1000).to_csv(path, index=False)
+    small = declaration("credit", path, "default", root=tmp_path).attributes["model"]
+    assert small == {"kind": "logistic_regression"}
+
+
 def test_ranges_refuse_only_the_implausible(tmp_path):
     path = tmp_path / "credit.csv"
     table = credit()
@@ -206,8 +223,11 @@ def test_a_flights_table_deploys_as_the_readmes_pipeline_rebuilt_with_scikit_lea
     path = tmp_path / "flights.csv"
     table = flights()
     table.to_csv(path, index=False)
-    write_model_declaration("flights", path, "arr_delay", root=root)
-    _, result = deploy(root, package, "flights", instance)
+    written = write_model_declaration("flights", path, "arr_delay", root=root).read_text()
+    # Over 1 000 rows new-model declares a search; the Launchpad's budget 0 trains the kind.
+    assert "    search: {kinds: [hist_gradient_boosting, ridge], budget_seconds: 60}  #" in written
+    no_search = {"ops": {"flights__candidate_model": {"config": {"budget_seconds": 0}}}}
+    _, result = deploy(root, package, "flights", instance, no_search)
     assert result.success
     production = ModelRegistry(data_dir=str(data_dir)).for_model("flights").production()
 

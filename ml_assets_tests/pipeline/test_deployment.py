@@ -60,7 +60,7 @@ def test_promote_predict_rollback_round_trip(
     first = registry.production().version
     metadata = latest_production_metadata(instance)
     assert metadata["rollback"] is False and metadata["version"] == first
-    assert metadata["model_card"].count("data:image/png;base64,") == 2
+    assert metadata["model_card"].count("data:image/png;base64,") == 3  # with importance
 
     # A batch lands: ingestion scores it with the production model of that moment.
     batch = simulate_batch(DIABETES, reference, rows=300, seed=21)
