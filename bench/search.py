@@ -4,9 +4,11 @@ docs/search-performance.md.
 
 Two tables: a generated 50 000-row regression with numbers and categories (an interaction
 and a threshold the linear kinds cannot see), and scikit-learn's diabetes. Each default kind
-is fitted on the training rows and scored on the reference holdout; the search (every kind
-of the task, `budget_seconds`) chooses on the training rows alone and its choice is scored
+is fitted on the training rows and scored on the reference holdout; the search (the README
+example's kinds, `budget_seconds`) chooses on the training rows alone and its choice is scored
 on the same holdout. The models are built by our pipeline, as `candidate_model` builds them.
+The search is over the README example's kinds: a random forest of 400 trees takes longer
+than a minute on 40 000 rows, fold by fold.
 """
 
 import argparse
@@ -28,6 +30,7 @@ from ml_assets.learn.spec import SearchSpec
 from ml_assets.learn.splits import HOLDOUT, TRAIN, reference_split
 
 BUDGET_SECONDS = 60.0
+SEARCHED_KINDS = ("hist_gradient_boosting", "lightgbm", "ridge")  # as the README's example
 ROWS = 50_000
 
 
@@ -94,7 +97,7 @@ def compare(spec, budget: float) -> list[str]:
         defaults.append(value)
         lines.append(f"| {kind} (defaults) | {value:.3f} | fit {seconds:.1f} s | |")
     searched = dataclasses.replace(
-        spec, search=SearchSpec(kinds=tuple(spec.task.kinds), budget_seconds=budget)
+        spec, search=SearchSpec(kinds=SEARCHED_KINDS, budget_seconds=budget)
     )
     found = search(searched, rows, target, budget)
     value, seconds = holdout_rmse(found.kind, found.params)
@@ -139,7 +142,9 @@ def main() -> None:
                 "# The declared search against the default kinds",
                 "",
                 "Measured by `make bench-search` (bench/search.py) on this 2-core machine: each",
-                "kind with its defaults, then a search over every kind of the task with a",
+                "kind with its defaults, then a search over "
+                + ", ".join(SEARCHED_KINDS)
+                + " with a",
                 f"{args.budget:g} s budget (5 folds of the training rows), all scored on the",
                 "reference holdout the gate uses. Targets: the search beats the best default",
                 "kind's holdout RMSE on the large table; the budget is held within 10 %.",

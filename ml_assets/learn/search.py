@@ -106,17 +106,21 @@ def search(
     deadline = started + budget_seconds
     folds = list(spec.task.folds(declared.cv_folds).split(rows, target))
     trials: list[Trial] = []
+    fold_seconds: dict[str, float] = {}  # the slowest fold of each kind so far
 
     def objective(trial: optuna.Trial) -> float:
         kind = trial.suggest_categorical("kind", list(declared.kinds))
         params = _suggest(trial, kind, declared.space.get(kind, DEFAULT_SPACES[kind]))
         began, scores = time.monotonic(), []
         for step, (fit_rows, score_rows) in enumerate(folds):
-            if time.monotonic() > deadline:  # the budget is for the whole search
+            # The budget is for the whole search: no fold starts that would likely end after it.
+            fold_started = time.monotonic()
+            if fold_started + fold_seconds.get(kind, 0.0) > deadline:
                 trial.study.stop()
                 raise optuna.TrialPruned()
             model = build_pipeline(spec, kind, params)
             model.fit(rows.iloc[fit_rows], target.iloc[fit_rows])
+            fold_seconds[kind] = max(fold_seconds.get(kind, 0.0), time.monotonic() - fold_started)
             outputs = spec.task.outputs(model, rows.iloc[score_rows])
             value = spec.task.scores(target.iloc[score_rows], outputs)[metric.name]
             scores.append(math.nan if value is None else value)
@@ -136,7 +140,8 @@ def search(
         sampler=optuna.samplers.TPESampler(seed=RANDOM_STATE),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
     )
-    study.optimize(objective, timeout=budget_seconds)
+    # A trial whose parameters the estimator refuses is recorded as failed, not fatal.
+    study.optimize(objective, timeout=budget_seconds, catch=(ValueError,))
     finished = [trial for trial in trials if trial.mean is not None]
     if not finished:
         raise SearchTooShort(
