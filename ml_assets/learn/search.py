@@ -4,7 +4,9 @@ parameters, scored by cross-validation on the training rows only, within a time 
 The reference holdout is never seen: each trial fits the declared pipeline on `cv_folds`
 folds of the training rows (`Task.folds`, shuffled with the seed) and is scored by the search
 metric on the held-out fold; trials that are worse than the median of earlier trials after a
-fold are pruned. The best trial's kind and parameters are then fitted on all training rows.
+fold are pruned. The first trials are the kinds as they are by default, so the search ends no worse in
+cross-validation than any searched kind's defaults. The best trial's kind and parameters
+are then fitted on all training rows.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ml_assets.learn.modeling import build_pipeline
-from ml_assets.learn.tasks import RANDOM_STATE
+from ml_assets.learn.tasks import RANDOM_STATE, ModelKind
 
 if TYPE_CHECKING:
     import optuna
@@ -43,7 +45,7 @@ DEFAULT_SPACES: dict[str, dict[str, list]] = {
         "learning_rate": [0.01, 0.3, "log"],
         "max_leaf_nodes": [7, 127, "log"],
         "min_samples_leaf": [5, 100, "log"],
-        "l2_regularization": [1e-6, 10.0, "log"],
+        "l2_regularization": [0.0, 1.0],
     },
     "lightgbm": {
         "learning_rate": [0.01, 0.3, "log"],
@@ -90,6 +92,22 @@ def _suggest(trial: optuna.Trial, kind: str, space: dict[str, list]) -> dict[str
         else:
             params[name] = trial.suggest_float(key, float(low), float(high), log=log)
     return params
+
+
+def _defaults_within(kind: ModelKind, space: dict[str, list]) -> dict[str, Any]:
+    """The kind's own values of the searched parameters (scikit-learn's or LightGBM's
+    defaults, then ours) that lie in their ranges, as trial parameters."""
+    defaults = {**kind.estimator_class()().get_params(), **kind.settings}
+    within = {}
+    for name, bounds in space.items():
+        value = defaults.get(name)
+        numbers = all(isinstance(bound, int | float) for bound in bounds[:2])
+        if numbers and isinstance(value, int | float) and not isinstance(value, bool):
+            if bounds[0] <= value <= bounds[1]:
+                within[f"{kind.name}.{name}"] = value
+        elif not numbers and value in bounds:
+            within[f"{kind.name}.{name}"] = value
+    return within
 
 
 def search(
@@ -141,6 +159,9 @@ def search(
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
     )
     # A trial whose parameters the estimator refuses is recorded as failed, not fatal.
+    for kind in declared.kinds:  # the first trials: each kind as it is by default
+        space = declared.space.get(kind, DEFAULT_SPACES[kind])
+        study.enqueue_trial({"kind": kind, **_defaults_within(spec.task.kinds[kind], space)})
     study.optimize(objective, timeout=budget_seconds, catch=(ValueError,))
     finished = [trial for trial in trials if trial.mean is not None]
     if not finished:

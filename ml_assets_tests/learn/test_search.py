@@ -79,3 +79,18 @@ def test_equal_data_give_the_same_trials_the_budget_only_decides_how_many():
     shared = min(len(first), len(again))
     assert shared > 5
     assert first[:shared] == again[:shared]
+
+
+def test_the_search_starts_from_each_kinds_defaults():
+    spec = searched(kinds=("ridge", "hist_gradient_boosting"), budget_seconds=3.0, cv_folds=3)
+    rows, target = training_rows(spec)
+    found = search(spec, rows, target, 3.0)
+    first = sorted(found.trials, key=lambda trial: trial.number)[:2]
+    assert (first[0].kind, first[0].params) == ("ridge", {"alpha": 1.0})
+    assert (first[1].kind, first[1].params) == (
+        "hist_gradient_boosting",
+        {"learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 20,
+         "l2_regularization": 0.0},
+    )  # fmt: skip
+    best = min(trial.mean for trial in found.trials if trial.mean is not None)
+    assert best <= min(trial.mean for trial in first)  # never worse than the defaults
