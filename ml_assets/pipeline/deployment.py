@@ -31,7 +31,7 @@ PRODUCTION_FRESHNESS = dg.FreshnessPolicy.time_window(
 
 
 def gate_refusal(spec: ModelSpec, instance: dg.DagsterInstance) -> str | None:
-    """Why the latest model_metrics may not be deployed, or None when both gate checks passed.
+    """Why the latest model_metrics may not be deployed, or None when every gate check passed.
 
     The gate checks fail with WARN severity, so production_model runs after them, in its own
     run or another, and this is what stops it: after a refused gate, and after a gate that
