@@ -25,7 +25,7 @@ from ml_assets import TabularModel
 from ml_assets.declare.project import declared_models
 from ml_assets.learn.modeling import build_pipeline, model_input
 from ml_assets.learn.reference import load_reference_table
-from ml_assets.learn.search import search
+from ml_assets.learn.search import search, shown_params
 from ml_assets.learn.spec import SearchSpec
 from ml_assets.learn.splits import HOLDOUT, TRAIN, reference_split
 
@@ -103,10 +103,7 @@ def compare(spec, budget: float) -> list[str]:
     value, seconds = holdout_rmse(found.kind, found.params)
     held = "held" if found.seconds <= 1.1 * budget else "not held"
     beats = "beats" if value < min(defaults) else "does not beat"
-    params = ", ".join(
-        f"{name}={setting:.4g}" if isinstance(setting, float) else f"{name}={setting}"
-        for name, setting in found.params.items()
-    )
+    params = shown_params(found.params)
     lines.append(
         f"| **search**: {found.kind} ({params}), {len(found.trials)} trials | {value:.3f} |"
         f" search {found.seconds:.1f} s of {budget:g} s ({held}), then fit {seconds:.1f} s |"

@@ -71,12 +71,13 @@ def simulate_batch_command(args: argparse.Namespace) -> int:
 
 def version_summary(spec: ModelSpec, version: ModelVersion) -> dict:
     """The facts people ask about a model version, JSON-ready."""
+    choice = version.card.get("model_choice") or {}  # the kind and params it was trained with
     return {
         "version": version.version,
         "created_at": version.card.get("created_at"),
         "estimator": version.card.get("estimator"),
-        "kind": (version.card.get("model_choice") or {}).get("kind"),
-        "params": (version.card.get("model_choice") or {}).get("params"),
+        "kind": choice.get("kind"),
+        "params": choice.get("params"),
         "training_rows": version.card.get("training_rows"),
         "metrics": {
             name: None if version.metrics.get(name) is None else float(version.metrics[name])

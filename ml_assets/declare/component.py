@@ -36,6 +36,7 @@ from ml_assets.learn.spec import (
     ModelSpec,
     ReferenceSpec,
     SearchSpec,
+    is_range,
     utc_text,
 )
 from ml_assets.learn.tasks import TASKS
@@ -448,8 +449,7 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
                     f"{task.kinds[kind].estimator} does not take {', '.join(taken)}",
                 )
             for name, bounds in space.items():
-                numbers = all(isinstance(bound, int | float) for bound in bounds[:2])
-                if numbers and not (len(bounds) in (2, 3) and bounds[0] < bounds[1]):
+                if is_range(bounds) and not (len(bounds) in (2, 3) and bounds[0] < bounds[1]):
                     raise DeclarationError(
                         (*where, "space", kind, name),
                         "give [low, high] or [low, high, log] with low < high, or the choices",

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ml_assets.learn.modeling import build_pipeline
+from ml_assets.learn.spec import is_range
 from ml_assets.learn.tasks import RANDOM_STATE, ModelKind
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ def _suggest(trial: optuna.Trial, kind: str, space: dict[str, list]) -> dict[str
     params = {}
     for name, bounds in space.items():
         key = f"{kind}.{name}"
-        if not all(isinstance(bound, int | float) for bound in bounds[:2]):
+        if not is_range(bounds):
             params[name] = trial.suggest_categorical(key, bounds)
             continue
         low, high = bounds[:2]
@@ -101,11 +102,10 @@ def _defaults_within(kind: ModelKind, space: dict[str, list]) -> dict[str, Any]:
     within = {}
     for name, bounds in space.items():
         value = defaults.get(name)
-        numbers = all(isinstance(bound, int | float) for bound in bounds[:2])
-        if numbers and isinstance(value, int | float) and not isinstance(value, bool):
+        if is_range(bounds) and isinstance(value, int | float) and not isinstance(value, bool):
             if bounds[0] <= value <= bounds[1]:
                 within[f"{kind.name}.{name}"] = value
-        elif not numbers and value in bounds:
+        elif not is_range(bounds) and value in bounds:
             within[f"{kind.name}.{name}"] = value
     return within
 
@@ -182,6 +182,14 @@ class SearchTooShort(RuntimeError):
 LEADERBOARD_ROWS = 25
 
 
+def shown_params(params: dict[str, Any]) -> str:
+    """Parameters as people read them: `alpha=32.28, max_depth=3`."""
+    return ", ".join(
+        f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
+        for name, value in params.items()
+    )
+
+
 def leaderboard(result: SearchResult, metric_label: str) -> str:
     """The best trials as Markdown: kind, parameters, CV mean ± std, seconds."""
     lines = [
@@ -189,10 +197,7 @@ def leaderboard(result: SearchResult, metric_label: str) -> str:
         "|---:|---:|---|---|---:|---:|",
     ]
     for rank, trial in enumerate(result.trials[:LEADERBOARD_ROWS], start=1):
-        params = ", ".join(
-            f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
-            for name, value in trial.params.items()
-        )
+        params = shown_params(trial.params)
         score = "pruned" if trial.mean is None else f"{trial.mean:.4g} ± {trial.std:.2g}"
         lines.append(
             f"| {rank} | {trial.number} | {trial.kind} | {params} | {score} | {trial.seconds:.2f} |"

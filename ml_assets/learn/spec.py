@@ -128,6 +128,11 @@ class SearchSpec:
     space: dict[str, dict[str, list]] = field(default_factory=dict, hash=False)
 
 
+def is_range(bounds: list) -> bool:
+    """Whether a searched parameter's space is a range ([low, high(, log)]), not choices."""
+    return all(isinstance(bound, int | float) for bound in bounds[:2])
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything one model's assets, checks, jobs and commands need to know about it."""

@@ -431,7 +431,7 @@ def not_worse_result(spec: ModelSpec, metrics: dict, config) -> dg.AssetCheckRes
     for compared, absolute, relative in comparisons:
         ours, theirs = candidate[compared.name], production[compared.name]
         difference = Interval.of(versus[compared.name])
-        allowed = theirs if theirs is None else compared.worst_allowed(theirs, absolute, relative)
+        allowed = None if theirs is None else compared.worst_allowed(theirs, absolute, relative)
         worse_way = -1.0 if compared.higher_is_better else 1.0
         allowed_worse = 0.0 if allowed is None else worse_way * (allowed - theirs)
         # promote_when is about the gate metric; a guard only must not get detectably worse.

@@ -53,12 +53,14 @@ def gate_refusal(spec: ModelSpec, instance: dg.DagsterInstance) -> str | None:
     return refusal_reason(failed) if failed else None
 
 
-def candidate_facts(spec: ModelSpec, instance: dg.DagsterInstance, name: str) -> dict | None:
-    """A fact of the stored candidate_model from its materialization: the run `config` it
-    was trained with, or the kind and params `chosen` (by the config, or by the search)."""
+def candidate_facts(spec: ModelSpec, instance: dg.DagsterInstance) -> dict:
+    """What the stored candidate_model's materialization says of it: the run `config` it was
+    trained with, and the kind and params `chosen` (by the config, or by the search)."""
     event = instance.get_latest_materialization_event(asset_key(spec, "candidate_model"))
-    value = event.asset_materialization.metadata.get(name) if event else None
-    return value.value if value is not None else None
+    metadata = event.asset_materialization.metadata if event else {}
+    return {
+        name: metadata[name].value if name in metadata else None for name in ("config", "chosen")
+    }
 
 
 def production_metadata(
@@ -151,6 +153,7 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
                 allow_retries=False,
             )
         estimator = estimator_of(spec, candidate_model)
+        facts = candidate_facts(spec, context.instance)
         card_facts, plots = spec.task.card(
             holdout[spec.target], candidate_model, model_input(spec, holdout)
         )
@@ -165,8 +168,8 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
                 "model": spec.name,
                 "task": spec.task.name,
                 "estimator": type(estimator).__name__,
-                "model_config": candidate_facts(spec, context.instance, "config"),
-                "model_choice": candidate_facts(spec, context.instance, "chosen"),
+                "model_config": facts["config"],
+                "model_choice": facts["chosen"],
                 "params": {k: v for k, v in estimator.get_params().items() if _is_plain(v)},
                 **card_metrics(model_metrics),
                 "all_holdout": model_metrics["all_holdout"],
