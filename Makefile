@@ -14,7 +14,7 @@ DEV_LOG_LEVEL ?= warning
 export DAGSTER_HOME := $(abspath $(or $(DAGSTER_HOME),.dagster_home))
 export ML_ASSETS_DATA_DIR := $(abspath $(or $(ML_ASSETS_DATA_DIR),data))
 
-.PHONY: install instance browser dev materialize serve worker test test-fast bench bench-serving bench-new-model bench-gate bench-search lint
+.PHONY: install instance browser dev materialize serve worker test test-fast bench bench-serving bench-new-model bench-gate bench-search bench-threads lint
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -91,6 +91,10 @@ bench-gate: install
 ## bench-search: a 60 s declared search against each default kind (docs/search-performance.md)
 bench-search: install
 	$(BIN)/python -m bench.search $(BENCH_ARGS)
+
+## bench-threads: a search's first round idle and beside a busy process (docs/threads-performance.md)
+bench-threads: install
+	$(BIN)/python -m bench.threads $(BENCH_ARGS)
 
 ## bench-serving: the prediction service's part of the bench alone
 bench-serving: install

@@ -33,7 +33,12 @@ CHECKS = {
         "target_in_plausible_range",
         "unique_row_ids",
     ),
-    "model_metrics": ("a_threshold", "not_worse_than_production", "beats_baseline"),
+    "model_metrics": (
+        "a_threshold",
+        "not_worse_than_production",
+        "beats_baseline",
+        "holdout_score_is_plausible",
+    ),
 }
 # The floor project's definitions: its defs folder alone, the garbage collector settled as
 # ml_assets settles it (without that, collections during the load cost more than all of ours).

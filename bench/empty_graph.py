@@ -26,7 +26,12 @@ CHECKS = {
         "target_in_plausible_range",
         "unique_row_ids",
     ),
-    "model_metrics": ("mse_below_threshold", "not_worse_than_production", "beats_baseline"),
+    "model_metrics": (
+        "mse_below_threshold",
+        "not_worse_than_production",
+        "beats_baseline",
+        "holdout_score_is_plausible",
+    ),
 }
 
 
@@ -72,6 +77,7 @@ def candidate_model(features) -> int:
 @dg.asset(
     key_prefix=MODEL,
     ins={"candidate_model": _in("candidate_model"), "features": _in("features")},
+    pool="training",
 )
 def model_metrics(candidate_model, features) -> int:
     """Nothing: stands for the holdout metrics."""

@@ -283,9 +283,11 @@ def list_command(args: argparse.Namespace) -> int:
 
 def new_model_command(args: argparse.Namespace) -> int:
     """Write ml_assets/defs/NAME/defs.yaml with a contract inferred from a file."""
-    path = write_model_declaration(
+    path, said = write_model_declaration(
         args.name, Path(args.source), args.target, task=args.task, force=args.force
     )
+    for line in said:
+        print(f"warning: {line}", file=sys.stderr)
     print(path)
     return 0
 

@@ -149,7 +149,7 @@ def test_the_empty_graph_has_our_graph_shape_and_runs():
     assert result.success
     assert len(result.get_asset_materialization_events()) == len(keys)
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 8 and all(evaluation.passed for evaluation in evaluations)
+    assert len(evaluations) == 9 and all(evaluation.passed for evaluation in evaluations)
 
 
 def test_the_empty_component_builds_our_models_dagster_objects():

@@ -409,3 +409,15 @@ def test_a_declared_search_trains_the_best_trial_and_status_names_it(tmp_path, i
     ]
     assert metadata["chosen"].value == {"kind": "logistic_regression", "params": {}}
     assert "leaderboard" not in metadata
+    assert candidate["search_outcome"].value == "best_trial"
+    # A budget no trial can finish in, as on a busy machine: the run goes on with a candidate.
+    hurried = {"ops": {"cells__candidate_model": {"config": {"budget_seconds": 1e-6}}}}
+    result = train_undeclared(spec, instance, ["candidate_model"], hurried)
+    assert result.success
+    [metadata] = [
+        event.materialization.metadata for event in result.get_asset_materialization_events()
+    ]
+    assert metadata["search_outcome"].value == "fallback"
+    assert metadata["chosen"].value["params"] == {}
+    assert "no trial finished its 3 folds" in metadata["search_reason"].value
+    assert metadata["trials_finished"].value == 0

@@ -54,6 +54,7 @@ def test_every_public_name_is_defined_for_each_model():
         "features:no_suspicious_feature",
         "model_metrics:not_worse_than_production",
         "model_metrics:beats_baseline",
+        "model_metrics:holdout_score_is_plausible",
     }
     assert checks_of("diabetes") == common | {"model_metrics:mse_below_threshold"}
     assert checks_of("breast_cancer") == common | {"model_metrics:accuracy_above_threshold"}

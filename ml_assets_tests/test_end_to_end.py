@@ -88,6 +88,7 @@ def test_gate_passes_then_fails_and_production_stays(instance, registry):
         "mse_below_threshold": True,
         "not_worse_than_production": True,
         "beats_baseline": True,
+        "holdout_score_is_plausible": True,
     }
     production = registry.production()
     assert production is not None

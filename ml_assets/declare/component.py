@@ -24,8 +24,9 @@ from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_
 
 from ml_assets.declare.errors import DeclarationError, InvalidModelFile
 from ml_assets.declare.load_checks import checked_against_data
-from ml_assets.declare.scaffold import TabularModelScaffolder
+from ml_assets.declare.scaffold import ScaffoldParams, declaration, render
 from ml_assets.learn.reference import BUNDLED_TABLES
+from ml_assets.learn.search import timed_budget
 from ml_assets.learn.spec import (
     CALENDAR_PARTS,
     DEFAULT_CALENDAR_PARTS,
@@ -328,6 +329,27 @@ def _as_declared(model_field_name: str | None = None) -> dg.Resolver:
     )
 
 
+class TabularModelScaffolder(dg.Scaffolder[ScaffoldParams]):
+    """Writes a model's defs.yaml as `ml-assets new-model` does, inferred from a table."""
+
+    @classmethod
+    def get_scaffold_params(cls) -> type[ScaffoldParams]:
+        return ScaffoldParams
+
+    def scaffold(self, request: dg.ScaffoldRequest[ScaffoldParams]) -> None:
+        params = request.params
+        root = request.project_root or Path.cwd()
+        source = Path(params.source)
+        text = scaffolded_yaml(
+            request.target_path.name,
+            source if source.is_absolute() else root / source,
+            params.target,
+            params.task,
+            root,
+        )
+        (request.target_path / "defs.yaml").write_text(text, encoding="utf-8")
+
+
 @dg.scaffold_with(TabularModelScaffolder)
 class TabularModel(dg.Component, dg.Model, dg.Resolvable):
     """A tabular model kept trained, checked and deployed as data arrives: its reference data,
@@ -469,13 +491,23 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
             )
         name = reference.time_column
         column = columns.get(name) if name is not None else None
-        if column is None or column.type != "datetime" or column.nullable:
-            datetimes = [n for n, c in columns.items() if c.type == "datetime" and not c.nullable]
-            raise DeclarationError(
-                ("reference", "time_column"),
-                "a split by time needs a datetime column that is never missing; the columns that"
-                f" can order the rows: {', '.join(datetimes) or 'none (declare one as datetime)'}",
-            )
+        if column is not None and column.type == "datetime" and not column.nullable:
+            return
+        if name is None:
+            cause = "give the datetime column that orders the rows"
+        elif column is None:
+            cause = f"{name!r} is not a column"
+        elif column.type != "datetime":
+            cause = f"{name!r} is a {column.type} column, not a datetime"
+        else:
+            cause = f"{name!r} is declared nullable: true; declare it nullable: false"
+        datetimes = [n for n, c in columns.items() if c.type == "datetime" and not c.nullable]
+        raise DeclarationError(
+            ("reference", "time_column"),
+            f"{cause}: a split by time needs a datetime column that is never missing; the"
+            " columns that can order the rows:"
+            f" {', '.join(datetimes) or 'none (declare one as datetime, never missing)'}",
+        )
 
     @classmethod
     def load(cls, attributes, context: dg.ComponentLoadContext) -> TabularModel:
@@ -640,3 +672,23 @@ def refuse_a_second_declaration(spec: ModelSpec, components: list[TabularModel])
                 f"{first} and {second} both declare the model {spec.name!r} (attributes.name):"
                 " each model needs a name of its own"
             )
+
+
+def scaffolded_yaml(
+    name: str, source: Path, target: str, task: str | None = None, root: Path | None = None
+) -> str:
+    """The YAML `new-model` and `dg scaffold defs` write: the contract inferred from the table
+    (`scaffold.declaration`), and a declared search's budget timed on the table itself."""
+    root = root or Path.cwd()
+    inferred = declaration(name, source, target, task, root)
+    declared = inferred.attributes["model"].get("search")
+    if declared is not None:
+        try:
+            draft = TabularModel.resolve_from_dict(inferred.attributes)
+            draft._check_declaration()
+            spec = draft._draft(root, root / name / "defs.yaml")
+            declared["budget_seconds"], timed = timed_budget(spec, inferred.labelled)
+        except (DeclarationError, ValueError, TypeError):
+            timed = "not timed: the declaration does not load yet (see below)"
+        inferred.notes[("model", "search")] += f"; {timed}"
+    return render(inferred)

@@ -17,6 +17,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import logging
 import warnings
 from importlib import metadata
 
@@ -26,7 +27,7 @@ from ml_assets.store import settings
 from ml_assets.store.files import write_atomically
 
 CHECKED_FILE = "checked.json"
-CHECKS_VERSION = 3  # bump when what is checked here changes
+CHECKS_VERSION = 4  # bump when what is checked here changes
 FIT_ROWS = 100  # training rows, drawn at random, the estimator is fitted on at load
 LIBRARIES = ("scikit-learn", "pandas", "pandera", "pyarrow")
 
@@ -48,8 +49,20 @@ def checked_against_data(draft: ModelSpec, declaration: dict) -> ModelSpec:
     )
     threshold = spec.threshold_warning(spec.gate.threshold)
     for said in (*spec.data_warnings, *([f"gate.threshold: {threshold}"] if threshold else [])):
-        warnings.warn(f"{spec.declared_in}: {said}", DeclarationWarning, stacklevel=2)
+        _warn(f"{spec.declared_in}: {said}")
     return spec
+
+
+def _warn(message: str) -> None:
+    """A DeclarationWarning; also on Dagster's logger where Python's warnings go to logging.
+
+    Dagster's commands and code servers (`dg check defs`, `dagster dev`) route warnings into
+    logging (`logging.captureWarnings`), to a logger that drops them: there the warning is
+    logged as Dagster logs its own, so that it is seen.
+    """
+    warnings.warn(message, DeclarationWarning, stacklevel=3)
+    if getattr(warnings.showwarning, "__module__", None) == "logging":
+        logging.getLogger("dagster").warning(f"DeclarationWarning: {message}")
 
 
 class DeclarationWarning(UserWarning):
@@ -109,6 +122,7 @@ def _check(draft: ModelSpec) -> dict:
     from ml_assets.learn.contract import ContractViolation
     from ml_assets.learn.reference import load_reference_table
     from ml_assets.learn.sanity import data_warnings
+    from ml_assets.learn.threads import fitting_threads
     from ml_assets.store.tables import UnreadableFile
 
     try:
@@ -130,8 +144,9 @@ def _check(draft: ModelSpec) -> dict:
         )
     spec = _with_classes(draft, classes)
     training = _training_rows(spec, table)
-    _check_estimator(spec, training)
-    baseline, suspicions = data_warnings(spec, table)
+    with fitting_threads([spec.kind]):
+        _check_estimator(spec, training)
+        baseline, suspicions = data_warnings(spec, table)
     return {
         "classes": list(classes),
         "rows": len(table),

@@ -4,14 +4,20 @@ new model's YAML written into it (`ml-assets new-model`)."""
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import dagster as dg
 from pydantic import ValidationError
 
-from ml_assets.declare.component import TabularModel, refuse_a_second_declaration
+from ml_assets.declare.component import (
+    TabularModel,
+    refuse_a_second_declaration,
+    scaffolded_yaml,
+)
 from ml_assets.declare.errors import InvalidModelFile
-from ml_assets.declare.scaffold import ScaffoldError, declaration, render
+from ml_assets.declare.load_checks import DeclarationWarning
+from ml_assets.declare.scaffold import ScaffoldError
 from ml_assets.learn.spec import ModelSpec
 
 
@@ -58,21 +64,33 @@ def write_model_declaration(
     task: str | None = None,
     force: bool = False,
     root: Path | None = None,
-) -> Path:
+) -> tuple[Path, list[str]]:
     """Write <defs folder>/<name>/defs.yaml in the project, then load the project as the
-    definitions would; what does not load yet is kept, and the error says what to change."""
+    definitions would; what does not load yet is kept, and the error says what to change.
+    Returns the file and what loading it warned about (also written at the top of the file)."""
     root = root or project_root()
     path = model_tree(root).defs_module_path / name / "defs.yaml"
     if path.exists() and not force:
         raise ScaffoldError(f"{path} exists; pass --force to replace it")
-    text = render(declaration(name, source, target, task, root))
+    text = scaffolded_yaml(name, source, target, task, root)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     try:
-        declared_models(root)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DeclarationWarning)
+            declared_models(root)
     except InvalidModelFile as error:
         raise ScaffoldError(
             f"{path} is written, but does not load yet:\n{error}\nChange what it says in the"
             " file, then `dg check defs` (or start again with --force)"
         ) from None
-    return path
+    said = [
+        str(warning.message).removeprefix(f"{path}: ")
+        for warning in caught
+        if issubclass(warning.category, DeclarationWarning)
+        and str(warning.message).startswith(f"{path}: ")
+    ]
+    if said:
+        header = "".join(f"# Warning when loaded: {line}\n" for line in said)
+        path.write_text(header + text, encoding="utf-8")  # comments: the declaration is the same
+    return path, said

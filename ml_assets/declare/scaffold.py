@@ -1,11 +1,12 @@
 """`ml-assets new-model` and `dg scaffold defs ml_assets.TabularModel`: a model's YAML file
 written from a table, its contract inferred as a careful person would, each choice noted.
 
-Types from the values (numbers, whole numbers, true/false, text); identifiers (by name, a
-row number, text almost all distinct) as `role: id`; only the implausible refused (`min: 0`
-for a column never negative, `max` for a share or a percentage), the rest left to the drift
-check; every feature nullable (the pipeline imputes); categories listed when there are at
-most ten, `max_categories` noted past fifty. A classification gets logistic regression,
+Types from the values (numbers, whole numbers, true/false, text, times); identifiers (by
+name, a row number, text almost all distinct) as `role: id`; only the implausible refused
+(`min: 0` for a column never negative, `max` for a share or a percentage), the rest left to
+the drift check; `nullable` where values are missing (the pipeline imputes them); categories
+listed (`allowed`) when there are at most fifty, `max_categories` noted past that; a
+datetime learnt as the calendar parts that vary in it. A classification gets logistic regression,
 stratified, gated on beating a constant answer (accuracy above the majority's share, or ROC
 AUC / balanced accuracy when a class is rare); a regression gets ridge gated on R² above 0.
 Rows without a target are left out. Nothing is copied: the YAML points at the file.
@@ -19,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-import dagster as dg
 import yaml
 from pydantic import BaseModel, Field
 
 from ml_assets.learn.contract import utc_times
+from ml_assets.learn.modeling import PANDAS_PARTS
 from ml_assets.learn.sanity import identifier_reason, numbers_of
 from ml_assets.learn.spec import DEFAULT_CALENDAR_PARTS, DEFAULT_MAX_CATEGORIES
 from ml_assets.store import settings
@@ -32,7 +33,7 @@ from ml_assets.store.tables import read_table
 if TYPE_CHECKING:
     import pandas as pd
 
-MAX_LISTED_CATEGORIES = 10
+MAX_LISTED_CATEGORIES = DEFAULT_MAX_CATEGORIES  # more: max_categories, no allowed list
 BOOLEAN_WORDS = {"true", "false"}
 CLASSIFY_INTEGERS_BELOW = 11  # a whole-number target with this few values is a class label
 IMBALANCED_BELOW = 0.2  # a rarest class under this share: gated on what accuracy hides
@@ -50,6 +51,7 @@ class Inferred:
 
     attributes: dict
     notes: dict[tuple[str, str], str] = field(default_factory=dict)
+    labelled: pd.DataFrame | None = None  # the table's rows that have a target
 
 
 def infer_column(values: pd.Series, as_class: bool = False) -> tuple[dict, str]:
@@ -61,10 +63,13 @@ def infer_column(values: pd.Series, as_class: bool = False) -> tuple[dict, str]:
     if timed:
         declaration["type"] = "datetime"
         times = utc_times(present)
-        note = (
-            f"times from {times.min()} to {times.max()} (UTC): learnt as its"
-            f" {', '.join(DEFAULT_CALENDAR_PARTS)}"
-        )
+        parts = varying_parts(times)
+        if parts != list(DEFAULT_CALENDAR_PARTS):
+            declaration["parts"] = parts
+        note = f"times from {times.min()} to {times.max()} (UTC): learnt as its {', '.join(parts)}"
+        unused = [part for part in DEFAULT_CALENDAR_PARTS if part not in parts]
+        if unused:
+            note += f" ({', '.join(unused)}: the same on every row)"
     elif as_class or numbers is None or present.empty:
         uniques = present.unique()  # thousands at most, where the column has a million rows
         words = {str(value).strip().lower() for value in uniques}
@@ -94,8 +99,20 @@ def infer_column(values: pd.Series, as_class: bool = False) -> tuple[dict, str]:
     missing = len(values) - len(present)
     if missing:
         declaration["nullable"] = True
-        note = "; ".join(part for part in (f"{missing} missing", note) if part)
+        imputed = f"{missing} missing (nullable: the pipeline imputes them)"
+        note = "; ".join(part for part in (imputed, note) if part)
     return declaration, note
+
+
+def varying_parts(times: pd.Series) -> list[str]:
+    """The default calendar parts that take more than one value in these times (a daily date
+    has no hour); all of them when none does."""
+    varying = [
+        part
+        for part in DEFAULT_CALENDAR_PARTS
+        if getattr(times.dt, PANDAS_PARTS.get(part, part)).nunique() > 1
+    ]
+    return varying or list(DEFAULT_CALENDAR_PARTS)
 
 
 def _are_times(present: pd.Series) -> bool:
@@ -211,8 +228,7 @@ def declaration(
             columns[column].pop("max_categories", None)
             note = f"an identifier ({why}): kept beside the predictions, never a feature"
         elif "nullable" not in columns[column]:
-            columns[column]["nullable"] = True
-            note = f"complete here, nullable: the pipeline imputes; {note}"
+            note = f"never missing here: a missing value is refused; {note}"
         notes[("columns", column)] = note
     if task == "regression" and columns[target]["type"] not in ("number", "integer"):
         raise ScaffoldError(f"a regression needs a number target; {target!r} holds text")
@@ -234,7 +250,7 @@ def declaration(
         }
         notes[("model", "search")] = (
             f"over {SEARCH_ROWS:,} rows: the best of both, cross-validated on the training"
-            " rows within a minute (the Launchpad's budget_seconds: 0 trains the kind)"
+            " rows (the Launchpad's budget_seconds: 0 trains the kind)"
         )
     attributes = {
         "name": name,
@@ -247,11 +263,11 @@ def declaration(
         "gate": gate,
         "schedule": {"cron": "0 23 * * 0"},
     }
-    return Inferred(attributes, notes)
+    return Inferred(attributes, notes, labelled)
 
 
 SEARCH_ROWS = 1000  # above this, new-model declares a search
-SEARCH_SECONDS = 60
+SEARCH_SECONDS = 60  # until timed on the table (component.scaffolded_yaml)
 
 
 def _inline(value) -> str:
@@ -294,24 +310,3 @@ class ScaffoldParams(BaseModel):
     task: Literal["regression", "classification"] | None = Field(
         default=None, description="default: from the target's values"
     )
-
-
-class TabularModelScaffolder(dg.Scaffolder[ScaffoldParams]):
-    """Writes a model's defs.yaml as `ml-assets new-model` does, inferred from a table."""
-
-    @classmethod
-    def get_scaffold_params(cls) -> type[ScaffoldParams]:
-        return ScaffoldParams
-
-    def scaffold(self, request: dg.ScaffoldRequest[ScaffoldParams]) -> None:
-        params = request.params
-        root = request.project_root or Path.cwd()
-        source = Path(params.source)
-        inferred = declaration(
-            request.target_path.name,
-            source if source.is_absolute() else root / source,
-            params.target,
-            params.task,
-            root,
-        )
-        (request.target_path / "defs.yaml").write_text(render(inferred), encoding="utf-8")

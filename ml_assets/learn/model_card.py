@@ -27,6 +27,7 @@ def card_metrics(measured: dict) -> dict:
         "baseline_metrics": measured.get("baseline"),
         "importance": measured.get("importance"),
         "importance_metric": measured.get("importance_metric"),
+        "importance_measured_on": measured.get("importance_measured_on"),
     }
 
 
@@ -110,10 +111,11 @@ def importance_table(importances: list[dict], metric: Metric) -> str:
     )
 
 
-def importance_markdown(importances: list[dict], metric: Metric) -> str:
+def importance_markdown(importances: list[dict], metric: Metric, measured_on: str) -> str:
     """The importance table with its bar plot, as model_metrics shows them."""
     plot = importance_plot(importances, metric.label)
-    return f"{importance_table(importances, metric)}\n\n{_image(IMPORTANCE_PLOT, plot)}"
+    table = importance_table(importances, metric)
+    return f"Measured {measured_on}.\n\n{table}\n\n{_image(IMPORTANCE_PLOT, plot)}"
 
 
 def _image(name: str, data: bytes) -> str:
@@ -136,6 +138,8 @@ def card_markdown(card: dict, plots: dict[str, bytes], metrics: dict[str, Metric
         tables.append(per_class_table(card["per_class"]))
     if card.get("importance"):
         gate_metric = metrics[card["importance_metric"]]
+        if card.get("importance_measured_on"):
+            tables.append(f"Permutation importance, {card['importance_measured_on']}:")
         tables.append(importance_table(card["importance"], gate_metric))
     images = [_image(name, data) for name, data in plots.items()]
     return "\n\n".join([*facts, *tables, *images])

@@ -1,10 +1,11 @@
 """What a data scientist would warn about a model and its reference table before training
 it: a gate threshold that a constant answer already meets, a feature that alone predicts the
-target (probably a leak), an identifier taken for a feature.
+target, or a few features that together do (probably a leak), an identifier taken for a
+feature.
 
 Measured once when the YAML loads (the results are remembered with the other load checks),
-on the reference split: constant answers and one-feature probes fitted on at most ten
-thousand training rows, judged on the reference holdout.
+on the reference split: constant answers, one-feature trees and linear models of up to three
+features, fitted on at most ten thousand training rows, judged on the reference holdout.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 PROBE_ROWS = 10_000  # training rows each probe is fitted on
 LEAK_SCORE = 0.99  # one feature alone this good (R², balanced accuracy) is no honest feature
+MAX_LEAKING_SET = 3  # features a linear model is given together, chosen one at a time
 MIN_ROWS_FOR_DISTINCT_IDS = 50  # fewer rows say little about how distinct a column is
 DISTINCT_ID_SHARE = 0.95  # text this distinct is an identifier (names, codes), not a category
 
@@ -106,17 +108,102 @@ def _probe_input(column: ColumnSpec, training: pd.DataFrame, holdout: pd.DataFra
     )
 
 
+def leaking_sets(
+    spec: ModelSpec, training: pd.DataFrame, holdout: pd.DataFrame, alone: set[str]
+) -> list[tuple[tuple[str, ...], float]]:
+    """Sets of up to three numeric features (datetime parts count as their feature) that a
+    linear model of them alone predicts the target with almost perfectly (R², or for a
+    classification balanced accuracy of the class scored highest), with that score.
+
+    Chosen one at a time (forward selection): the best feature, then the one that adds the
+    most to it, then a third; a sum, a difference or a change of units of features is found
+    this way (a tree of one feature cannot see a sum). Features that leak alone (`alone`) are
+    left out, so that what they hide is found too. Least squares with an intercept, missing
+    values as the training median.
+    """
+    import numpy as np
+
+    candidates = [
+        column
+        for column in spec.feature_columns
+        if (column.numeric or column.type == "datetime") and column.name not in alone
+    ]
+    if len(candidates) < 2:
+        return []
+    train_input, holdout_input = model_input(spec, training), model_input(spec, holdout)
+    medians = train_input.median(numeric_only=True)
+    blocks = {
+        column.name: (
+            train_input[input_columns(column)].fillna(medians).to_numpy(dtype="float64"),
+            holdout_input[input_columns(column)].fillna(medians).to_numpy(dtype="float64"),
+        )
+        for column in candidates
+    }
+    answer = _linear_answer(spec, training[spec.target], holdout[spec.target])
+    chosen: list[str] = []
+    for _ in range(min(MAX_LEAKING_SET, len(blocks))):
+        scored = []
+        for name in blocks:
+            if name in chosen:
+                continue
+            names = [*chosen, name]
+            fit = np.hstack([blocks[n][0] for n in names])
+            judge = np.hstack([blocks[n][1] for n in names])
+            scored.append((answer(fit, judge), name))
+        score, best = max(scored, key=lambda entry: np.nan_to_num(entry[0], nan=-np.inf))
+        chosen.append(best)
+        if score >= LEAK_SCORE:
+            return [(tuple(chosen), float(score))]
+    return []
+
+
+def _linear_answer(spec: ModelSpec, training_target: pd.Series, holdout_target: pd.Series):
+    """A function (training matrix, holdout matrix) -> the probe metric on the holdout of a
+    least-squares fit: R² for a number; for classes, balanced accuracy of the class whose
+    one-hot column the fit scores highest."""
+    import numpy as np
+    from sklearn.metrics import balanced_accuracy_score, r2_score
+
+    def least_squares(fit: np.ndarray, judge: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        ones = np.ones((len(fit), 1))
+        coefficients, *_ = np.linalg.lstsq(np.hstack([fit, ones]), targets, rcond=None)
+        return np.hstack([judge, np.ones((len(judge), 1))]) @ coefficients
+
+    if not spec.task.predicts_classes:
+        targets = training_target.to_numpy(dtype="float64")
+        return lambda fit, judge: r2_score(holdout_target, least_squares(fit, judge, targets))
+    classes = np.asarray(spec.classes, dtype=object)
+    one_hot = (training_target.astype(str).to_numpy()[:, None] == classes[None, :]).astype(float)
+    actual = holdout_target.astype(str).to_numpy()
+    return lambda fit, judge: balanced_accuracy_score(
+        actual, classes[least_squares(fit, judge, one_hot).argmax(axis=1)]
+    )
+
+
 def data_warnings(spec: ModelSpec, reference: pd.DataFrame) -> tuple[float | None, list[str]]:
     """The constant answer's gate metric, and what is suspicious about the features."""
     split = reference_split(spec, reference)
     training = representative_rows(spec, reference[split == TRAIN], PROBE_ROWS)
     holdout = reference[split != TRAIN]
+    alone = leaking_features(spec, training, holdout)
     said = [
         f"{name!r} alone predicts {spec.target!r} with {spec.task.probe_metric} {score:.3f} on"
         " the reference holdout: probably a leak (known only with the target); leave it out"
         " of the columns, or declare it `role: id` to keep it beside the data"
-        for name, score in leaking_features(spec, training, holdout)
+        for name, score in alone
     ]
+    for names, score in leaking_sets(spec, training, holdout, {name for name, _ in alone}):
+        who = (
+            f"{names[0]!r} alone predicts"
+            if len(names) == 1
+            else f"{_listed(names)} together predict"
+        )
+        said.append(
+            f"{who} {spec.target!r} with {spec.task.probe_metric} {score:.3f} on the reference"
+            " holdout (a linear model of them alone): probably a leak (the target computed from"
+            " them, or they from it); leave them out of the columns, or declare them `role: id`"
+            " to keep them beside the data"
+        )
     for column in spec.feature_columns:
         reason = identifier_reason(reference[column.name])
         if reason is not None and column.type != "datetime":
@@ -125,3 +212,9 @@ def data_warnings(spec: ModelSpec, reference: pd.DataFrame) -> tuple[float | Non
                 " it `role: id` to keep it out of the model"
             )
     return baseline_score(spec, training, holdout), said
+
+
+def _listed(names: tuple[str, ...]) -> str:
+    """`'a' and 'b'`, `'a', 'b' and 'c'`."""
+    quoted = [repr(name) for name in names]
+    return ", ".join(quoted[:-1]) + f" and {quoted[-1]}"

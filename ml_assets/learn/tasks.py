@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 # The estimators that draw random numbers get this seed, so the same data gives the same model.
 RANDOM_STATE = 42
 MIN_TRUSTED_HOLDOUT_ROWS = 50  # below this, the gate's verdict is said to be shaky
+TOO_GOOD_R2 = 0.999  # a holdout R² this high is a leak far more often than a model
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,10 @@ class Task:
         """A model of one feature alone, to find one that predicts the target by itself."""
         raise NotImplementedError
 
+    def too_good(self, scores: dict[str, float | None], rows: int) -> str | None:
+        """Why a holdout score is too good to be true (a leak, most likely), or None."""
+        raise NotImplementedError
+
 
 class Regression(Task):
     """A number to predict: squared and absolute errors, R²."""
@@ -229,7 +234,7 @@ class Regression(Task):
                 "sklearn.ensemble.HistGradientBoostingRegressor",
                 native=True,
             ),
-            _kind("lightgbm", "lightgbm.LGBMRegressor", verbose=-1),
+            _kind("lightgbm", "lightgbm.LGBMRegressor", verbose=-1, n_jobs=0),
         )
     }
 
@@ -286,6 +291,12 @@ class Regression(Task):
 
         return DecisionTreeRegressor(min_samples_leaf=5, random_state=RANDOM_STATE)
 
+    def too_good(self, scores, rows):
+        r2 = scores.get("r2")
+        if r2 is None or r2 < TOO_GOOD_R2:
+            return None
+        return f"holdout R² {r2:.8g} on {rows} rows is too good to be true (≥ {TOO_GOOD_R2:g})"
+
     def plot_files(self):
         return REGRESSION_PLOTS
 
@@ -328,7 +339,7 @@ class Classification(Task):
                 "sklearn.ensemble.HistGradientBoostingClassifier",
                 native=True,
             ),
-            _kind("lightgbm", "lightgbm.LGBMClassifier", verbose=-1),
+            _kind("lightgbm", "lightgbm.LGBMClassifier", verbose=-1, n_jobs=0),
         )
     }
 
@@ -454,6 +465,11 @@ class Classification(Task):
         from sklearn.tree import DecisionTreeClassifier
 
         return DecisionTreeClassifier(min_samples_leaf=5, random_state=RANDOM_STATE)
+
+    def too_good(self, scores, rows):
+        if scores.get("accuracy") != 1.0:
+            return None
+        return f"not a single error on the {rows} holdout rows (accuracy 1) is too good to be true"
 
     def plot_files(self):
         return classification_plot_files(len(self.classes))

@@ -31,6 +31,8 @@ MIN_TRAINING_ROWS = 100
 MIN_HOLDOUT_ROWS = 20
 NOT_WORSE_CHECK = "not_worse_than_production"
 BEATS_BASELINE_CHECK = "beats_baseline"
+PLAUSIBLE_CHECK = "holdout_score_is_plausible"
+LEANED_ON = 3  # the features named when a score is too good
 
 
 def _numeric_drift(batch, reference) -> dict:
@@ -500,8 +502,47 @@ def beats_baseline_result(spec: ModelSpec, metrics: dict, config) -> dg.AssetChe
     )
 
 
+def plausible_score_result(spec: ModelSpec, metrics: dict) -> dg.AssetCheckResult:
+    """Passes unless the candidate's holdout score is too good to be true (R² ≥ 0.999, or not
+    a single holdout error); then it names the features the model leans on (permutation
+    importance) and those the load found leaking. Warns, never blocks."""
+    too_good = spec.task.too_good(metrics["candidate"], metrics["holdout_rows"])
+    metric = spec.gate.metric
+    leaned = [entry for entry in metrics.get("importance") or [] if entry["importance"] > 0]
+    leaned = leaned[:LEANED_ON]
+    leaks = [said for said in spec.data_warnings if "probably a leak" in said]
+    if too_good is None:
+        description = "nothing too good to be true on the reference holdout"
+    else:
+        on = ", ".join(
+            f"{entry['feature']!r} ({metric.label} worse by {metric.shown(entry['importance'])}"
+            " when shuffled)"
+            for entry in leaned
+        )
+        description = f"{too_good}: probably a leak"
+        if on:
+            description += f"; the model leans on {on}"
+        if leaks:
+            description += "; at load: " + "; ".join(leaks)
+        description += (
+            ". Leave a feature known only with the target out of the columns (or declare it"
+            " `role: id`)"
+        )
+    return dg.AssetCheckResult(
+        check_name=PLAUSIBLE_CHECK,
+        passed=too_good is None,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=description,
+        metadata={
+            "leaned_on": dg.MetadataValue.json([entry["feature"] for entry in leaned]),
+            "leaks_at_load": dg.MetadataValue.json(leaks),
+        },
+    )
+
+
 def deployment_gate(spec: ModelSpec) -> dg.AssetChecksDefinition:
-    """The three blocking checks on one model's metrics that decide promotion."""
+    """The three blocking checks on one model's metrics that decide promotion, and the
+    warning on a holdout score too good to be true."""
     metric = spec.gate.metric
     side = "above" if metric.higher_is_better else "below"
     guards = [spec.task.metrics[name].label for name in spec.task.guard_metrics]
@@ -523,26 +564,44 @@ def deployment_gate(spec: ModelSpec) -> dg.AssetChecksDefinition:
         ),
     )
     gate_config = gate_config_class(spec)
+    plausible = dg.AssetCheckSpec(
+        PLAUSIBLE_CHECK,
+        asset=asset_key(spec, "model_metrics"),
+        blocking=False,
+        description="After each model_metrics, before production_model: passes unless the"
+        " candidate's holdout score is too good to be true (a leak, most likely); when it"
+        " fails, it names the features the candidate leans on, warns and never blocks.",
+    )
 
     @dg.multi_asset_check(
         name=f"{spec.name}__deployment_gate",
         specs=[
-            dg.AssetCheckSpec(
-                name, asset=asset_key(spec, "model_metrics"), blocking=True, description=description
-            )
-            for name, description in zip(spec.gate_checks, descriptions, strict=True)
+            *(
+                dg.AssetCheckSpec(
+                    name,
+                    asset=asset_key(spec, "model_metrics"),
+                    blocking=True,
+                    description=description,
+                )
+                for name, description in zip(spec.gate_checks, descriptions, strict=True)
+            ),
+            plausible,
         ],
         ins={"model_metrics": dg.AssetIn(asset_key(spec, "model_metrics"))},
     )
     def gate(
         context: dg.AssetCheckExecutionContext, config: gate_config, model_metrics: dict
     ) -> Iterator[dg.AssetCheckResult]:
-        """The three blocking checks that decide whether the candidate may become production."""
+        """The three blocking checks that decide whether the candidate may become production,
+        and the warning on a score too good to be true."""
         results = [
             threshold_result(spec, model_metrics, config),
             not_worse_result(spec, model_metrics, config),
             beats_baseline_result(spec, model_metrics, config),
         ]
+        plausible_result = plausible_score_result(spec, model_metrics)
+        if not plausible_result.passed:
+            context.log.warning(f"{PLAUSIBLE_CHECK}: {plausible_result.description}")
         failed = [
             (result.check_name, result.description) for result in results if not result.passed
         ]
@@ -556,6 +615,7 @@ def deployment_gate(spec: ModelSpec) -> dg.AssetChecksDefinition:
                 refusal_reason(failed),
             )
         yield from results
+        yield plausible_result
 
     return gate
 

@@ -11,6 +11,7 @@ from ml_assets.learn.modeling import estimator_of, model_input, prediction_finge
 from ml_assets.learn.plots import IMPORTANCE_PLOT, importance_plot
 from ml_assets.learn.spec import ModelSpec
 from ml_assets.learn.splits import ROW_ID_COLUMN, reference_holdout
+from ml_assets.learn.threads import fitting_threads
 from ml_assets.pipeline.conditions import deploy_after_passed_gate
 from ml_assets.pipeline.decisions import (
     gate_evaluation,
@@ -144,7 +145,8 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             record_refusal(context.instance, context.run.run_id, spec.name, kept_version, refusal)
             return  # not materialized: production_model's latest materialization stays true
         holdout = reference_holdout(features)
-        fingerprint = prediction_fingerprint(spec, candidate_model, holdout)
+        with fitting_threads():
+            fingerprint = prediction_fingerprint(spec, candidate_model, holdout)
         if fingerprint != model_metrics["candidate_fingerprint"]:
             raise dg.Failure(
                 description="not deployed: the stored candidate_model is not the model that"
@@ -154,9 +156,10 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             )
         estimator = estimator_of(spec, candidate_model)
         facts = candidate_facts(spec, context.instance)
-        card_facts, plots = spec.task.card(
-            holdout[spec.target], candidate_model, model_input(spec, holdout)
-        )
+        with fitting_threads():
+            card_facts, plots = spec.task.card(
+                holdout[spec.target], candidate_model, model_input(spec, holdout)
+            )
         if model_metrics.get("importance"):
             plots[IMPORTANCE_PLOT] = importance_plot(
                 model_metrics["importance"], spec.gate.metric.label
@@ -219,8 +222,9 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             return
         model = versions.load(production.version)
         rows = model_input(spec, raw_batches)
-        scored = raw_batches.join(spec.task.predict(model, rows))
-        live = spec.task.evaluate(model, rows, raw_batches[spec.target])
+        with fitting_threads():
+            scored = raw_batches.join(spec.task.predict(model, rows))
+            live = spec.task.evaluate(model, rows, raw_batches[spec.target])
         yield dg.Output(
             scored,
             metadata={

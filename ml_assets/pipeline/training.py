@@ -16,7 +16,7 @@ from ml_assets.learn.modeling import (
     model_input,
     prediction_fingerprint,
 )
-from ml_assets.learn.search import SearchTooShort, leaderboard, search
+from ml_assets.learn.search import FALLBACK, leaderboard, search, status_counts
 from ml_assets.learn.spec import ModelSpec
 from ml_assets.learn.splits import (
     HOLDOUT,
@@ -30,6 +30,7 @@ from ml_assets.learn.splits import (
     reference_split,
     row_ids,
 )
+from ml_assets.learn.threads import fitting_threads
 from ml_assets.pipeline.ingestion import FILE_SYSTEM_RETRY
 from ml_assets.pipeline.metadata import (
     float_metadata,
@@ -212,15 +213,24 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         rows, target = model_input(spec, train), train[spec.target]
         chosen, searched = {"kind": config.kind, "params": resolved_params(spec, config)}, {}
         if spec.search is not None and config.budget_seconds > 0:
-            try:
-                found = search(spec, rows, target, config.budget_seconds)
-            except SearchTooShort as short:
-                raise dg.Failure(description=str(short), allow_retries=False) from short
+            time_column = spec.reference.time_column
+            found = search(
+                spec, rows, target, config.budget_seconds,
+                times=None if time_column is None else utc_times(train[time_column]),
+            )  # fmt: skip
+            if found.outcome == FALLBACK:
+                dg.get_dagster_logger().warning(f"search: {found.reason}")
             chosen = {"kind": found.kind, "params": found.params}
             metric = spec.task.metrics[spec.search.metric or spec.gate.metric.name]
             searched = {
+                "search_outcome": dg.MetadataValue.text(found.outcome),
+                "search_reason": dg.MetadataValue.text(found.reason),
                 "leaderboard": dg.MetadataValue.md(leaderboard(found, metric.label)),
                 "trials": dg.MetadataValue.int(len(found.trials)),
+                **{
+                    f"trials_{status.split()[0]}": dg.MetadataValue.int(count)
+                    for status, count in status_counts(found).items()
+                },
                 "search_seconds": dg.MetadataValue.float(found.seconds),
                 "budget_seconds": dg.MetadataValue.float(config.budget_seconds),
             }
@@ -231,7 +241,9 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
                 description=f"{kind.estimator} does not take {', '.join(unknown)}",
                 allow_retries=False,
             )
-        model = build_pipeline(spec, chosen["kind"], chosen["params"]).fit(rows, target)
+        with fitting_threads([kind]) as threads:
+            model = build_pipeline(spec, chosen["kind"], chosen["params"]).fit(rows, target)
+            train_metrics = evaluate(spec, model, train)
         return dg.Output(
             model,
             metadata={
@@ -241,8 +253,9 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
                 "chosen": dg.MetadataValue.json(chosen),
                 **searched,
                 "training_rows": dg.MetadataValue.int(len(train)),
+                "threads": dg.MetadataValue.int(threads),
                 "data_fingerprint": dg.MetadataValue.text(data_fingerprint(features)),
-                **float_metadata("train", evaluate(spec, model, train)),
+                **float_metadata("train", train_metrics),
             },
         )
 
@@ -255,6 +268,7 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         },
         io_manager_key="json_io_manager",
         retry_policy=FILE_SYSTEM_RETRY,
+        pool="training",  # scoring and importance use the estimators' threads too
         kinds={"scikitlearn"},
     )
     def model_metrics(
@@ -276,20 +290,22 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             "baseline": constant_answer(spec, train),
         }
         rows, target = model_input(spec, trusted), trusted[spec.target]
-        outputs = {
-            name: None if model is None else spec.task.outputs(model, rows)
-            for name, model in models.items()
-        }
+        with fitting_threads():
+            outputs = {
+                name: None if model is None else spec.task.outputs(model, rows)
+                for name, model in models.items()
+            }
+            everything = {
+                "rows": len(holdout),
+                "candidate": evaluate(spec, candidate_model, holdout),
+                "production": None
+                if models["production"] is None
+                else evaluate(spec, models["production"], holdout),
+            }
+            importances = permutation_importances(spec, candidate_model, trusted)
         gate = {
             name: None if answers is None else spec.task.scores(target, answers)
             for name, answers in outputs.items()
-        }
-        everything = {
-            "rows": len(holdout),
-            "candidate": evaluate(spec, candidate_model, holdout),
-            "production": None
-            if models["production"] is None
-            else evaluate(spec, models["production"], holdout),
         }
         value = {
             "candidate": gate["candidate"],
@@ -298,8 +314,9 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             "production_version": production.version if production else None,
             "holdout_rows": len(trusted),
             "statistics": measure(spec, target, outputs, gate),
-            "importance": permutation_importances(spec, candidate_model, trusted),
+            "importance": importances.features,
             "importance_metric": spec.gate.metric.name,
+            "importance_measured_on": importances.measured_on,
             "all_holdout": everything,
             "training_rows": len(train),
             "data_fingerprint": data_fingerprint(features),
@@ -321,7 +338,7 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             **float_metadata("baseline", gate["baseline"]),
             "metrics": dg.MetadataValue.md(metrics_table(spec.task.metrics, card_metrics(value))),
             "feature_importance": dg.MetadataValue.md(
-                importance_markdown(value["importance"], metric)
+                importance_markdown(value["importance"], metric, importances.measured_on)
             ),
             "holdout_rows": dg.MetadataValue.text(f"{len(trusted)} reference rows"),
             "all_holdout_rows": dg.MetadataValue.int(everything["rows"]),

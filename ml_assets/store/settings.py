@@ -55,3 +55,21 @@ def alert_kinds() -> frozenset[str]:
             f" allowed: {', '.join(ALERT_KINDS)}"
         )
     return kinds
+
+
+THREADS_VARIABLE = "ML_ASSETS_THREADS"
+
+
+def estimator_threads() -> int:
+    """Threads one estimator may use: $ML_ASSETS_THREADS, else half the cores this process may
+    run on (at least one), leaving the rest to whatever else the machine runs."""
+    text = os.environ.get(THREADS_VARIABLE)
+    if text:
+        try:
+            threads = int(text)
+        except ValueError:
+            threads = 0
+        if threads < 1:
+            raise ValueError(f"${THREADS_VARIABLE}: give a whole number of threads, 1 or more")
+        return threads
+    return max(1, len(os.sched_getaffinity(0)) // 2)

@@ -29,6 +29,7 @@ from ml_assets.shared import shared_definitions
 from ml_assets.store.landing import LandingZone
 from ml_assets.store.registry import ModelRegistry
 from ml_assets_tests.conftest import land
+from ml_assets_tests.leaky_tables import bikes
 
 SPECIES = {  # mean bill length, bill depth, flipper length, body mass; islands
     "Adelie": (38.8, 18.3, 190, 3700, ["Biscoe", "Dream", "Torgersen"]),
@@ -98,15 +99,17 @@ def test_the_contract_is_inferred_with_types_ranges_categories_and_gaps(tmp_path
         "kind": "logistic_regression"
     }
     islands = ["Biscoe", "Dream", "Torgersen"]
-    assert columns["island"] == {"type": "category", "allowed": islands, "nullable": True}
+    assert columns["island"] == {"type": "category", "allowed": islands}  # never missing
     assert columns["sex"] == {"type": "category", "allowed": ["female", "male"], "nullable": True}
     assert columns["species"] == {"type": "category", "allowed": ["Adelie", "Chinstrap", "Gentoo"]}
-    # Only the implausible is refused: never negative; no maximum; every feature imputable.
-    for name in ("bill_length_mm", "bill_depth_mm"):
-        assert columns[name] == {"type": "number", "min": 0, "nullable": True}
+    # Only the implausible is refused: never negative; no maximum; nullable where values miss.
+    assert columns["bill_length_mm"] == {"type": "number", "min": 0, "nullable": True}
+    assert columns["bill_depth_mm"] == {"type": "number", "min": 0}
     assert columns["flipper_length_mm"] == {"type": "integer", "min": 0, "nullable": True}
-    assert notes[("columns", "bill_length_mm")].startswith("2 missing; seen from")
-    assert notes[("columns", "island")].startswith("complete here, nullable: the pipeline")
+    assert notes[("columns", "bill_length_mm")].startswith(
+        "2 missing (nullable: the pipeline imputes them); seen from"
+    )
+    assert notes[("columns", "island")].startswith("never missing here: a missing value is")
     shares = penguins()["species"].value_counts(normalize=True)
     assert shares.min() < 0.2  # Chinstrap: accuracy would hide it
     assert attributes["gate"] == {"metric": "balanced_accuracy", "threshold": 0.3334}
@@ -125,7 +128,7 @@ def test_new_model_refuses_what_it_cannot_start(tmp_path, team):
         write_model_declaration("penguins", tmp_path / "penguins.csv", "kind", root=root)
     with pytest.raises(ScaffoldError, match="cannot name a model"):
         write_model_declaration("Penguins!", tmp_path / "penguins.csv", "species", root=root)
-    path = write_model_declaration("penguins", tmp_path / "penguins.csv", "species", root=root)
+    path, _ = write_model_declaration("penguins", tmp_path / "penguins.csv", "species", root=root)
     with pytest.raises(ScaffoldError, match="exists; pass --force"):
         write_model_declaration("penguins", tmp_path / "penguins.csv", "species", root=root)
     assert columns_of(path)["name"] == "penguins"
@@ -134,7 +137,8 @@ def test_new_model_refuses_what_it_cannot_start(tmp_path, team):
 def test_dg_scaffold_defs_writes_the_same_inferred_file(tmp_path, team):
     import dagster as dg
 
-    from ml_assets.declare.scaffold import ScaffoldParams, TabularModelScaffolder, render
+    from ml_assets.declare.component import TabularModelScaffolder
+    from ml_assets.declare.scaffold import ScaffoldParams, render
 
     root, package = team
     folder = root / package / "defs" / "penguins"
@@ -318,3 +322,41 @@ def test_new_model_from_the_command_line_passes_dg_check_defs_and_trains(tmp_pat
         "accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc",
     }  # fmt: skip
     assert declared_models(root)["penguins"].classes == ("Adelie", "Chinstrap", "Gentoo")
+
+
+@pytest.mark.slow
+def test_a_leak_is_named_by_new_model_dg_check_defs_and_before_promotion(tmp_path, team):
+    root, package = team
+    bikes(1000).to_csv(tmp_path / "bikes.csv", index=False)  # no search: a quicker run
+    env = project_env(root, DAGSTER_HOME=str(tmp_path / "home"), ML_ASSETS_DATA_DIR=str(tmp_path))
+    (tmp_path / "home").mkdir()
+
+    def run(*command):
+        return subprocess.run(
+            command, cwd=root, env=env, capture_output=True, text=True, timeout=600, check=False
+        )
+
+    leak = "'registered' and 'casual' together predict 'cnt' with r2 1.000"
+    created = run(
+        str(BIN / "ml-assets"), "new-model", "bikes", "--from", str(tmp_path / "bikes.csv"),
+        "--target", "cnt",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    assert f"warning: {leak}" in created.stderr
+    written = (root / package / "defs" / "bikes" / "defs.yaml").read_text()
+    assert written.startswith(f"# Warning when loaded: {leak}")
+    check = run(str(BIN / "dg"), "check", "defs", "--use-active-venv")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert f"DeclarationWarning: {root / package / 'defs' / 'bikes' / 'defs.yaml'}: {leak}" in (
+        check.stdout + check.stderr
+    )
+    trained = run(
+        str(BIN / "dagster"), "job", "execute", "-m", f"{package}.definitions",
+        "-j", "bikes_training_job",
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
+    logged = trained.stdout + trained.stderr
+    said = logged[logged.index("holdout_score_is_plausible: holdout R²") :].splitlines()[0]
+    assert "is too good to be true (≥ 0.999): probably a leak; the model leans on" in said
+    assert "'registered'" in said and "'casual'" in said
+    assert logged.index("holdout_score_is_plausible") < logged.index("production is now")

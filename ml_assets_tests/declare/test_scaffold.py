@@ -103,25 +103,34 @@ def test_ranges_refuse_only_the_implausible(tmp_path):
     table["income"] = table["income"] - 40_000  # some negative
     table.to_csv(path, index=False)
     columns = declaration("credit", path, "default", root=tmp_path).attributes["columns"]
-    assert columns["balance"] == {"type": "number", "min": 0, "nullable": True}
-    assert columns["income"] == {"type": "integer", "nullable": True}  # no bound at all
-    assert columns["utilisation"] == {"type": "number", "min": 0, "max": 1, "nullable": True}
-    assert columns["late_pct"] == {"type": "number", "min": 0, "max": 100, "nullable": True}
+    assert columns["balance"] == {"type": "number", "min": 0}
+    assert columns["income"] == {"type": "integer"}  # no bound at all
+    assert columns["utilisation"] == {"type": "number", "min": 0, "max": 1}
+    assert columns["late_pct"] == {"type": "number", "min": 0, "max": 100}
 
 
 def test_many_categories_get_max_categories_and_a_note(tmp_path):
     path = tmp_path / "credit.csv"
     credit().to_csv(path, index=False)
     inferred = declaration("credit", path, "default", root=tmp_path)
-    assert inferred.attributes["columns"]["branch"] == {
-        "type": "category",
-        "max_categories": 50,
-        "nullable": True,
-    }
-    assert inferred.notes[("columns", "branch")].startswith("complete here, nullable: the")
+    assert inferred.attributes["columns"]["branch"] == {"type": "category", "max_categories": 50}
+    assert inferred.notes[("columns", "branch")].startswith("never missing here: a missing")
     assert (
         "80 values: the 49 most frequent get a column each" in inferred.notes[("columns", "branch")]
     )
+    table = credit()
+    table["month"] = np.random.default_rng(0).choice(
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"],
+        len(table),
+    )
+    table["branch"] = table["branch"].str[:9]  # 50 branches: still listed
+    table.loc[:49, "branch"] = [f"branch {n:02d}" for n in range(50)]
+    table = table[table["branch"].str.len() == 9]
+    table.to_csv(path, index=False)
+    columns = declaration("credit", path, "default", root=tmp_path).attributes["columns"]
+    months = sorted(table["month"].unique())
+    assert columns["month"] == {"type": "category", "allowed": months}  # "july" is refused
+    assert len(columns["branch"]["allowed"]) == table["branch"].nunique() <= 50
 
 
 def test_rows_without_a_target_are_noted_not_refused(tmp_path):
@@ -200,10 +209,20 @@ def test_timestamps_become_datetimes_and_identifiers_ids(tmp_path):
     flights().to_csv(path, index=False)
     inferred = declaration("flights", path, "arr_delay", root=tmp_path)
     columns, notes = inferred.attributes["columns"], inferred.notes
-    assert columns["time_hour"] == {"type": "datetime", "nullable": True}
-    assert "learnt as its year, month, day, dayofweek, hour" in notes[("columns", "time_hour")]
+    # One year of flights: the year is the same on every row, so it is not learnt.
+    assert columns["time_hour"] == {
+        "type": "datetime",
+        "parts": ["month", "day", "dayofweek", "hour"],
+    }
+    assert notes[("columns", "time_hour")].endswith(
+        "learnt as its month, day, dayofweek, hour (year: the same on every row)"
+    )
     assert columns["flight_no"]["role"] == "id"
-    assert columns["tailnum"] == {"type": "category", "max_categories": 50, "nullable": True}
+    assert columns["tailnum"] == {"type": "category", "max_categories": 50}
+    daily = flights().assign(time_hour=lambda t: t["time_hour"].str[:10])  # dates, no hour
+    daily.to_csv(path, index=False)
+    dates = declaration("flights", path, "arr_delay", root=tmp_path).attributes["columns"]
+    assert dates["time_hour"]["parts"] == ["month", "day", "dayofweek"]
     parquet = tmp_path / "flights.parquet"
     flights().assign(time_hour=lambda t: pd.to_datetime(t["time_hour"])).to_parquet(parquet)
     from_parquet = declaration("flights", parquet, "arr_delay", root=tmp_path)
@@ -223,7 +242,7 @@ def test_a_flights_table_deploys_as_the_readmes_pipeline_rebuilt_with_scikit_lea
     path = tmp_path / "flights.csv"
     table = flights()
     table.to_csv(path, index=False)
-    written = write_model_declaration("flights", path, "arr_delay", root=root).read_text()
+    written = write_model_declaration("flights", path, "arr_delay", root=root)[0].read_text()
     # Over 1 000 rows new-model declares a search; the Launchpad's budget 0 trains the kind.
     assert "    search: {kinds: [hist_gradient_boosting, ridge], budget_seconds: 60}  #" in written
     no_search = {"ops": {"flights__candidate_model": {"config": {"budget_seconds": 0}}}}
@@ -232,8 +251,7 @@ def test_a_flights_table_deploys_as_the_readmes_pipeline_rebuilt_with_scikit_lea
     production = ModelRegistry(data_dir=str(data_dir)).for_model("flights").production()
 
     times = pd.to_datetime(table["time_hour"], format="ISO8601")
-    parts = {"year": "year", "month": "month", "day": "day", "dayofweek": "day_of_week",
-             "hour": "hour"}  # fmt: skip
+    parts = {"month": "month", "day": "day", "dayofweek": "day_of_week", "hour": "hour"}
     X = pd.DataFrame(
         {f"time_hour.{p}": getattr(times.dt, n).astype(float) for p, n in parts.items()}
     )
@@ -252,7 +270,7 @@ def test_a_flights_table_deploys_as_the_readmes_pipeline_rebuilt_with_scikit_lea
     model = Pipeline(
         [
             ("prepare", ColumnTransformer([
-                ("numbers_1", numbers, list(X.columns[:5])),
+                ("numbers_1", numbers, list(X.columns[:4])),
                 ("categories_2", categories, ["tailnum", "carrier"]),
                 ("numbers_3", numbers, ["distance"]),
             ])),

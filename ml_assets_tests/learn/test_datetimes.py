@@ -158,14 +158,29 @@ def test_a_split_by_time_holds_out_the_latest_rows(tmp_path, data_dir):
 @pytest.mark.parametrize(
     ("columns", "reference", "attribute", "says"),
     [
-        (None, {"split": "time"}, ("reference", "time_column"), "datetime column that is never"),
-        (None, {"split": "time", "time_column": "distance"}, ("reference", "time_column"), "never"),
+        (None, {"split": "time"}, ("reference", "time_column"), "give the datetime column that"),
+        (
+            None,
+            {"split": "time", "time_column": "distance"},
+            ("reference", "time_column"),
+            (
+                "'distance' is a number column, not a datetime: a split by time needs a"
+                " datetime column that is never missing; the columns that can order the rows:"
+                " started_at"
+            ),
+        ),
+        (
+            None,
+            {"split": "time", "time_column": "ended_at"},
+            ("reference", "time_column"),
+            "'ended_at' is not a column",
+        ),
         (None, {"time_column": "started_at"}, ("reference", "time_column"), "split: time"),
         (
             {**COLUMNS, "started_at": {"type": "datetime", "nullable": True}},
             {"split": "time", "time_column": "started_at"},
             ("reference", "time_column"),
-            "none (declare one as datetime)",
+            "'started_at' is declared nullable: true; declare it nullable: false: a split by time",
         ),
     ],
 )

@@ -23,7 +23,9 @@ def fitted_and_holdout(spec, kind):
 
 def test_the_importances_are_scikit_learns_on_the_gate_metric():
     model, holdout = fitted_and_holdout(DIABETES, "linear")
-    ours = permutation_importances(DIABETES, model, holdout)
+    found = permutation_importances(DIABETES, model, holdout)
+    ours = found.features
+    assert (found.rows, found.of_rows, found.repeats) == (89, 89, 5)
     theirs = permutation_importance(
         model,
         model_input(DIABETES, holdout),
@@ -46,7 +48,7 @@ def test_the_importances_are_scikit_learns_on_the_gate_metric():
 def test_a_category_is_one_feature_not_its_one_hot_columns(tmp_path):
     spec = shop(tmp_path)
     model, holdout = fitted_and_holdout(spec, "logistic_regression")
-    ours = permutation_importances(spec, model, holdout)
+    ours = permutation_importances(spec, model, holdout).features
     assert sorted(entry["feature"] for entry in ours) == sorted(spec.features)
     assert ours[0]["feature"] == "spend"  # the segment is gold when spend is over 100
     assert ours[0]["importance"] > 0.05
@@ -57,8 +59,33 @@ def test_a_category_is_one_feature_not_its_one_hot_columns(tmp_path):
 def test_a_datetimes_parts_are_shuffled_together_and_ids_never_count(tmp_path):
     spec = trips(tmp_path).spec
     model, holdout = fitted_and_holdout(spec, "hist_gradient_boosting")
-    ours = permutation_importances(spec, model, holdout)
+    ours = permutation_importances(spec, model, holdout).features
     assert sorted(entry["feature"] for entry in ours) == ["distance", "started_at", "vendor"]
     by_name = {entry["feature"]: entry["importance"] for entry in ours}
     assert by_name["distance"] > by_name["started_at"] > 0  # the rush hour and the weekend
     assert by_name["vendor"] == pytest.approx(0, abs=0.05)  # the fare does not depend on it
+
+
+def test_a_large_holdout_is_sampled_and_shuffled_fewer_times_when_time_is_short(monkeypatch):
+    from ml_assets.learn import importance
+
+    model, holdout = fitted_and_holdout(DIABETES, "linear")
+    monkeypatch.setattr(importance, "IMPORTANCE_ROWS", 50)
+    monkeypatch.setattr(importance, "IMPORTANCE_SECONDS", 1e-9)  # no time at all: the floor
+    found = permutation_importances(DIABETES, model, holdout)
+    assert (found.rows, found.of_rows, found.repeats) == (50, 89, 2)
+    assert found.measured_on == (
+        "on 50 of 89 holdout rows, 2 shuffles of each feature (fewer: a large table)"
+    )
+    sample = holdout.sample(50, random_state=42)
+    theirs = permutation_importance(
+        model,
+        model_input(DIABETES, sample),
+        sample[DIABETES.target],
+        scoring="neg_mean_squared_error",
+        n_repeats=2,
+        random_state=42,
+    )
+    expected = dict(zip(DIABETES.features, theirs.importances_mean, strict=True))
+    for entry in found.features:
+        assert entry["importance"] == pytest.approx(expected[entry["feature"]], rel=1e-9)
