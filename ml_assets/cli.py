@@ -18,6 +18,7 @@ import dagster as dg
 from ml_assets.declare.errors import InvalidModelFile
 from ml_assets.declare.project import declared_models, write_model_declaration
 from ml_assets.declare.scaffold import ScaffoldError
+from ml_assets.learn.champion import differs, unlike, version_inputs
 from ml_assets.learn.contract import ContractViolation, validate_features
 from ml_assets.learn.modeling import model_input
 from ml_assets.learn.reference import load_reference_table
@@ -230,7 +231,18 @@ def predict_command(args: argparse.Namespace) -> int:
             f"nothing of {spec.name} is in production yet; name a version with --version"
         )
     model = versions.load(version.version)
-    predicted = spec.task.predict(model, model_input(spec, features))
+    inputs = version_inputs(version.card) if differs(spec, version.card) else None
+    # What the version takes that the declaration does not give: from the file if it has it.
+    taken = [name for name in unlike(spec, inputs) if name in table.columns]
+    missing = [name for name in unlike(spec, inputs) if name not in table.columns]
+    if missing:
+        print(
+            f"warning: version {version.version} takes {', '.join(missing)}, which neither"
+            f" the declaration nor {source.name} has: given as missing (imputed)",
+            file=sys.stderr,
+        )
+    rows = features.drop(columns=taken, errors="ignore").join(table.reset_index(drop=True)[taken])
+    predicted = spec.task.predict(model, model_input(spec, rows, inputs))
     scored = table.reset_index(drop=True).drop(columns=list(predicted), errors="ignore")
     scored = scored.join(predicted.reset_index(drop=True))
     if args.output is None:

@@ -20,7 +20,11 @@ from ml_assets.declare.project import declared_models
 from ml_assets.definitions import defs
 from ml_assets.learn.reference import load_reference_table
 from ml_assets.learn.spec import ModelSpec
+from ml_assets.pipeline.checks import model_checks
+from ml_assets.pipeline.deployment import deployment_assets
+from ml_assets.pipeline.ingestion import ingestion_assets
 from ml_assets.pipeline.naming import asset_key
+from ml_assets.pipeline.training import training_assets
 from ml_assets.store.landing import LandingZone, ModelLanding
 from ml_assets.store.registry import ModelRegistry, ModelVersions
 from ml_assets.store.settings import DATA_DIR_VARIABLE
@@ -135,3 +139,16 @@ def postgres_home(tmp_path, monkeypatch):
         yield home
     finally:
         psql(f"drop database if exists {database} with (force)")
+
+
+def train_undeclared(spec, instance, assets, run_config=None):
+    """Materializes some assets of a model declared in Python (not in the defs folder)."""
+    graph = [*ingestion_assets(spec), *training_assets(spec), *deployment_assets(spec)]
+    return dg.materialize(
+        [*graph, *model_checks(spec)],
+        selection=dg.AssetSelection.assets(*(asset_key(spec, name) for name in assets)),
+        instance=instance,
+        resources=defs.resources,
+        run_config=run_config,
+        raise_on_error=False,
+    )

@@ -31,17 +31,13 @@ from ml_assets.learn.simulate import simulate_batch
 from ml_assets.pipeline.automation import TRAINING_ASSETS
 from ml_assets.pipeline.checks import (
     gate_config_class,
-    model_checks,
     not_worse_result,
     threshold_result,
 )
-from ml_assets.pipeline.deployment import deployment_assets
-from ml_assets.pipeline.ingestion import ingestion_assets
 from ml_assets.pipeline.naming import asset_key
-from ml_assets.pipeline.training import training_assets
 from ml_assets.store.landing import LandingZone
 from ml_assets.store.registry import ModelRegistry
-from ml_assets_tests.conftest import CANCER, land
+from ml_assets_tests.conftest import CANCER, land, train_undeclared
 from ml_assets_tests.pipeline.gate_inputs import measured
 from ml_assets_tests.pipeline.test_automation import tick
 from ml_assets_tests.serve.test_app import served_predictions
@@ -286,19 +282,6 @@ def test_a_score_gate_points_the_other_way(interval, config, passed):
     )  # fmt: skip
     assert not_worse_result(CANCER, metrics, config).passed is passed
     assert threshold_result(CANCER, metrics, config).passed is (candidate > 0.85)
-
-
-def train_undeclared(spec, instance, assets, run_config=None):
-    """Materializes some assets of a model declared in Python (not in the defs folder)."""
-    graph = [*ingestion_assets(spec), *training_assets(spec), *deployment_assets(spec)]
-    return dg.materialize(
-        [*graph, *model_checks(spec)],
-        selection=dg.AssetSelection.assets(*(asset_key(spec, name) for name in assets)),
-        instance=instance,
-        resources=defs.resources,
-        run_config=run_config,
-        raise_on_error=False,
-    )
 
 
 def imbalanced_table(rows: int, signal: bool, seed: int = 0) -> pd.DataFrame:

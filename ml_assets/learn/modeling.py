@@ -42,6 +42,7 @@ The pipeline takes numbers as float64 and categories as text, NaN where missing.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ml_assets.learn.contract import utc_times
@@ -72,15 +73,26 @@ def _calendar_parts(column: ColumnSpec, times: pd.Series) -> dict[str, pd.Series
     }
 
 
-def model_input(spec: ModelSpec, table: pd.DataFrame) -> pd.DataFrame:
+def model_input(
+    spec: ModelSpec, table: pd.DataFrame, inputs: Sequence[ColumnSpec] | None = None
+) -> pd.DataFrame:
     """The feature columns as the pipeline takes them: numbers as float64, categories and
     booleans as Python objects, a datetime as its calendar parts (float64), NaN wherever a
-    value is missing."""
+    value is missing.
+
+    `inputs` are a model version's own feature columns when the declaration has changed since
+    it was trained (`champion.version_inputs`): a column the table does not have is given as
+    missing, which the pipeline imputes as it learnt to."""
     import numpy as np
     import pandas as pd
 
     columns = {}
-    for column in spec.feature_columns:
+    for column in spec.feature_columns if inputs is None else inputs:
+        if column.name not in table:
+            kind = "float64" if column.numeric or column.type == "datetime" else object
+            missing = pd.Series(np.nan, index=table.index, dtype=kind)
+            columns.update(dict.fromkeys(input_columns(column), missing))
+            continue
         values = table[column.name]
         if column.type == "datetime":
             columns.update(_calendar_parts(column, utc_times(values)))

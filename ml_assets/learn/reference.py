@@ -3,11 +3,13 @@ with scikit-learn, checked against the model's contract every time it is read.""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ml_assets.learn.contract import validate
-from ml_assets.learn.spec import ModelSpec, ReferenceSpec
+from ml_assets.learn.spec import ColumnSpec, ModelSpec, ReferenceSpec
+from ml_assets.learn.splits import row_ids
 from ml_assets.store.tables import read_table
 
 if TYPE_CHECKING:
@@ -60,11 +62,29 @@ def reference_rows(spec: ModelSpec) -> tuple[pd.DataFrame, int]:
     """The reference table as `load_reference_table` gives it, and how many rows without a
     target it left out: such a row can neither train nor judge a model, so it is dropped
     before the contract and the split, as `table.dropna(subset=[target])` would."""
-    raw = read_reference(spec.reference, spec.column_names)
+    raw, without_target = _labelled(spec, spec.column_names)
+    return validate(spec, raw, source=spec.reference.source), without_target
+
+
+def _labelled(spec: ModelSpec, columns: list[str]) -> tuple[pd.DataFrame, int]:
+    """The stored table's rows that have a target, and how many did not."""
+    raw = read_reference(spec.reference, columns)
     without_target = 0
     if spec.target in raw.columns:  # a missing target column is the contract's to name
         missing = raw[spec.target].isna()
         without_target = int(missing.sum())
         if without_target:
             raw = raw[~missing].reset_index(drop=True)
-    return validate(spec, raw, source=spec.reference.source), without_target
+    return raw, without_target
+
+
+def reference_columns(spec: ModelSpec, columns: tuple[ColumnSpec, ...]) -> pd.DataFrame:
+    """Columns of the reference table that the declaration may no longer have, typed as the
+    given column specs say (as a model version took them), indexed by each reference row's id
+    under today's declaration; ValueError (a ContractViolation) when the table no longer
+    holds them so."""
+    raw, _ = _labelled(spec, [*spec.column_names, *(column.name for column in columns)])
+    ids = row_ids(spec, validate(spec, raw, source=spec.reference.source))
+    as_taken = dataclasses.replace(spec, columns=columns)  # each nullable, as the version saw it
+    typed = validate(as_taken, raw, source=spec.reference.source)
+    return typed.set_axis(ids.to_numpy()).loc[lambda table: ~table.index.duplicated()]

@@ -156,6 +156,10 @@ class Task:
         """`evaluate` from the outputs already computed."""
         raise NotImplementedError
 
+    def outputs_of(self, predicted: pd.DataFrame) -> Any:
+        """The outputs from a table of `predict`'s columns (predictions kept with a version)."""
+        raise NotImplementedError
+
     def resampled(
         self, target: pd.Series, outputs: Any, names: list[str], layout: np.ndarray | None = None
     ) -> Resampled:
@@ -240,6 +244,9 @@ class Regression(Task):
 
     def outputs(self, model, rows):
         return model.predict(rows)
+
+    def outputs_of(self, predicted):
+        return predicted["prediction"].to_numpy(dtype="float64")
 
     def scores(self, target, outputs):
         import numpy as np
@@ -367,6 +374,19 @@ class Classification(Task):
 
         predicted = np.asarray(model.predict(rows), dtype=object).astype(str)
         return ClassOutputs(predicted, self.probabilities(model, rows))
+
+    def outputs_of(self, predicted):
+        import numpy as np
+
+        columns = [
+            predicted[self.probability_column(label)].to_numpy(dtype="float64")
+            if self.probability_column(label) in predicted
+            else np.zeros(len(predicted))  # a class the version never knew
+            for label in self.classes
+        ]
+        return ClassOutputs(
+            predicted["prediction"].astype(str).to_numpy(dtype=object), np.column_stack(columns)
+        )
 
     def scores(self, target, outputs):
         import numpy as np

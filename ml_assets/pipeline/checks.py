@@ -418,8 +418,15 @@ def not_worse_result(spec: ModelSpec, metrics: dict, config) -> dg.AssetCheckRes
     metric, statistics = spec.gate.metric, metrics["statistics"]
     candidate, production = metrics["candidate"], metrics["production"]
     if production is None:
+        version = metrics["production_version"]
+        said = "no production model yet: nothing to compare with"
+        if version is not None:  # the declaration changed beyond what production can be scored on
+            said = (
+                f"production version {version} {metrics['production_compared']}; the threshold"
+                " and the constant answer judge the candidate"
+            )
         return _gate_result(
-            spec, metrics, NOT_WORSE_CHECK, True, "no production model yet: nothing to compare with",
+            spec, metrics, NOT_WORSE_CHECK, True, said,
             {f"candidate_{metric.name}": dg.MetadataValue.float(candidate[metric.name])},
         )  # fmt: skip
     comparisons = [(metric, config.tolerance_absolute, config.tolerance_relative)]
@@ -460,8 +467,8 @@ def not_worse_result(spec: ModelSpec, metrics: dict, config) -> dg.AssetCheckRes
         metrics,
         NOT_WORSE_CHECK,
         passed,
-        f"{'; '.join(said)} (production version {metrics['production_version']}, the same"
-        f" {metrics['holdout_rows']} reference holdout rows)",
+        f"{'; '.join(said)} (production version {metrics['production_version']},"
+        f" {metrics.get('production_compared') or 'on the same reference holdout rows'})",
         {
             **metadata,
             **_bootstrap_metadata(statistics),

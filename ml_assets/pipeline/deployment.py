@@ -6,6 +6,13 @@ from datetime import timedelta
 import dagster as dg
 from pydantic import Field
 
+from ml_assets.learn.champion import (
+    PREDICTIONS_FILE,
+    differs,
+    recorded_inputs,
+    unlike,
+    version_inputs,
+)
 from ml_assets.learn.model_card import card_markdown, card_metrics, card_summary
 from ml_assets.learn.modeling import estimator_of, model_input, prediction_fingerprint
 from ml_assets.learn.plots import IMPORTANCE_PLOT, importance_plot
@@ -156,10 +163,12 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             )
         estimator = estimator_of(spec, candidate_model)
         facts = candidate_facts(spec, context.instance)
+        holdout_input = model_input(spec, holdout)
         with fitting_threads():
-            card_facts, plots = spec.task.card(
-                holdout[spec.target], candidate_model, model_input(spec, holdout)
-            )
+            card_facts, plots = spec.task.card(holdout[spec.target], candidate_model, holdout_input)
+            # Kept with the version: what a later gate compares with if it cannot rescore it.
+            at_promotion = spec.task.predict(candidate_model, holdout_input)
+        at_promotion.insert(0, "row_id", holdout["row_id"].to_numpy())
         if model_metrics.get("importance"):
             plots[IMPORTANCE_PLOT] = importance_plot(
                 model_metrics["importance"], spec.gate.metric.label
@@ -179,10 +188,14 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
                 "training_rows": model_metrics["training_rows"],
                 "holdout_rows": model_metrics["holdout_rows"],
                 "data_fingerprint": model_metrics["data_fingerprint"],
+                "inputs": recorded_inputs(spec),
                 "run_id": context.run.run_id,
                 **card_facts,
             },
-            attachments=plots,
+            attachments={
+                **plots,
+                PREDICTIONS_FILE: at_promotion.to_parquet(index=False, compression="zstd"),
+            },
         )
         switch = versions.promote(version.version)
         removed = versions.prune()
@@ -221,7 +234,15 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             context.log.info("no production model yet: nothing to score this batch with")
             return
         model = versions.load(production.version)
-        rows = model_input(spec, raw_batches)
+        inputs = version_inputs(production.card) if differs(spec, production.card) else None
+        given_as_missing = [name for name in unlike(spec, inputs) if name not in raw_batches]
+        if given_as_missing:
+            context.log.warning(
+                f"production {production.version} takes {', '.join(given_as_missing)}, which"
+                " the declaration no longer has: given as missing (imputed) until a version"
+                " trained on the declaration is promoted"
+            )
+        rows = model_input(spec, raw_batches, inputs)
         with fitting_threads():
             scored = raw_batches.join(spec.task.predict(model, rows))
             live = spec.task.evaluate(model, rows, raw_batches[spec.target])
@@ -230,6 +251,7 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             metadata={
                 **table_metadata(scored, table_schema(spec, prediction_columns)),
                 "production_version": dg.MetadataValue.text(production.version),
+                "inputs_given_as_missing": dg.MetadataValue.json(given_as_missing),
                 **float_metadata("live", live),
             },
         )

@@ -6,6 +6,13 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from ml_assets.learn.champion import (
+    PREDICTIONS_FILE,
+    RESCORED,
+    Answers,
+    production_answers,
+    version_inputs,
+)
 from ml_assets.learn.contract import utc_times
 from ml_assets.learn.gate_statistics import constant_answer, measure
 from ml_assets.learn.importance import permutation_importances
@@ -16,6 +23,7 @@ from ml_assets.learn.modeling import (
     model_input,
     prediction_fingerprint,
 )
+from ml_assets.learn.reference import reference_columns
 from ml_assets.learn.search import FALLBACK, leaderboard, search, status_counts
 from ml_assets.learn.spec import ModelSpec
 from ml_assets.learn.splits import (
@@ -40,10 +48,11 @@ from ml_assets.pipeline.metadata import (
 )
 from ml_assets.pipeline.naming import asset_key
 from ml_assets.pipeline.run_config import model_config_class, resolved_params
-from ml_assets.store.registry import ModelRegistry
+from ml_assets.store.registry import ModelRegistry, ModelVersion, ModelVersions, RegistryError
 
 if TYPE_CHECKING:
     import pandas as pd
+    from sklearn.pipeline import Pipeline
 
 # The assets' tables are pandas DataFrames and the model a scikit-learn Pipeline; their
 # parameters carry no such annotations so that loading the definitions imports neither.
@@ -124,6 +133,35 @@ def cleaned(spec: ModelSpec, dataset: "pd.DataFrame") -> tuple["pd.DataFrame", d
         "rows_dropped_implausible": int((complete & ~plausible).sum()),
     }
     return dataset.assign(**values)[keep].reset_index(drop=True), dropped
+
+
+def production_answers_on(
+    spec: ModelSpec, versions: ModelVersions, production: ModelVersion | None, rows: "pd.DataFrame"
+) -> tuple[Answers | None, "Pipeline | None"]:
+    """Production's answers on the gate's rows, whatever the declaration became
+    (`champion.production_answers`), and its model when the registry can load it."""
+    import io
+
+    import pandas as pd
+
+    if production is None:
+        return None, None
+    try:
+        model = versions.load(production.version)
+    except RegistryError as error:
+        dg.get_dagster_logger().warning(f"production {production.version}: {error}")
+        model = None
+    kept = versions.attachment(production.version, PREDICTIONS_FILE)
+    stored = None if kept is None else pd.read_parquet(io.BytesIO(kept))
+    answers = production_answers(
+        spec,
+        model,
+        production.card,
+        rows,
+        stored,
+        lambda columns: reference_columns(spec, columns),
+    )
+    return answers, model
 
 
 def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
@@ -284,24 +322,26 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         holdout = features[features["split"] == HOLDOUT]
         trusted = reference_holdout(features)
         production = versions.production()
-        models = {
-            "candidate": candidate_model,
-            "production": versions.load(production.version) if production else None,
-            "baseline": constant_answer(spec, train),
-        }
         rows, target = model_input(spec, trusted), trusted[spec.target]
         with fitting_threads():
+            champion, champion_model = production_answers_on(spec, versions, production, trusted)
             outputs = {
-                name: None if model is None else spec.task.outputs(model, rows)
-                for name, model in models.items()
+                "candidate": spec.task.outputs(candidate_model, rows),
+                "production": None if champion is None else champion.outputs,
+                "baseline": spec.task.outputs(constant_answer(spec, train), rows),
             }
             everything = {
                 "rows": len(holdout),
                 "candidate": evaluate(spec, candidate_model, holdout),
-                "production": None
-                if models["production"] is None
-                else evaluate(spec, models["production"], holdout),
+                "production": None,  # on every holdout row: only where it is rescored alike
             }
+            if champion is not None and champion.how == RESCORED:
+                inputs = version_inputs(production.card)
+                everything["production"] = spec.task.evaluate(
+                    champion_model,
+                    model_input(spec, holdout, inputs),
+                    holdout[spec.target],
+                )
             importances = permutation_importances(spec, candidate_model, trusted)
         gate = {
             name: None if answers is None else spec.task.scores(target, answers)
@@ -312,6 +352,7 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             "production": gate["production"],
             "baseline": gate["baseline"],
             "production_version": production.version if production else None,
+            "production_compared": None if champion is None else champion.said,
             "holdout_rows": len(trusted),
             "statistics": measure(spec, target, outputs, gate),
             "importance": importances.features,
@@ -329,7 +370,8 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             f"reference holdout ({len(trusted)} rows): candidate {metric.label}"
             f" {metric.shown(gate['candidate'][metric.name])}, production"
             f" {production.version if production else 'none'} {metric.label}"
-            f" {'none' if champion_value is None else metric.shown(champion_value)}, constant"
+            f" {'none' if champion_value is None else metric.shown(champion_value)}"
+            f"{'' if champion is None else f' ({champion.said})'}, constant"
             f" answer {metric.label} {metric.shown(gate['baseline'][metric.name])}"
         )
         metadata = {
@@ -348,13 +390,16 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             "training_rows": dg.MetadataValue.int(value["training_rows"]),
             "production_version": dg.MetadataValue.text(value["production_version"] or "none"),
         }
-        if production is not None:
+        if gate["production"] is not None:
             metadata.update(float_metadata("production", gate["production"]))
+        if everything["production"] is not None:
             metadata.update(
                 float_metadata(
                     "production_all_holdout", {metric.name: everything["production"][metric.name]}
                 )
             )
+        if champion is not None:
+            metadata["production_compared"] = dg.MetadataValue.text(champion.said)
         return dg.Output(value, metadata=metadata)
 
     return [dataset, features, candidate_model, model_metrics]

@@ -24,8 +24,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ml_assets.learn.champion import differs, unlike, version_inputs
 from ml_assets.learn.modeling import model_input, records_input
-from ml_assets.learn.spec import ModelSpec
+from ml_assets.learn.spec import ColumnSpec, ModelSpec
 from ml_assets.serve.schema import answer_rows, row_identifiers, table_identifiers
 from ml_assets.store.memory import settle_loaded_objects
 from ml_assets.store.registry import ModelVersion, ModelVersions, RegistryError
@@ -47,11 +48,13 @@ class NotServing(RuntimeError):
 
 @dataclass(frozen=True)
 class LoadedVersion:
-    """A production version in memory: its card, its model, when it was put in production."""
+    """A production version in memory: its card, its model, when it was put in production, and
+    what it takes when the declaration has changed since it was trained (else None)."""
 
     version: ModelVersion
     model: Pipeline
     promoted_at: str | None
+    inputs: tuple[ColumnSpec, ...] | None = None
 
     @property
     def name(self) -> str:
@@ -99,13 +102,25 @@ class ServedModel:
         except RegistryError as error:
             self._refuse(production.version, "its model file fails the registry's checks", error)
             return
+        inputs = version_inputs(production.card) if differs(self.spec, production.card) else None
         try:
-            self._probe(model)
+            self._probe(model, inputs)
         except Exception as error:  # noqa: BLE001 - whatever a model unfit for the contract raises
             self._refuse(production.version, "it cannot score a row of the contract", error)
             return
         previous = self.loaded
-        self.loaded = LoadedVersion(production, model, self._promoted_at(production.version))
+        self.loaded = LoadedVersion(
+            production, model, self._promoted_at(production.version), inputs
+        )
+        missing = unlike(self.spec, inputs)
+        if missing:
+            log.warning(
+                "%s: version %s takes %s, which the declaration no longer gives alike: given"
+                " as missing (imputed) or converted until a version trained on it is promoted",
+                self.spec.name,
+                production.version,
+                ", ".join(missing),
+            )
         self.problem = None
         self._refused.pop(production.version, None)
         settle_loaded_objects()  # the new model's objects, out of the collector's walks
@@ -116,14 +131,23 @@ class ServedModel:
             previous.name if previous else "none",
         )
 
-    def _probe(self, model: Pipeline) -> None:
+    def _probe(self, model: Pipeline, inputs: tuple[ColumnSpec, ...] | None) -> None:
         """Score one row with every feature missing: the pipeline imputes each, so any model
         made for this contract answers, with one column per class for a classifier."""
-        row = records_input(self.spec, [dict.fromkeys(self.spec.features)])
+        row = self._input(inputs, [dict.fromkeys(self.spec.features)])
         scored = self.spec.task.predict(model, row)
         expected = list(self.spec.task.prediction_columns())
         if list(scored.columns) != expected or len(scored) != 1:
             raise ValueError(f"it answered {list(scored.columns)}, not {expected}")
+
+    def _input(self, inputs: tuple[ColumnSpec, ...] | None, rows: list[dict]) -> pd.DataFrame:
+        """The model input of validated JSON rows, for a version that takes the declaration's
+        features (the fast path) or other ones (`inputs`)."""
+        if inputs is None:
+            return records_input(self.spec, rows)
+        import pandas as pd
+
+        return model_input(self.spec, pd.DataFrame(rows), inputs)
 
     def _refuse(self, version: str | None, reason: str, error: Exception) -> None:
         """Keep what is served; say why in `problem` (no path in it) and in the log (all)."""
@@ -166,7 +190,8 @@ class ServedModel:
         """Answer a validated table (a CSV request) on its own."""
         loaded = self.serving()
         identifiers = table_identifiers(self.spec, table)
-        return loaded, _checked(*self._scored(loaded, model_input(self.spec, table), identifiers))
+        rows = model_input(self.spec, table, loaded.inputs)
+        return loaded, _checked(*self._scored(loaded, rows, identifiers))
 
     async def _drain(self) -> None:
         try:
@@ -188,7 +213,7 @@ class ServedModel:
             loaded = self.serving()  # one version for the whole batch
             rows = [row for waiting in batch for row in waiting.rows]
             answers, finite = self._scored(
-                loaded, records_input(self.spec, rows), row_identifiers(self.spec, rows)
+                loaded, self._input(loaded.inputs, rows), row_identifiers(self.spec, rows)
             )
         except Exception as error:  # noqa: BLE001 - it is every waiting request's answer
             for waiting in batch:

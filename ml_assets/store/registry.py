@@ -235,6 +235,12 @@ class ModelVersions:
             )
         return model_from_bytes(data, source=f"model version '{version}'")
 
+    def attachment(self, version: str, name: str) -> bytes | None:
+        """A file kept beside a version's model (a plot, its predictions at promotion), or
+        None when it has none of that name."""
+        path = self.get(version).path / _plain(name)
+        return path.read_bytes() if path.is_file() else None
+
     def production(self) -> ModelVersion | None:
         """The version the production alias points at, or None before the first promotion."""
         return self._alias("production")
