@@ -29,7 +29,7 @@ from ml_assets.shared import shared_definitions
 from ml_assets.store.landing import LandingZone
 from ml_assets.store.registry import ModelRegistry
 from ml_assets_tests.conftest import land
-from ml_assets_tests.leaky_tables import bikes
+from ml_assets_tests.tables import bikes, houses
 
 SPECIES = {  # mean bill length, bill depth, flipper length, body mass; islands
     "Adelie": (38.8, 18.3, 190, 3700, ["Biscoe", "Dream", "Torgersen"]),
@@ -59,19 +59,6 @@ def penguins(rows: int = 344, seed: int = 0) -> pd.DataFrame:
     table.loc[rng.choice(rows, 11, replace=False), "sex"] = None
     for column in ("bill_length_mm", "flipper_length_mm"):
         table.loc[rng.choice(rows, 2, replace=False), column] = None
-    return table
-
-
-def houses(rows: int = 400, seed: int = 1) -> pd.DataFrame:
-    """A regression table: a price from an area (with gaps), rooms and a district."""
-    rng = np.random.default_rng(seed)
-    district = rng.choice(["north", "centre", "south"], size=rows)
-    area = rng.uniform(30, 180, rows).round(1)
-    rooms = np.clip((area / 30 + rng.normal(0, 0.7, rows)).round(), 1, None).astype(int)
-    premium = pd.Series(district).map({"north": 0, "centre": 900, "south": -300}).to_numpy()
-    price = (area * (2500 + premium) + rooms * 8000 + rng.normal(0, 20_000, rows)).round(-2)
-    table = pd.DataFrame({"area_m2": area, "rooms": rooms, "district": district, "price": price})
-    table.loc[rng.choice(rows, 12, replace=False), "area_m2"] = None
     return table
 
 

@@ -19,9 +19,9 @@ from ml_assets.pipeline.checks import (
     threshold_result,
 )
 from ml_assets_tests.conftest import CANCER, DIABETES
-from ml_assets_tests.leaky_tables import bikes
 from ml_assets_tests.learn.test_generic_contract import COLUMNS, shop_table
 from ml_assets_tests.pipeline.gate_inputs import measured
+from ml_assets_tests.tables import bikes
 
 
 def shop_segments(path, columns: dict, threshold: float):

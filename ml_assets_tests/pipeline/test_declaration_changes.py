@@ -15,26 +15,19 @@ from ml_assets.learn.champion import PREDICTIONS_FILE, recorded_inputs
 from ml_assets.pipeline.automation import TRAINING_ASSETS
 from ml_assets.store.registry import ModelRegistry
 from ml_assets_tests.conftest import train_undeclared
+from ml_assets_tests.tables import houses
 
 COLUMNS = {
-    "area_m2": {"type": "number", "min": 0},
+    "area_m2": {"type": "number", "min": 0, "nullable": True},
     "rooms": {"type": "integer", "min": 0},
     "district": {"type": "category"},
     "price": {"type": "number"},
 }
 
 
-def houses(rows: int = 400, seed: int = 1) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    district = rng.choice(["north", "centre", "south"], size=rows)
-    area = rng.uniform(30, 180, rows).round(1)
-    rooms = np.clip((area / 30 + rng.normal(0, 0.7, rows)).round(), 1, None).astype(int)
-    premium = pd.Series(district).map({"north": 0, "centre": 900, "south": -300}).to_numpy()
-    price = (area * (2500 + premium) + rooms * 8000 + rng.normal(0, 20_000, rows)).round(-2)
-    floor = rng.integers(0, 12, rows)
-    return pd.DataFrame(
-        {"area_m2": area, "rooms": rooms, "district": district, "floor": floor, "price": price}
-    )
+def houses_with_floors(rows: int = 400, seed: int = 1) -> pd.DataFrame:
+    """The houses of new-model's tests, each on a floor the price does not depend on."""
+    return houses(rows, seed).assign(floor=np.random.default_rng(seed).integers(0, 12, rows))
 
 
 def declared(path, columns):
@@ -62,7 +55,7 @@ def reference_holdout(path) -> pd.DataFrame:
 def first_version(tmp_path, instance, data_dir):
     """houses.csv, and a first version trained on all four declared columns, in production."""
     path = tmp_path / "houses.csv"
-    houses().to_csv(path, index=False)
+    houses_with_floors().to_csv(path, index=False)
     result = train_undeclared(declared(path, COLUMNS), instance, TRAINING_ASSETS)
     assert result.success
     versions = ModelRegistry(data_dir=str(data_dir)).for_model("houses")
@@ -158,7 +151,9 @@ def test_a_column_neither_declared_nor_in_the_reference_is_not_compared_and_said
     first_version, instance, tmp_path
 ):
     path, _, production = first_version
-    houses().drop(columns=["rooms"]).to_csv(path, index=False)  # the reference loses it too
+    houses_with_floors().drop(columns=["rooms"]).to_csv(
+        path, index=False
+    )  # the reference loses it too
     without_rooms = {name: rules for name, rules in COLUMNS.items() if name != "rooms"}
     result = train_undeclared(declared(path, without_rooms), instance, TRAINING_ASSETS)
     assert result.success
@@ -177,7 +172,7 @@ def test_predict_gives_an_older_version_what_the_file_has_and_the_rest_as_missin
     spec = declared(path, without_rooms)
     monkeypatch.setattr("ml_assets.cli.chosen_model", lambda name: spec)
     model = versions.load(production.version)
-    rows = houses(20, seed=9)
+    rows = houses_with_floors(20, seed=9)
     for given, rooms in ((rows, rows["rooms"]), (rows.drop(columns=["rooms"]), np.nan)):
         source = tmp_path / "new.csv"
         given.to_csv(source, index=False)
@@ -197,7 +192,7 @@ def test_the_service_answers_with_an_older_version_after_a_column_is_removed(
     path, versions, production = first_version
     without_rooms = {name: rules for name, rules in COLUMNS.items() if name != "rooms"}
     spec = declared(path, without_rooms)
-    rows = houses(15, seed=4)
+    rows = houses_with_floors(15, seed=4)
     answers = served_predictions(data_dir, spec, rows)  # JSON rows of today's contract
     model = versions.load(production.version)
     expected = model.predict(rows[["area_m2", "district"]].assign(rooms=np.nan))
