@@ -80,6 +80,7 @@ def version_summary(spec: ModelSpec, version: ModelVersion) -> dict:
         "kind": choice.get("kind"),
         "params": choice.get("params"),
         "training_rows": version.card.get("training_rows"),
+        "decision_threshold": version.card.get("decision_threshold"),
         "metrics": {
             name: None if version.metrics.get(name) is None else float(version.metrics[name])
             for name in spec.task.metrics

@@ -40,7 +40,7 @@ from ml_assets.learn.spec import (
     is_range,
     utc_text,
 )
-from ml_assets.learn.tasks import TASKS
+from ml_assets.learn.tasks import TASKS, DecisionThreshold
 from ml_assets.pipeline.automation import model_automation
 from ml_assets.pipeline.checks import guard_tolerance, model_checks
 from ml_assets.pipeline.deployment import deployment_assets, rollback_job
@@ -226,6 +226,12 @@ class EstimatorDeclaration(dg.Model):
     kind: str | None = Field(default=None, description="required without a search")
     params: dict[str, Any] = Field(default_factory=dict)
     search: SearchDeclaration | None = None
+    decision_threshold: float | Literal["tune"] | dict[str, str] | None = Field(
+        default=None,
+        description="two classes: the positive class's probability at or above which it is"
+        " answered (default 0.5), `tune` (for the gate metric, or balanced accuracy when the"
+        " gate's is a probability metric), or {tune: <metric>}",
+    )
 
 
 # Under 200 resamples a 95 % interval's ends rest on five values each; over 100 000 the
@@ -420,6 +426,7 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
                 f"a {self.task} target is a {' or '.join(wanted)} column, not {target.type}",
             )
         self._check_search(task)
+        self._check_decision_threshold(task)
         if self.estimator.kind is None and self.estimator.search is None:
             raise DeclarationError(("model", "kind"), "give a kind, or a search")
         if (self.estimator.kind or self.estimator.search.kinds[0]) not in task.kinds:
@@ -476,6 +483,23 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
                         (*where, "space", kind, name),
                         "give [low, high] or [low, high, log] with low < high, or the choices",
                     )
+
+    def _check_decision_threshold(self, task) -> None:
+        threshold, where = self.estimator.decision_threshold, ("model", "decision_threshold")
+        if threshold is None:
+            return
+        if not task.predicts_classes:
+            raise DeclarationError(where, "applies to a classification of two classes")
+        if isinstance(threshold, float) and not 0 < threshold < 1:
+            raise DeclarationError(where, f"{threshold:g} is not a probability between 0 and 1")
+        if isinstance(threshold, dict) and (
+            set(threshold) != {"tune"} or threshold["tune"] not in task.threshold_metrics
+        ):
+            raise DeclarationError(
+                where,
+                f"give a probability, `tune`, or {{tune: <metric>}} with one of:"
+                f" {', '.join(task.threshold_metrics)} (the metrics a threshold moves)",
+            )
 
     def _check_time_split(self) -> None:
         reference, columns = self.reference, self.columns
@@ -599,6 +623,7 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
                 metric=search.metric,
                 space=search.space,
             ),
+            decision_threshold=_decision_threshold(self.estimator.decision_threshold, gate.metric),
             gate=GateSpec(
                 metric=task.metrics[gate.metric],
                 threshold=gate.threshold,
@@ -628,6 +653,19 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
             schedules=automation["schedules"],
             sensors=automation["sensors"],
         )
+
+
+def _decision_threshold(declared, gate_metric: str) -> DecisionThreshold | None:
+    """The declared threshold: a probability, or tuned for a metric (`tune`: the gate's, or
+    balanced accuracy when the gate's does not depend on a threshold)."""
+    if declared is None:
+        return None
+    if isinstance(declared, float):
+        return DecisionThreshold(value=declared)
+    if isinstance(declared, dict):
+        return DecisionThreshold(tuned_for=declared["tune"])
+    moved = gate_metric in TASKS["classification"].threshold_metrics
+    return DecisionThreshold(tuned_for=gate_metric if moved else "balanced_accuracy")
 
 
 # The YAML says `model:`; the class cannot have a field of that name (Resolvable.model).

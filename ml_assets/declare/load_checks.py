@@ -27,7 +27,7 @@ from ml_assets.store import settings
 from ml_assets.store.files import write_atomically
 
 CHECKED_FILE = "checked.json"
-CHECKS_VERSION = 4  # bump when what is checked here changes
+CHECKS_VERSION = 5  # bump when what is checked here changes
 FIT_ROWS = 100  # training rows, drawn at random, the estimator is fitted on at load
 LIBRARIES = ("scikit-learn", "pandas", "pandera", "pyarrow")
 
@@ -142,6 +142,11 @@ def _check(draft: ModelSpec) -> dict:
             f"the reference table holds {len(classes)} class of {draft.target!r}:"
             " a classifier needs two or more",
         )
+    if draft.decision_threshold is not None and len(classes) != 2:
+        raise DeclarationError(
+            ("model", "decision_threshold"),
+            f"applies to two classes; {draft.target!r} has {len(classes)}: {', '.join(classes)}",
+        )
     spec = _with_classes(draft, classes)
     training = _training_rows(spec, table)
     with fitting_threads([spec.kind]):
@@ -179,7 +184,8 @@ def _check_estimator(spec: ModelSpec, training) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence on a hundred rows says nothing
-            build_pipeline(spec, kind.name, spec.params).fit(
+            # A tuned threshold's folds need more rows of each class than a hundred hold.
+            build_pipeline(spec, kind.name, spec.params, tune_threshold=False).fit(
                 model_input(spec, training), training[spec.target]
             )
     except (ValueError, TypeError) as error:

@@ -252,6 +252,13 @@ def declaration(
             f"over {SEARCH_ROWS:,} rows: the best of both, cross-validated on the training"
             " rows (the Launchpad's budget_seconds: 0 trains the kind)"
         )
+    shares = labelled[target].astype(str).value_counts(normalize=True)
+    if classification and len(shares) == 2 and shares.min() < IMBALANCED_BELOW:
+        model["decision_threshold"] = "tune"
+        notes[("model", "decision_threshold")] = (
+            f"the rarer class is {shares.min():.1%}: at the default 0.5 it would rarely be"
+            " answered; tuned on the training rows for balanced accuracy"
+        )
     attributes = {
         "name": name,
         "description": f"{task.capitalize()} of {target}, started from {source.name}.",

@@ -133,6 +133,18 @@ def card_markdown(card: dict, plots: dict[str, bytes], metrics: dict[str, Metric
         ),
         f"**Code revision** `{card.get('code_revision') or 'unknown'}`",
     ]
+    threshold = card.get("decision_threshold")
+    if threshold:
+        how = (
+            f", tuned on the training rows for {threshold['tuned_for']}"
+            f" ({threshold['tuned_score']:.4g} in cross-validation)"
+            if threshold.get("tuned_for")
+            else ", as declared"
+        )
+        facts.append(
+            f"**Decision threshold** {threshold['threshold']:.4g}: {threshold['positive_class']!r}"
+            f" when its probability is at least that{how}"
+        )
     tables = [metrics_table(metrics, card)]
     if card.get("per_class"):
         tables.append(per_class_table(card["per_class"]))

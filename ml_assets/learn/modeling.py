@@ -140,8 +140,11 @@ def _encoding(column: ColumnSpec) -> tuple:
     return ("categories", column.max_categories, column.min_frequency)
 
 
-def build_pipeline(spec: ModelSpec, kind: str, params: dict[str, Any]) -> Pipeline:
-    """The declared preprocessing, then the estimator of the given kind and parameters."""
+def build_pipeline(
+    spec: ModelSpec, kind: str, params: dict[str, Any], tune_threshold: bool = True
+) -> Pipeline:
+    """The declared preprocessing, then the estimator of the given kind and parameters,
+    answering by the declared decision threshold (a tuned one only with `tune_threshold`)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
@@ -190,13 +193,18 @@ def build_pipeline(spec: ModelSpec, kind: str, params: dict[str, Any]) -> Pipeli
         settings["categorical_features"] = [
             name for encoding, columns in runs if encoding[0] == "categories" for name in columns
         ]
-    estimator = kind_of.build({**settings, **params})
+    estimator = spec.task.decided(
+        kind_of.build({**settings, **params}), spec.decision_threshold, tune_threshold
+    )
     return Pipeline([("prepare", prepare_columns), (spec.task.estimator_step, estimator)])
 
 
 def estimator_of(spec: ModelSpec, model: Pipeline):
-    """The fitted estimator at the end of a model's pipeline."""
-    return model.named_steps[spec.task.estimator_step]
+    """The fitted estimator at the end of a model's pipeline (inside its decision threshold)."""
+    step = model.named_steps[spec.task.estimator_step]
+    if spec.task.threshold_facts(model) is not None:
+        return step.estimator_
+    return step
 
 
 def prediction_fingerprint(spec: ModelSpec, model: Pipeline, rows: pd.DataFrame) -> str:

@@ -242,7 +242,9 @@ def _search(
         fit_rows, score_rows = folds[len(running.scores)]
         began = time.monotonic()
         try:
-            model = build_pipeline(spec, running.kind, running.params)
+            # A tuned decision threshold is left out of the trials: tuning it in every fold
+            # would multiply the search's cost by the tuner's folds.
+            model = build_pipeline(spec, running.kind, running.params, tune_threshold=False)
             model.fit(rows.iloc[fit_rows], target.iloc[fit_rows])
             outputs = spec.task.outputs(model, rows.iloc[score_rows])
             value = spec.task.scores(target.iloc[score_rows], outputs)[metric.name]
@@ -422,7 +424,7 @@ def timed_budget(spec: ModelSpec, table: pd.DataFrame) -> tuple[int, str]:
     with fitting_threads(spec.task.kinds[kind] for kind in declared.kinds):
         for kind in declared.kinds:
             began = time.monotonic()
-            build_pipeline(spec, kind, {}).fit(features, target)
+            build_pipeline(spec, kind, {}, tune_threshold=False).fit(features, target)
             seconds[kind] = (time.monotonic() - began) * scale
     one_round = declared.cv_folds * sum(seconds.values())
     steps = math.ceil(BUDGET_ROUNDS * one_round / BUDGET_STEP_SECONDS)

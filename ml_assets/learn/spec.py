@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ml_assets.learn.tasks import Metric, ModelKind, Task
+from ml_assets.learn.tasks import DecisionThreshold, Metric, ModelKind, Task
 
 NUMERIC_TYPES = ("number", "integer")
 CALENDAR_PARTS = ("year", "quarter", "month", "day", "dayofweek", "dayofyear", "hour", "minute")
@@ -154,6 +154,7 @@ class ModelSpec:
     # suspicious about the features (a leak, an identifier taken for a feature).
     baseline_score: float | None = None
     data_warnings: tuple[str, ...] = ()
+    decision_threshold: DecisionThreshold | None = None  # two classes only
 
     @property
     def column_names(self) -> list[str]:

@@ -114,6 +114,20 @@ class ModelKind:
         return self.estimator_class()(**{**self.settings, **params})
 
 
+@dataclass(frozen=True)
+class DecisionThreshold:
+    """When a two-class model answers its positive class (the second in sorted order, as
+    scikit-learn takes it): its probability at or above a fixed value, or a value tuned on the
+    training rows for a metric (`Classification.decided`)."""
+
+    value: float | None = None
+    tuned_for: str | None = None  # the metric the threshold is tuned for
+
+    @property
+    def shown(self) -> str:
+        return f"{self.value:g}" if self.tuned_for is None else f"tuned for {self.tuned_for}"
+
+
 def _kind(
     name: str, estimator: str, random: bool = True, native: bool = False, **settings: Any
 ) -> ModelKind:
@@ -205,6 +219,14 @@ class Task:
     def probe(self):
         """A model of one feature alone, to find one that predicts the target by itself."""
         raise NotImplementedError
+
+    def decided(self, estimator, threshold: DecisionThreshold | None, tune: bool = True):
+        """The estimator answering by the decision threshold (two classes), or as it is."""
+        return estimator
+
+    def threshold_facts(self, model: Pipeline) -> dict | None:
+        """The decision threshold a fitted model answers by, for its card; None without one."""
+        return None
 
     def too_good(self, scores: dict[str, float | None], rows: int) -> str | None:
         """Why a holdout score is too good to be true (a leak, most likely), or None."""
@@ -353,6 +375,45 @@ class Classification(Task):
     # Accuracy on a small holdout can only tie at its ceiling; a model whose probabilities
     # got worse (a batch of shuffled labels) shows it in its log loss.
     guard_metrics = ("log_loss",)
+    # The metrics of the answered classes, which a decision threshold moves (not the
+    # probabilities' log loss and ROC AUC).
+    threshold_metrics = ("accuracy", "balanced_accuracy", "f1_macro")
+    THRESHOLD_FOLDS = 5
+
+    def decided(self, estimator, threshold, tune=True):
+        """`FixedThresholdClassifier(estimator, threshold=value)`, or
+        `TunedThresholdClassifierCV(estimator, scoring=<metric>, cv=<the task's 5 shuffled,
+        stratified folds>)`, both on `predict_proba`; with `tune=False` a tuned threshold is
+        left out (the search scores its trials without it)."""
+        if threshold is None or (threshold.tuned_for is not None and not tune):
+            return estimator
+        from sklearn.model_selection import FixedThresholdClassifier, TunedThresholdClassifierCV
+
+        if threshold.tuned_for is None:
+            return FixedThresholdClassifier(
+                estimator, threshold=threshold.value, response_method="predict_proba"
+            )
+        return TunedThresholdClassifierCV(
+            estimator,
+            scoring=threshold.tuned_for,
+            cv=self.folds(self.THRESHOLD_FOLDS),
+            response_method="predict_proba",
+        )
+
+    def threshold_facts(self, model):
+        from sklearn.model_selection import FixedThresholdClassifier, TunedThresholdClassifierCV
+
+        step = model.named_steps[self.estimator_step]
+        if isinstance(step, TunedThresholdClassifierCV):
+            return {
+                "threshold": float(step.best_threshold_),
+                "positive_class": str(step.classes_[1]),
+                "tuned_for": step.scoring,
+                "tuned_score": float(step.best_score_),
+            }
+        if isinstance(step, FixedThresholdClassifier):
+            return {"threshold": float(step.threshold), "positive_class": str(step.classes_[1])}
+        return None
 
     def probability_column(self, label: str) -> str:
         return f"probability_{label}"
@@ -495,9 +556,13 @@ class Classification(Task):
         return classification_plot_files(len(self.classes))
 
     def card(self, target, model, rows):
-        return classification_card(
+        facts, plots = classification_card(
             target, model.predict(rows), self.probabilities(model, rows), self.classes
         )
+        threshold = self.threshold_facts(model)
+        if threshold is not None:
+            facts["decision_threshold"] = threshold
+        return facts, plots
 
 
 TASKS: dict[str, type[Task]] = {task.name: task for task in (Regression, Classification)}

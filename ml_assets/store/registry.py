@@ -64,6 +64,15 @@ ALLOWED_UNTRUSTED_TYPES = frozenset(
         "lightgbm.sklearn.LGBMClassifier",
         "lightgbm.basic.Booster",
         "collections.OrderedDict",
+        # a tuned decision threshold (TunedThresholdClassifierCV): its scorer of the metric
+        # it was tuned for, and the scorer's metadata routing
+        "sklearn.metrics._scorer._CurveScorer",
+        "sklearn.metrics._scorer._Scorer",
+        "sklearn.metrics._classification.accuracy_score",
+        "sklearn.metrics._classification.balanced_accuracy_score",
+        "sklearn.metrics._classification.f1_score",
+        "sklearn.utils._metadata_requests.MetadataRequest",
+        "sklearn.utils._metadata_requests.MethodMetadataRequest",
     }
 )
 LIBRARIES = ("scikit-learn", "lightgbm", "skops", "numpy", "pandas", "dagster")

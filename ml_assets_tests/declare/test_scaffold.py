@@ -90,11 +90,12 @@ def test_a_large_table_gets_a_search_and_a_small_one_does_not(tmp_path):
             "kinds": ["hist_gradient_boosting", "logistic_regression"],
             "budget_seconds": 60,
         },
+        "decision_threshold": "tune",  # 3 % defaults
     }
     assert "over 1,000 rows" in inferred.notes[("model", "search")]
     credit(1000).to_csv(path, index=False)
     small = declaration("credit", path, "default", root=tmp_path).attributes["model"]
-    assert small == {"kind": "logistic_regression"}
+    assert small == {"kind": "logistic_regression", "decision_threshold": "tune"}
 
 
 def test_ranges_refuse_only_the_implausible(tmp_path):

@@ -170,7 +170,38 @@ def test_every_kind_and_encoding_saves_and_loads_within_the_skops_allow_list(tmp
     untrusted = set()
     for task in ("regression", "classification"):
         untrusted |= saved_and_loaded(tmp_path / task, data_dir, task)
+    untrusted |= tuned_thresholds_saved_and_loaded(tmp_path / "thresholds", data_dir)
     assert untrusted == ALLOWED_UNTRUSTED_TYPES  # what the kinds are made of, nothing more
+
+
+def tuned_thresholds_saved_and_loaded(tmp_path, data_dir) -> set[str]:
+    """The types skops does not trust in a decision threshold tuned for each metric it may be
+    tuned for, each saved and loaded: a two-class table (gold or not)."""
+    tmp_path.mkdir()
+    path = tmp_path / "gold.csv"
+    table = shop_table().assign(gold=lambda t: np.where(t["segment"] == "gold", "yes", "no"))
+    table.drop(columns=["segment"]).to_csv(path, index=False)
+    columns = {**{n: c for n, c in COLUMNS.items() if n != "segment"}, "gold": {"type": "category"}}
+    untrusted = set()
+    for metric in TASKS["classification"].threshold_metrics:
+        spec = TabularModel(
+            name="gold",
+            task="classification",
+            reference={"path": str(path)},
+            columns=columns,
+            target="gold",
+            estimator={"kind": "logistic_regression", "decision_threshold": {"tune": metric}},
+            gate={"metric": "roc_auc", "threshold": 0.5},
+        ).spec
+        reference = load_reference_table(spec)
+        model = build_pipeline(spec, "logistic_regression", {})
+        model.fit(model_input(spec, reference), reference["gold"])
+        untrusted |= set(sio.get_untrusted_types(data=sio.dumps(model)))
+        versions = ModelRegistry(data_dir=str(data_dir)).for_model("gold")
+        loaded = versions.load(versions.register(model, card={}).version)
+        rows = model_input(spec, reference)
+        np.testing.assert_array_equal(loaded.predict(rows), model.predict(rows))
+    return untrusted
 
 
 def saved_and_loaded(tmp_path, data_dir, task) -> set[str]:

@@ -84,8 +84,8 @@ class FakeClock:
     def install(self, monkeypatch):
         real_build = search_module.build_pipeline
 
-        def build(spec, kind, params):
-            pipeline = real_build(spec, kind, params)
+        def build(spec, kind, params, **options):
+            pipeline = real_build(spec, kind, params, **options)
             fit = pipeline.fit
 
             def timed_fit(*args, **kwargs):
