@@ -7,7 +7,6 @@ With one model declared it may be left out.
 
 import argparse
 import io
-import json
 import os
 import sys
 import warnings
@@ -16,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 
 from ml_assets.declare.errors import InvalidModelFile
-from ml_assets.declare.project import declared_models, write_model_declaration
+from ml_assets.declare.project import declared_models, watch_defs, write_model_declaration
 from ml_assets.declare.scaffold import ScaffoldError
 from ml_assets.learn.champion import differs, unlike, version_inputs
 from ml_assets.learn.contract import ContractViolation, validate_features
@@ -27,7 +26,7 @@ from ml_assets.learn.spec import ModelSpec
 from ml_assets.pipeline.decisions import last_decision, measured_baseline
 from ml_assets.serve.follower import DEFAULT_POLL_SECONDS
 from ml_assets.serve.schema import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ROWS
-from ml_assets.store.files import write_atomically
+from ml_assets.store.files import strict_json, write_atomically
 from ml_assets.store.landing import LANDED_FILES, LandingZone
 from ml_assets.store.registry import ModelRegistry, ModelVersion, RegistryError
 from ml_assets.store.tables import UnreadableFile, read_table
@@ -132,7 +131,7 @@ def status_command(args: argparse.Namespace) -> int:
     spec = chosen_model(args.model)
     report = status_report(spec, args.data_dir)
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(strict_json(report))
         return 0
     production = report["production"]
     if production is None:
@@ -180,7 +179,7 @@ def models_command(args: argparse.Namespace) -> int:
         for version in reversed(versions.versions())
     ]
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(strict_json(rows))
         return 0
     if not rows:
         print(f"{spec.name}: no model versions yet")
@@ -281,7 +280,7 @@ def list_command(args: argparse.Namespace) -> int:
             }
         )
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(strict_json(rows))
         return 0
     if args.names:
         print("\n".join(row["name"] for row in rows))
@@ -302,6 +301,15 @@ def new_model_command(args: argparse.Namespace) -> int:
     for line in said:
         print(f"warning: {line}", file=sys.stderr)
     print(path)
+    return 0
+
+
+def watch_defs_command(args: argparse.Namespace) -> int:
+    """Reload the code location of a running `dagster dev` when a model's YAML changes."""
+    try:
+        watch_defs(args.host, args.port, args.location)
+    except KeyboardInterrupt:
+        pass
     return 0
 
 
@@ -405,6 +413,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="serve this model (repeatable; default: every declared one)",
     )
+
+    watcher = command(
+        "watch-defs",
+        watch_defs_command,
+        "reload a running dagster dev when a model's YAML changes (make dev runs it)",
+        model=False,
+    )
+    watcher.add_argument("--host", default="127.0.0.1", help="dagster dev's address")
+    watcher.add_argument("--port", type=_positive, default=3000, help="dagster dev's port")
+    watcher.add_argument("--location", default="ml_assets", help="the code location to reload")
 
     new = command("new-model", new_model_command, "start a model from a table", model=False)
     new.add_argument("name", help="the model's name: lower-case letters, digits and _")

@@ -24,7 +24,7 @@ from importlib import metadata
 from ml_assets.declare.errors import DeclarationError
 from ml_assets.learn.spec import ModelSpec
 from ml_assets.store import settings
-from ml_assets.store.files import write_atomically
+from ml_assets.store.files import strict_json, write_atomically
 
 CHECKED_FILE = "checked.json"
 CHECKS_VERSION = 5  # bump when what is checked here changes
@@ -112,7 +112,7 @@ def _remember(name: str, key: str, facts: dict) -> None:
     path = _checked_path(name)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, json.dumps({"key": key, "facts": facts}, indent=2).encode())
+        write_atomically(path, strict_json({"key": key, "facts": facts}).encode())
     except OSError:
         pass  # a read-only data folder: the checks run again at the next load
 

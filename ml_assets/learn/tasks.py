@@ -8,6 +8,7 @@ Nothing here imports scikit-learn, NumPy or matplotlib until a model is fitted o
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -486,7 +487,12 @@ class Classification(Task):
             metrics["roc_auc"] = float(score)
         except ValueError:
             pass
-        return metrics
+        # scikit-learn answers NaN (with a warning) where a metric is undefined on the rows,
+        # a single class among them: undefined is None, as JSON and the metadata say it.
+        return {
+            name: None if value is not None and math.isnan(value) else value
+            for name, value in metrics.items()
+        }
 
     def resampled(self, target, outputs, names, layout=None):
         return classification_metrics(

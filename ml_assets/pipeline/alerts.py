@@ -2,7 +2,6 @@
 (`refused`) and, when asked for, a promotion (`promoted`), each logged at its own level and
 posted to the webhook as its own kind."""
 
-import json
 import urllib.request
 
 import dagster as dg
@@ -18,6 +17,7 @@ from ml_assets.pipeline.decisions import (
     SUMMARY_TAG,
 )
 from ml_assets.pipeline.naming import MODEL_TAG
+from ml_assets.store.files import strict_json
 from ml_assets.store.settings import alert_kinds, alert_webhook_url
 
 FAILURE = "failure"
@@ -97,7 +97,7 @@ def decision_alert(run: dg.DagsterRun) -> dict | None:
 def _post_json(url: str, document: dict, timeout_seconds: float = 10.0) -> None:
     request = urllib.request.Request(
         url,
-        data=json.dumps(document).encode("utf-8"),
+        data=strict_json(document, indent=None).encode("utf-8"),
         headers={"Content-Type": "application/json"},
         method="POST",
     )

@@ -3,6 +3,7 @@ from the contract, metrics as floats."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -35,11 +36,11 @@ def table_metadata(table: pd.DataFrame, schema: dg.TableSchema) -> dict[str, dg.
 
 def float_metadata(prefix: str, values: dict[str, float | None]) -> dict[str, dg.MetadataValue]:
     """Metrics as plain float metadata (`<prefix>_mse`, ...), so the UI plots them over time;
-    a metric undefined on the rows (None) is left out."""
+    a metric undefined on the rows (None, or not finite) is left out."""
     return {
         f"{prefix}_{name}": dg.MetadataValue.float(float(value))
         for name, value in values.items()
-        if value is not None
+        if value is not None and math.isfinite(value)
     }
 
 

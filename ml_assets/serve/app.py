@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from ml_assets.serve.schema import (
     request_adapter,
     request_rows,
 )
+from ml_assets.store.files import finite, strict_json
 from ml_assets.store.registry import ModelRegistry
 from ml_assets.store.tables import UnreadableFile, parse_table
 
@@ -159,7 +159,7 @@ def create_app(specs: dict[str, ModelSpec], settings: ServiceSettings | None = N
     @app.exception_handler(Refusal)
     async def refused(_: Request, refusal: Refusal) -> JSONResponse:
         body = {"detail": refusal.detail, "model": refusal.model, "problems": refusal.problems}
-        return JSONResponse(body, status_code=refusal.status)
+        return JSONResponse(finite(body), status_code=refusal.status)
 
     @app.exception_handler(Exception)
     async def broken(request: Request, error: Exception) -> JSONResponse:
@@ -219,7 +219,7 @@ def _summary(served: ServedModel) -> ModelSummary:
 def _details(served: ServedModel) -> ModelDetails:
     spec, loaded = served.spec, served.loaded
     card = loaded.version.card if loaded else {}
-    metrics = card.get("metrics", {})
+    metrics = finite(card.get("metrics", {}))  # a card written before JSON was kept strict
     return ModelDetails(
         **_summary(served).model_dump(),
         metrics={name: metrics[name] for name in spec.task.metrics if name in metrics},
@@ -331,7 +331,7 @@ def _add_model_routes(app: FastAPI, served: ServedModel, settings: ServiceSettin
             ) from None
         answer = {"model": spec.name, "version": loaded.name, "predictions": answers}
         return Response(
-            json.dumps(answer, allow_nan=False),
+            strict_json(answer, indent=None),
             media_type="application/json",
             headers={VERSION_HEADER: loaded.name},
         )

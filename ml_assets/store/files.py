@@ -1,6 +1,9 @@
-"""Small file-system helpers shared by the landing zone and the model registry."""
+"""Small file-system helpers shared by the landing zone and the model registry, and the
+strict JSON every output of the product is written in."""
 
 import hashlib
+import json
+import math
 import os
 from pathlib import Path
 
@@ -22,3 +25,21 @@ def write_atomically(path: Path, data: bytes) -> None:
         stream.flush()
         os.fsync(stream.fileno())
     os.replace(temporary, path)
+
+
+def finite(value):
+    """A document with every float that is not finite (NaN, ±inf) as None: JSON has no such
+    numbers, and a metric undefined on some rows is null, not NaN."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    return value
+
+
+def strict_json(document, indent: int | None = 2, sort_keys: bool = False) -> str:
+    """JSON that every parser reads: `finite(document)`, refused (ValueError) if anything not
+    finite remains."""
+    return json.dumps(finite(document), indent=indent, sort_keys=sort_keys, allow_nan=False)

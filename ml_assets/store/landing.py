@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import os
 import re
 import time
@@ -27,7 +26,7 @@ import dagster as dg
 from pydantic import Field
 
 from ml_assets.store import settings
-from ml_assets.store.files import file_sha256, write_atomically
+from ml_assets.store.files import file_sha256, strict_json, write_atomically
 from ml_assets.store.tables import UnreadableFile, read_table
 
 if TYPE_CHECKING:
@@ -219,7 +218,7 @@ class ModelLanding:
         """Move a refused file to quarantine/ with a machine-readable reason file beside it."""
         target = self._move(self.source_path(key), self.quarantine_dir)
         reason_path = target.with_name(target.name + REASON_SUFFIX)
-        document = json.dumps({"file": key, "stored_as": target.name, **reason}, indent=2)
+        document = strict_json({"file": key, "stored_as": target.name, **reason})
         write_atomically(reason_path, (document + "\n").encode("utf-8"))
         return target
 

@@ -38,7 +38,7 @@ import dagster as dg
 from pydantic import Field
 
 from ml_assets.store import settings
-from ml_assets.store.files import write_atomically
+from ml_assets.store.files import strict_json, write_atomically
 
 if TYPE_CHECKING:  # skops and scikit-learn are imported when a model is read or written
     from sklearn.pipeline import Pipeline
@@ -356,7 +356,7 @@ class ModelVersions:
             "reason": switch.reason,
         }
         with (self.root / HISTORY_FILE).open("a", encoding="utf-8") as stream:
-            stream.write(json.dumps(entry, sort_keys=True) + "\n")
+            stream.write(strict_json(entry, indent=None, sort_keys=True) + "\n")
             stream.flush()
             os.fsync(stream.fileno())
 
@@ -368,4 +368,4 @@ def _plain(name: str) -> str:
 
 
 def _json_bytes(document: dict) -> bytes:
-    return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    return (strict_json(document, sort_keys=True) + "\n").encode("utf-8")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 import dagster as dg
 
-from ml_assets.store.files import write_atomically
+from ml_assets.store.files import strict_json, write_atomically
 from ml_assets.store.registry import model_from_bytes, model_to_bytes
 from ml_assets.store.settings import data_dir, storage_url
 
@@ -123,7 +123,7 @@ class JsonIOManager(_BytesIOManager):
     extension = ".json"
 
     def to_bytes(self, obj: dict) -> bytes:
-        return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8")
+        return (strict_json(obj, sort_keys=True) + "\n").encode("utf-8")
 
     def from_bytes(self, data: bytes, path: UPath) -> dict:
         return json.loads(data)
