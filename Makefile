@@ -30,9 +30,12 @@ instance:
 	mkdir -p $(DAGSTER_HOME)
 	test -f $(DAGSTER_HOME)/dagster.yaml || cp config/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
-## dev: the Dagster UI and daemon (schedule and sensors running) on http://$(HOST):$(PORT)
+## dev: the Dagster UI and daemon (schedule and sensors running) on http://$(HOST):$(PORT);
+## a model YAML added or changed in ml_assets/defs/ reloads the code location by itself
 dev: install instance
 	@echo "Dagster UI on http://$(HOST):$(PORT) (daemon and webserver log at $(DEV_LOG_LEVEL); DEV_LOG_LEVEL=info for every tick)"
+	@$(BIN)/ml-assets watch-defs --host $(HOST) --port $(PORT) & watcher=$$!; \
+	trap 'kill $$watcher 2>/dev/null' EXIT; \
 	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT) --log-level $(DEV_LOG_LEVEL)
 
 ## materialize: a headless training run (reference data to production model) of every

@@ -1,5 +1,6 @@
-"""The project a command is about: where it is, the models its defs folder declares, and a
-new model's YAML written into it (`ml-assets new-model`)."""
+"""The project a command is about: where it is, the models its defs folder declares, a new
+model's YAML written into it (`ml-assets new-model`), and its defs folder watched while
+`make dev` runs (`ml-assets watch-defs`)."""
 
 from __future__ import annotations
 
@@ -94,3 +95,51 @@ def write_model_declaration(
         header = "".join(f"# Warning when loaded: {line}\n" for line in said)
         path.write_text(header + text, encoding="utf-8")  # comments: the declaration is the same
     return path, said
+
+
+def watch_defs(host: str, port: int, location: str, root: Path | None = None) -> None:
+    """Reload a running `dagster dev`'s code location whenever a YAML file in the project's
+    defs folder is added, changed or removed, until interrupted; each reload is said on
+    stderr. Dagster itself reloads only when asked (the UI's Reload button)."""
+    from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+    from watchfiles import watch
+
+    folder = model_tree(root).defs_module_path.resolve()
+    client = DagsterGraphQLClient(host, port_number=port)
+
+    def model_of(path: str) -> str:
+        """The model folder a changed path is, or is in."""
+        changed = Path(path).resolve()
+        return changed.name if changed.parent == folder else changed.parent.name
+
+    def a_model(_, path: str) -> bool:
+        """A YAML file, or a model's folder added or removed: a file written at once into a
+        new folder can come before the folder is watched, and its event be missed."""
+        if path.endswith((".yaml", ".yml")):
+            return True
+        changed = Path(path).resolve()
+        return changed.parent == folder and not changed.name.startswith(("_", "."))
+
+    watching = watch(
+        folder,
+        watch_filter=a_model,
+        rust_timeout=1000,
+        yield_on_timeout=True,  # an empty first yield: the watch has begun
+    )
+    ready = False
+    for changes in watching:
+        if not ready:
+            print(f"watching {folder}: a changed model YAML reloads {location}", file=sys.stderr)
+            ready = True
+        if not changes:
+            continue
+        changed = ", ".join(sorted({model_of(path) for _, path in changes}))
+        try:
+            info = client.reload_repository_location(location)
+        except DagsterGraphQLClientError as error:
+            print(f"{changed} changed; reloading {location} failed: {error}", file=sys.stderr)
+            continue
+        said = info.status.value.lower()
+        if info.message:
+            said += f": {info.message}"
+        print(f"{changed} changed; {location} reloaded ({said})", file=sys.stderr)
