@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 
 from ml_assets.declare.errors import InvalidModelFile
+from ml_assets.declare.load_checks import DeclarationWarning
 from ml_assets.declare.project import declared_models, watch_defs, write_model_declaration
 from ml_assets.declare.scaffold import ScaffoldError
 from ml_assets.learn.champion import differs, unlike, version_inputs
@@ -435,12 +436,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _said_plainly(show):
+    """Warnings shown as before, but a declaration's as one `warning: ...` line (what a
+    model's YAML loads with), not Python's file-and-line form."""
+
+    def shown(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DeclarationWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return shown
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         with warnings.catch_warnings():  # Dagster's beta and preview notices are for developers
             warnings.simplefilter("ignore", dg.BetaWarning)
             warnings.simplefilter("ignore", dg.PreviewWarning)
+            warnings.showwarning = _said_plainly(warnings.showwarning)
             return args.handler(args)
     except (
         ContractViolation,

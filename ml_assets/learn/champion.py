@@ -10,7 +10,9 @@ this order:
    columns are the same, and so are the rows; for a version the registry cannot load now);
 3. rescored on the columns it takes read again from the reference table, by each row's
    position there, typed as the version took them (a column removed from the declaration,
-   or retyped, that the reference file still holds);
+   or retyped, that the reference file still holds) — unless it was promoted with a score
+   too good to be true (its card's `too_good`): a leak the declaration has since dropped is
+   no bar for an honest candidate;
 4. otherwise not compared, and the reason is said: the threshold and the constant answer
    still judge the candidate.
 """
@@ -107,6 +109,13 @@ def production_answers(
             f"its predictions at its promotion, by row id, on {count}",
         )
     shown = ", ".join(missing)
+    if missing and card.get("too_good"):
+        return Answers(
+            None,
+            NOT_COMPARED,
+            f"not compared: it was promoted with {card['too_good']} (a suspected leak), and"
+            f" takes {shown}, which the declaration no longer has",
+        )
     if model is not None:
         taken = tuple(column for column in inputs if column.name in missing)
         try:

@@ -347,3 +347,21 @@ def test_a_leak_is_named_by_new_model_dg_check_defs_and_before_promotion(tmp_pat
     assert "is too good to be true (≥ 0.999): probably a leak; the model leans on" in said
     assert "'registered'" in said and "'casual'" in said
     assert logged.index("holdout_score_is_plausible") < logged.index("production is now")
+
+
+def test_the_commands_say_a_declarations_warnings_in_one_line_each(
+    tmp_path, team, data_dir, monkeypatch, capsys
+):
+    root, package = team
+    bikes(1000).to_csv(tmp_path / "bikes.csv", index=False)
+    monkeypatch.chdir(root)  # the CLI is about the project it runs in
+    assert (
+        main(["new-model", "bikes", "--from", str(tmp_path / "bikes.csv"), "--target", "cnt"]) == 0
+    )
+    capsys.readouterr()
+    assert main(["status", "--model", "bikes"]) == 0
+    err = capsys.readouterr().err
+    leak = "'registered' and 'casual' together predict 'cnt' with r2 1.000"
+    yaml_file = root / package / "defs" / "bikes" / "defs.yaml"
+    assert f"warning: {yaml_file}: {leak}" in err
+    assert "DeclarationWarning" not in err and "component.py" not in err

@@ -15,7 +15,7 @@ from ml_assets.learn.champion import PREDICTIONS_FILE, recorded_inputs
 from ml_assets.pipeline.automation import TRAINING_ASSETS
 from ml_assets.store.registry import ModelRegistry
 from ml_assets_tests.conftest import train_undeclared
-from ml_assets_tests.tables import houses
+from ml_assets_tests.tables import bikes, houses
 
 COLUMNS = {
     "area_m2": {"type": "number", "min": 0, "nullable": True},
@@ -197,3 +197,37 @@ def test_the_service_answers_with_an_older_version_after_a_column_is_removed(
     model = versions.load(production.version)
     expected = model.predict(rows[["area_m2", "district"]].assign(rooms=np.nan))
     np.testing.assert_allclose([answer["prediction"] for answer in answers], expected, rtol=1e-9)
+
+
+def test_dropping_a_leak_lets_an_honest_candidate_replace_the_leaky_production(
+    tmp_path, instance, data_dir
+):
+    path = tmp_path / "bikes.csv"
+    bikes(1000).to_csv(path, index=False)
+
+    def rentals(columns):
+        return TabularModel(
+            name="rentals",
+            task="regression",
+            reference={"path": str(path)},
+            columns=columns,
+            target="cnt",
+            estimator={"kind": "ridge"},
+            gate={"metric": "r2", "threshold": 0.0},
+        ).spec
+
+    leaky = {name: {"type": "number"} for name in ("hr", "temp", "casual", "registered", "cnt")}
+    assert train_undeclared(rentals(leaky), instance, TRAINING_ASSETS).success
+    versions = ModelRegistry(data_dir=str(data_dir)).for_model("rentals")
+    leaked = versions.production()
+    assert leaked.card["too_good"].startswith("holdout R² 0.9999")
+    assert leaked.card["too_good"].endswith("on 200 rows is too good to be true (≥ 0.999)")
+    honest = {name: leaky[name] for name in ("hr", "temp", "cnt")}
+    result = train_undeclared(rentals(honest), instance, TRAINING_ASSETS)
+    assert result.success
+    said = gate_descriptions(result)["not_worse_than_production"]
+    assert said.startswith(
+        f"production version {leaked.version} not compared: it was promoted with holdout R² 0.9999"
+    )
+    assert "(a suspected leak), and takes casual, registered, which the declaration" in said
+    assert versions.production().version != leaked.version  # the honest model is promoted
