@@ -35,7 +35,7 @@ instance:
 dev: install instance
 	@echo "Dagster UI on http://$(HOST):$(PORT) (daemon and webserver log at $(DEV_LOG_LEVEL); DEV_LOG_LEVEL=info for every tick)"
 	@$(BIN)/ml-assets watch-defs --host $(HOST) --port $(PORT) & watcher=$$!; \
-	trap 'kill $$watcher 2>/dev/null' EXIT; \
+	trap 'kill $$watcher 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT) --log-level $(DEV_LOG_LEVEL)
 
 ## materialize: a headless training run (reference data to production model) of every
