@@ -14,7 +14,7 @@ DEV_LOG_LEVEL ?= warning
 export DAGSTER_HOME := $(abspath $(or $(DAGSTER_HOME),.dagster_home))
 export ML_ASSETS_DATA_DIR := $(abspath $(or $(ML_ASSETS_DATA_DIR),data))
 
-.PHONY: install instance browser dev materialize serve worker test test-fast bench bench-serving bench-new-model bench-gate bench-search bench-threads lint
+.PHONY: install instance browser dev materialize serve worker test test-fast bench bench-serving bench-new-model bench-gate bench-search bench-threads bench-latency lint
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -98,6 +98,11 @@ bench-search: install
 ## bench-threads: a search's first round idle and beside a busy process (docs/threads-performance.md)
 bench-threads: install
 	$(BIN)/python -m bench.threads $(BENCH_ARGS)
+
+## bench-latency: five files landed one at a time under dagster dev, each to its decision with the
+## anatomy of its run, and make materialize against the plain script (docs/latency-performance.md)
+bench-latency: install
+	$(BIN)/python -m bench.latency $(BENCH_ARGS)
 
 ## bench-serving: the prediction service's part of the bench alone
 bench-serving: install

@@ -2,6 +2,7 @@
 
 import statistics
 from dataclasses import dataclass, field
+from pathlib import Path
 
 GRAPH_RATIO_SMALL = 2.5  # whole graph at 442 rows, against the plain script
 GRAPH_RATIO_LARGE = 1.25  # at 1 000 000 rows
@@ -208,6 +209,12 @@ def render_report(machine, repeats, measurements, definitions, ingestion, latenc
             f"| {median(latency):.1f} s |"
         ),
         "",
+        (
+            "Where a landed file's seconds go, run by run and step by step, and `make materialize` "
+            "against the plain script: [latency-performance.md](latency-performance.md) "
+            "(`make bench-latency`)."
+        ),
+        "",
         "## Targets",
         "",
         "| target | measured | |",
@@ -226,3 +233,10 @@ def render_report(machine, repeats, measurements, definitions, ingestion, latenc
         "",
     ]
     return "\n".join(lines)
+
+
+def publish(report: str, output: Path) -> None:
+    """Prints a bench's report and writes it to its page in docs/."""
+    print(report)
+    output.write_text(report)
+    print(f"written to {output}")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.report import MANY_MODELS, Measurement, ingestion_label, render_report
+from bench.report import MANY_MODELS, Measurement, ingestion_label, publish, render_report
 from harness.live import BIN, REPO, LiveDagster, materialize_command, run_to_end, wait_for
 
 BATCH_ROWS = 100_000  # rows per simulated batch when landing a size
@@ -440,9 +440,7 @@ def main() -> None:
         )  # fmt: skip
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print(report)
-    args.output.write_text(report)
-    print(f"written to {args.output}")
+    publish(report, args.output)
 
 
 if __name__ == "__main__":

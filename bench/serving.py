@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench.report import publish
 from harness.live import REPO, LiveService
 from ml_assets.declare.project import declared_models
 from ml_assets.learn.modeling import build_pipeline, model_input, records_input
@@ -160,9 +161,7 @@ def main() -> None:
         service.stop()
         shutil.rmtree(root, ignore_errors=True)
     report = render(runs, limit)
-    print(report)
-    args.output.write_text(report)
-    print(f"written to {args.output}")
+    publish(report, args.output)
 
 
 def render(runs: dict[str, dict], limit: dict[str, dict]) -> str:

@@ -25,6 +25,7 @@ from ml_assets.learn.reference import load_reference_table
 from ml_assets.learn.simulate import batch_file_name, simulate_batch
 from ml_assets.learn.spec import ModelSpec
 from ml_assets.pipeline.decisions import last_decision, measured_baseline
+from ml_assets.pipeline.versions import staleness
 from ml_assets.serve.follower import DEFAULT_POLL_SECONDS
 from ml_assets.serve.schema import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ROWS
 from ml_assets.store.files import strict_json, write_atomically
@@ -101,18 +102,21 @@ def status_report(spec: ModelSpec, data_dir: str | None) -> dict:
 
     With a Dagster instance at hand the ledger is checked against the files Dagster
     registered: `lost` names any that is neither pending, archived nor quarantined; and the
-    decision and the baseline come from the latest model_metrics. Without one, the baseline
-    is the one production beat.
+    decision, the baseline and whether the model is stale (what changed since the last
+    candidate was trained) come from the latest materializations. Without one, the baseline
+    is the one production beat, and staleness is unknown (None).
     """
     versions = ModelRegistry(data_dir=data_dir).for_model(spec.name)
     production, previous = versions.production(), versions.previous()
-    registered, decision, baseline = None, None, None
+    registered, decision, baseline, stale = None, None, None, None
     home = dagster_home()
     if home is not None:
         with dg.DagsterInstance.from_config(str(home)) as instance:
             registered = set(instance.get_dynamic_partitions(spec.named(LANDED_FILES)))
             decision = last_decision(spec, instance)
             baseline = measured_baseline(spec, instance)
+            state = staleness(spec, instance)
+            stale = {"stale": state["stale"], "reasons": state["reasons"]}
     if baseline is None and production is not None:
         baseline = production.card.get("baseline_metrics")
     ledger = LandingZone(data_dir=data_dir).for_model(spec.name).ledger(registered)
@@ -123,6 +127,7 @@ def status_report(spec: ModelSpec, data_dir: str | None) -> dict:
         "previous": None if previous is None else previous.version,
         "baseline": baseline,
         "last_decision": decision,
+        "stale": stale,
         "files": ledger.as_dict(),
     }
 
@@ -145,6 +150,11 @@ def status_command(args: argparse.Namespace) -> int:
         print(f"  created {production['created_at']}, {production['training_rows']} training rows")
         print("  holdout " + _metrics_line(spec, production["metrics"]))
         print(f"  previous: {report['previous'] or 'none'}")
+    stale = report["stale"]
+    if stale is not None and stale["stale"]:
+        print("stale: retraining would see what changed: " + "; ".join(stale["reasons"]))
+    elif stale is not None:
+        print("up to date: nothing changed since the last candidate was trained")
     files = report["files"]
     print(
         f"files: {files['landed']} landed = {files['archived']} archived"

@@ -141,7 +141,7 @@ def postgres_home(tmp_path, monkeypatch):
         psql(f"drop database if exists {database} with (force)")
 
 
-def train_undeclared(spec, instance, assets, run_config=None):
+def train_undeclared(spec, instance, assets, run_config=None, partition_key=None):
     """Materializes some assets of a model declared in Python (not in the defs folder)."""
     graph = [*ingestion_assets(spec), *training_assets(spec), *deployment_assets(spec)]
     return dg.materialize(
@@ -150,5 +150,6 @@ def train_undeclared(spec, instance, assets, run_config=None):
         instance=instance,
         resources=defs.resources,
         run_config=run_config,
+        partition_key=partition_key,
         raise_on_error=False,
     )

@@ -211,3 +211,28 @@ def test_the_serving_bench_reads_wrk_and_judges_each_target():
     report = render_serving(runs, limit)
     verdicts = [line.rsplit("|", 2)[-2].strip() for line in report.splitlines()[-5:]]
     assert verdicts == ["**not met**", "met", "met", "**not met**", "**not met**"]
+
+
+def test_the_latency_report_shows_each_landing_and_judges_its_targets():
+    from bench.latency import render
+
+    def landing(name, seconds, runs, sensor):
+        anatomy = {"sensor": sensor, "queue": 0.4, "run start": 1.1, "candidate_model": 0.1}
+        return {"file": name, "seconds": seconds, "decision": "promoted", "runs": runs,
+                "anatomy": anatomy}  # fmt: skip
+
+    one = ["diabetes_landed_file_job"]
+    landings = [landing(f"f{i}.csv", s, one, s - 3) for i, s in enumerate([7.0, 9.5, 7.5])]
+    report = render(landings, plain=[1.0, 1.2, 1.1], graph=[2.6, 2.8, 2.7], minutes=3)
+    assert "| f1.csv | 9.5 | promoted | diabetes_landed_file_job |" in report
+    assert "| sensor | 4.00 | 6.50 | 4.50 | 4.50 |" in report  # each landing, then the median
+    assert "median ≤ 8 s | 7.5 s | met |" in report
+    assert "| one run per landed file | 1 | met |" in report
+    assert "| 1.10 s | 2.70 s | 2.5× |" in report
+    assert "the plain script at 442 rows | 2.5× | met |" in report
+
+    two = landings + [landing("f3.csv", 12.0, [*one, "diabetes_training_job"], 9.0)]
+    report = render(two, plain=[1.0], graph=[3.0], minutes=3)
+    assert "median ≤ 8 s | 8.5 s | not met |" in report
+    assert "| one run per landed file | 2 | not met |" in report
+    assert "the plain script at 442 rows | 3.0× | not met |" in report

@@ -64,7 +64,7 @@ def test_every_public_name_is_defined_for_each_model():
             assert graph.get_check_spec(key).blocking
         warning = dg.AssetCheckKey(asset_key(spec, "features"), "no_suspicious_feature")
         assert not graph.get_check_spec(warning).blocking  # it warns, never blocks
-        for job in ("training_job", "ingestion_job", "rollback_production"):
+        for job in ("training_job", "ingestion_job", "landed_file_job", "rollback_production"):
             assert defs.resolve_job_def(spec.named(job)).tags["ml_assets/model"] == spec.name
         assert defs.resolve_schedule_def(spec.named("weekly_retraining"))
         for sensor in ("landing_sensor", "retrain_after_ingestion"):

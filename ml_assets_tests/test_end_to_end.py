@@ -173,37 +173,54 @@ def test_gate_passes_then_fails_and_production_stays(instance, registry):
     assert tags["ml_assets/reason"].startswith("mse_below_threshold: candidate holdout MSE ")
 
 
-def retrain_tick(instance, cursor=None):
-    """One evaluation of diabetes_retrain_after_ingestion; its run requests and new cursor."""
+def retrain_tick(instance) -> list[dg.RunRequest]:
+    """One evaluation of diabetes_retrain_after_ingestion: the runs it asks for."""
     sensor = defs.resolve_sensor_def("diabetes_retrain_after_ingestion")
-    with dg.build_sensor_context(instance=instance, cursor=cursor) as context:
+    with dg.build_sensor_context(instance=instance) as context:
         result = sensor(context)
-    if isinstance(result, dg.SkipReason):
-        return [], cursor
-    return result.run_requests, result.cursor
+    return [] if isinstance(result, dg.SkipReason) else [result]
 
 
-def test_a_landed_batch_is_ingested_and_retrains(instance, landing, registry, reference):
+def run_request(instance, request: dg.RunRequest):
+    """Executes what a sensor's run request asks for, as the daemon would."""
+    return defs.resolve_job_def(request.job_name).execute_in_process(
+        instance=instance,
+        partition_key=request.partition_key,
+        tags=request.tags,
+        raise_on_error=False,
+    )
+
+
+def in_flight_run(instance, job="diabetes_training_job"):
+    """A run of the model's that is still going."""
+    instance.add_run(
+        dg.DagsterRun(
+            job_name=job, status=dg.DagsterRunStatus.STARTED, tags={"ml_assets/model": "diabetes"}
+        )
+    )
+
+
+def test_a_landed_file_is_ingested_retrained_and_deployed_in_one_run(
+    instance, landing, registry, reference
+):
     assert materialize(instance).success
     first = registry.production().version
-    assert retrain_tick(instance) == ([], None)  # nothing ingested: nothing to retrain
+    assert retrain_tick(instance) == []  # nothing ingested: nothing to retrain
     landed = land(
         landing, "new.csv", simulate_batch(DIABETES, reference, rows=200, seed=10)
     ).read_bytes()
-    requests = tick(instance, landing).run_requests
-    assert [r.partition_key for r in requests] == ["new.csv"]
-    assert materialize(instance, selection=keys("raw_batches"), partition_key="new.csv").success
-    assert (landing.archive_dir / "new.csv").read_bytes() == landed
-
-    [request], cursor = retrain_tick(instance)
-    run = defs.resolve_job_def("diabetes_training_job").execute_in_process(
-        instance=instance, run_config=request.run_config, tags=request.tags
-    )
+    [request] = tick(instance, landing).run_requests
+    assert (request.job_name, request.partition_key) == ("diabetes_landed_file_job", "new.csv")
+    run = run_request(instance, request)
     assert run.success
+    assert materialized(run) == {*TRAINING_ASSETS[1:], "raw_batches", "predictions"}
+    assert (landing.archive_dir / "new.csv").read_bytes() == landed
     assert latest_metadata(instance, "dataset")["dagster/row_count"].value == 442 + 200
     assert latest_metadata(instance, "dataset")["batches"].value == 1
     assert registry.production().version != first  # this batch lowers the holdout MSE
-    assert retrain_tick(instance, cursor) == ([], cursor)  # retrained: nothing left to do
+    tags = run_tags(instance, run.run_id)
+    assert (tags["ml_assets/decision"], tags["ml_assets/previous_version"]) == ("promoted", first)
+    assert retrain_tick(instance) == []  # retrained in its own run: nothing left to do
     assert landing.ledger().as_dict() == {
         "landed": 1,
         "archived": 1,
@@ -212,43 +229,69 @@ def test_a_landed_batch_is_ingested_and_retrains(instance, landing, registry, re
     }
 
 
-def test_a_burst_of_batches_causes_one_retrain(instance, landing, reference):
+def test_a_refused_file_stops_its_run_after_ingestion(instance, landing, registry):
+    assert materialize(instance).success
+    production = registry.production().version
+    trained = instance.fetch_materializations(asset_key(DIABETES, "dataset"), limit=5).records
+    land(landing, "bad.csv", b"age,sex\n1,2\n")
+    [request] = tick(instance, landing).run_requests
+    assert request.job_name == "diabetes_landed_file_job"
+    run = run_request(instance, request)
+    assert run.success  # a refusal is an outcome
+    assert materialized(run) == set()
+    assert run_tags(instance, run.run_id)["ml_assets/refused_file"] == "bad.csv"
+    assert registry.production().version == production
+    after = instance.fetch_materializations(asset_key(DIABETES, "dataset"), limit=5).records
+    assert after == trained
+    assert retrain_tick(instance) == []
+    assert landing.ledger().as_dict()["quarantined"] == 1
+
+
+def test_a_burst_of_files_is_ingested_each_and_retrained_once(instance, landing, reference):
+    assert materialize(instance).success
     for seed in range(3):
         land(landing, f"burst-{seed}.csv", simulate_batch(DIABETES, reference, rows=50, seed=seed))
-    for request in tick(instance, landing).run_requests:
-        materialize(
-            instance,
-            selection=keys("raw_batches"),
-            partition_key=request.partition_key,
-        )
-    requests, cursor = retrain_tick(instance)
-    assert len(requests) == 1
-    assert retrain_tick(instance, cursor) == ([], cursor)
+    requests = tick(instance, landing).run_requests
+    assert {r.job_name for r in requests} == {"diabetes_ingestion_job"}
+    assert sorted(r.partition_key for r in requests) == [f"burst-{s}.csv" for s in range(3)]
+    assert all(run_request(instance, request).success for request in requests)
+    [retrain] = retrain_tick(instance)
+    assert retrain.run_key == retrain_tick(instance)[0].run_key  # launched once by Dagster
+    assert run_request(instance, dg.RunRequest(job_name="diabetes_training_job")).success
+    assert latest_metadata(instance, "dataset")["batches"].value == 3
+    assert retrain_tick(instance) == []
 
 
-def test_the_retrain_waits_while_ingestion_runs_are_still_going(instance, landing, reference):
-    land(landing, "first.csv", simulate_batch(DIABETES, reference, rows=50, seed=1))
-    tick(instance, landing)
-    materialize(instance, selection=keys("raw_batches"), partition_key="first.csv")
-    instance.add_run(
-        dg.DagsterRun(job_name="diabetes_ingestion_job", status=dg.DagsterRunStatus.STARTED)
-    )
-    assert retrain_tick(instance) == ([], None)  # the file being ingested will be in it too
+def test_a_file_landing_while_a_run_is_going_is_retrained_after_it(instance, landing, reference):
+    assert materialize(instance).success
+    in_flight_run(instance)
+    land(landing, "late.csv", simulate_batch(DIABETES, reference, rows=50, seed=1))
+    [request] = tick(instance, landing).run_requests
+    assert request.job_name == "diabetes_ingestion_job"  # the going run may have read the data
+    assert run_request(instance, request).success
+    assert retrain_tick(instance) == []  # not while the model's run is going
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+        instance.report_run_failed(run)
+    assert len(retrain_tick(instance)) == 1
 
 
-def test_a_batch_ingested_while_training_runs_is_not_missed(instance, landing, reference):
+def test_a_file_landing_before_the_reference_table_is_ingested_alone(instance, landing, reference):
+    land(landing, "early.csv", simulate_batch(DIABETES, reference, rows=50, seed=1))
+    [request] = tick(instance, landing).run_requests
+    assert request.job_name == "diabetes_ingestion_job"
+
+
+def test_a_batch_ingested_after_the_dataset_was_built_is_not_missed(instance, landing, reference):
     land(landing, "a.csv", simulate_batch(DIABETES, reference, rows=50, seed=1))
     tick(instance, landing)
     materialize(instance, selection=keys("raw_batches"), partition_key="a.csv")
-    _, cursor = retrain_tick(instance)
-    # The training run it asked for takes a while; another batch lands and is ingested
-    # meanwhile, and a scheduled run materializes the dataset too.
+    assert len(retrain_tick(instance)) == 1
+    assert materialize(instance).success  # a scheduled run takes a.csv
+    assert retrain_tick(instance) == []
     land(landing, "b.csv", simulate_batch(DIABETES, reference, rows=50, seed=2))
     tick(instance, landing)
     materialize(instance, selection=keys("raw_batches"), partition_key="b.csv")
-    assert materialize(instance).success
-    requests, _ = retrain_tick(instance, cursor)
-    assert len(requests) == 1  # b.csv still gets its retrain
+    assert len(retrain_tick(instance)) == 1  # b.csv still gets its retrain
 
 
 def test_a_batch_that_makes_the_model_worse_is_not_deployed(instance, landing, registry, reference):

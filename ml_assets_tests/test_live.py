@@ -180,6 +180,25 @@ def test_schedule_is_running_and_ticks_on_sunday_at_23(live):
     assert len(ticks) == 4
     assert all((t.weekday(), t.hour, t.minute) == (6, 23, 0) for t in ticks)
 
+    # Right after the training run above, the dry run (the UI's "Test schedule") skips.
+    live.wait_until_idle()
+    dry = live.graphql(
+        """mutation ($selector: ScheduleSelector!, $at: Float!) {
+             scheduleDryRun(selectorData: $selector, timestamp: $at) {
+             ... on DryRunInstigationTick { evaluationResult {
+                 skipReason runRequests { runKey } error { message } } } } }""",
+        {
+            "selector": {
+                "repositoryLocationName": "ml_assets",
+                "repositoryName": "__repository__",
+                "scheduleName": "diabetes_weekly_retraining",
+            },
+            "at": time.time(),
+        },
+    )["scheduleDryRun"]["evaluationResult"]
+    assert dry["error"] is None and not dry["runRequests"], dry
+    assert dry["skipReason"].startswith("nothing changed since the last candidate was trained")
+
 
 def test_a_landed_batch_becomes_a_new_production_version_by_itself(live, tmp_path):
     """... and `ml-assets serve` beside it answers with each switch within 2 s, the
@@ -228,6 +247,14 @@ def test_a_landed_batch_becomes_a_new_production_version_by_itself(live, tmp_pat
     assert status["production"]["version"] == after
     assert status["files"]["lost"] == [] and status["files"]["pending"] == 0
     live.wait_until_idle()
+    caused = live.graphql(
+        """{ runsOrError(filter: {tags: [{key: "ml_assets/model", value: "diabetes"}]}) {
+             ... on Runs { results { pipelineName startTime } } } }"""
+    )["runsOrError"]["results"]
+    jobs = [run["pipelineName"] for run in caused if (run["startTime"] or 0) >= landed_at - 1]
+    assert [job for job in jobs if job != "diabetes_rollback_production"] == [
+        "diabetes_landed_file_job"
+    ]  # one run for the landed file: ingested, retrained, gated and deployed
 
 
 def served_within(live, service: LiveService, version: str) -> float:
@@ -322,32 +349,28 @@ def test_a_poisoned_batch_under_the_daemon_is_refused_and_the_ui_says_why(live, 
     batch["target"] = np.random.default_rng(0).permutation(batch["target"].to_numpy())
     landing = live.data / "diabetes" / "landing"
     batch.to_csv(landing / ".poisoned.csv.tmp", index=False)
+    landed_at = time.time()
     os.replace(landing / ".poisoned.csv.tmp", landing / "poisoned.csv")
-    wait_for(
-        lambda: (live.data / "diabetes" / "archive" / "poisoned.csv").exists(),
-        timeout=120,
-        what="ingestion",
-    )
-    archived_at = time.time()
 
-    def retrain_finished():
+    def retrain_finished():  # the file's own run: ingested, retrained and gated in one
         runs = live.graphql(
-            """{ runsOrError(filter: {pipelineName: "diabetes_training_job", tags: [
-                 {key: "dagster/sensor_name", value: "diabetes_retrain_after_ingestion"}]}) {
+            """{ runsOrError(filter: {pipelineName: "diabetes_landed_file_job", tags: [
+                 {key: "dagster/sensor_name", value: "diabetes_landing_sensor"}]}) {
                  ... on Runs { results { runId status startTime } } } }"""
         )["runsOrError"]["results"]
         return next(
             (
                 run
                 for run in runs
-                if (run["startTime"] or 0) >= archived_at - 1
+                if (run["startTime"] or 0) >= landed_at - 1
                 and run["status"] in ("SUCCESS", "FAILURE")
             ),
             None,
         )
 
-    retrain = wait_for(retrain_finished, timeout=240, what="the retrain after the poisoned batch")
+    retrain = wait_for(retrain_finished, timeout=240, what="the poisoned file's run")
     assert retrain["status"] == "SUCCESS"  # refused: an outcome, not a breakage
+    assert (live.data / "diabetes" / "archive" / "poisoned.csv").exists()
     gate = check_results(live, "model_metrics")["not_worse_than_production"]
     assert gate["runId"] == retrain["runId"]
     assert gate["evaluation"]["success"] is False, gate["evaluation"]["description"]

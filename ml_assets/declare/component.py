@@ -638,7 +638,16 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
             cron=self.schedule.cron,
             timezone=self.schedule.timezone or settings.schedule_timezone(),
             declared_in=yaml_file,
+            declaration=self._deciding_attributes(),
         )
+
+    def _deciding_attributes(self) -> dict:
+        """The attributes that decide what the assets make: descriptions, the name and the
+        schedule say when and how things are shown, not what they are."""
+        declared = self.model_dump(mode="json", exclude={"name", "description", "schedule"})
+        for column in declared["columns"].values():
+            column.pop("description", None)
+        return declared
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         spec = self.spec

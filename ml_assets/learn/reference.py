@@ -4,12 +4,14 @@ with scikit-learn, checked against the model's contract every time it is read.""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ml_assets.learn.contract import validate
 from ml_assets.learn.spec import ColumnSpec, ModelSpec, ReferenceSpec
 from ml_assets.learn.splits import row_ids
+from ml_assets.store.files import file_sha256
 from ml_assets.store.tables import read_table
 
 if TYPE_CHECKING:
@@ -42,6 +44,17 @@ def bundled_table(name: str) -> pd.DataFrame:
 
     loader_name, make = BUNDLED_TABLES[name]
     return make(getattr(datasets, loader_name))
+
+
+def reference_fingerprint(reference: ReferenceSpec) -> str:
+    """What the reference table is, by content: the sha256 of its file's bytes; for a table
+    that ships with scikit-learn, of its name and scikit-learn's version."""
+    if reference.path is not None:
+        return file_sha256(reference.path)
+    import sklearn
+
+    shipped = f"sklearn:{reference.sklearn}:{sklearn.__version__}"
+    return hashlib.sha256(shipped.encode()).hexdigest()
 
 
 def read_reference(reference: ReferenceSpec, columns: list[str]) -> pd.DataFrame:

@@ -74,19 +74,28 @@ def record_file_refusal(
     instance.add_run_tags(run_id, {MODEL_TAG: model, REFUSED_FILE_TAG: file, REASON_TAG: reason})
 
 
-def gate_evaluation(instance: dg.DagsterInstance, check: dg.AssetCheckKey, storage_id: int):
+def gate_evaluation(
+    instance: dg.DagsterInstance, check: dg.AssetCheckKey, materialization: dg.EventLogRecord
+):
     """A gate check's evaluation of one model_metrics materialization, if there is one.
 
     Searched among the check's recent executions, not only its latest: a concurrent run's
-    planned, not yet evaluated, execution must not hide this run's own evaluation.
+    planned, not yet evaluated, execution must not hide this run's own evaluation. In a run
+    that also materializes a partition (a landed file's run), Dagster records no target
+    materialization on the evaluation: there the run that evaluated it is the one that
+    materialized model_metrics.
     """
     history = instance.event_log_storage.get_asset_check_execution_history(
         check, limit=GATE_HISTORY
     )
     for record in history:
         evaluation = record.event.asset_check_evaluation if record.event else None
-        target = evaluation.target_materialization_data if evaluation else None
-        if target is not None and target.storage_id == storage_id:
+        if evaluation is None:
+            continue
+        target = evaluation.target_materialization_data
+        if target is not None and target.storage_id == materialization.storage_id:
+            return evaluation
+        if target is None and record.run_id == materialization.run_id:
             return evaluation
     return None
 
@@ -106,9 +115,7 @@ def last_decision(spec: ModelSpec, instance: dg.DagsterInstance) -> dict | None:
         return None
     checks = {}
     for name in spec.gate_checks:
-        evaluation = gate_evaluation(
-            instance, dg.AssetCheckKey(metrics_key, name), latest[0].storage_id
-        )
+        evaluation = gate_evaluation(instance, dg.AssetCheckKey(metrics_key, name), latest[0])
         if evaluation is not None:
             checks[name] = {
                 "passed": evaluation.passed,

@@ -29,6 +29,7 @@ from ml_assets.pipeline.decisions import (
 from ml_assets.pipeline.ingestion import FILE_SYSTEM_RETRY, landed_files
 from ml_assets.pipeline.metadata import float_metadata, table_metadata, table_schema
 from ml_assets.pipeline.naming import asset_key, model_tags
+from ml_assets.pipeline.versions import code_version
 from ml_assets.store.registry import ModelRegistry, ModelVersion, ModelVersions, Switch
 
 # The schedule is weekly: a production model older than 8 days means a retrain was missed or
@@ -51,9 +52,7 @@ def gate_refusal(spec: ModelSpec, instance: dg.DagsterInstance) -> str | None:
         return "model_metrics has never been materialized"
     failed = []
     for name in spec.gate_checks:
-        evaluation = gate_evaluation(
-            instance, dg.AssetCheckKey(metrics_key, name), latest[0].storage_id
-        )
+        evaluation = gate_evaluation(instance, dg.AssetCheckKey(metrics_key, name), latest[0])
         if evaluation is None:
             return f"the gate check {name} was not evaluated on the latest model_metrics"
         if not evaluation.passed:
@@ -122,6 +121,7 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=asset_key(spec, "production_model"),
+        code_version=code_version(spec, "production_model"),
         group_name=spec.name,
         ins={
             "candidate_model": dg.AssetIn(asset_key(spec, "candidate_model")),
@@ -221,6 +221,7 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=asset_key(spec, "predictions"),
+        code_version=code_version(spec, "predictions"),
         group_name=spec.name,
         ins={"raw_batches": dg.AssetIn(asset_key(spec, "raw_batches"))},
         partitions_def=landed_files(spec),

@@ -5,13 +5,14 @@ from pathlib import Path
 import dagster as dg
 
 from ml_assets.learn.contract import ContractViolation, validate
-from ml_assets.learn.reference import reference_rows
+from ml_assets.learn.reference import reference_fingerprint, reference_rows
 from ml_assets.learn.spec import ModelSpec
 from ml_assets.learn.splits import ROW_ID_COLUMN, row_ids
 from ml_assets.pipeline.conditions import when_missing
 from ml_assets.pipeline.decisions import record_file_refusal
 from ml_assets.pipeline.metadata import table_metadata, table_schema
 from ml_assets.pipeline.naming import asset_key
+from ml_assets.pipeline.versions import code_version
 from ml_assets.store.landing import LANDED_FILES, REASON_SUFFIX, LandingZone
 from ml_assets.store.tables import UnreadableFile
 
@@ -52,22 +53,38 @@ def ingestion_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=asset_key(spec, "reference_data"),
+        code_version=code_version(spec, "reference_data"),
         group_name=spec.name,
         automation_condition=when_missing(),
         kinds={"pandas", "parquet"},
+        output_required=False,  # an edit that breaks the table is refused, not materialized
     )
-    def reference_data() -> dg.Output:
+    def reference_data(context: dg.AssetExecutionContext):
         """The trusted table: the first training rows and the gate's holdout (rows with a target)."""
-        table, without_target = reference_rows(spec)
+        source = spec.reference.source
+        try:
+            fingerprint = reference_fingerprint(spec.reference)
+            table, without_target = reference_rows(spec)
+        except (ContractViolation, UnreadableFile, OSError) as error:
+            if context.instance.get_latest_materialization_event(context.asset_key) is None:
+                raise  # nothing to keep: the first reading must succeed
+            # An edit that breaks the table is refused like a landed file: the rows read
+            # before, and production, stay as they are; the run ends SUCCESS, tagged.
+            line = f"reference table {source} refused: {error}; the rows read before are kept"
+            context.log.warning(line)
+            record_file_refusal(context.instance, context.run.run_id, spec.name, source, line)
+            return
         metadata = {
             **table_metadata(table, table_schema(spec)),
-            "source": spec.reference.source,
+            "source": source,
+            "sha256": dg.MetadataValue.text(fingerprint),
             "rows_without_target": dg.MetadataValue.int(without_target),
         }
-        return dg.Output(table, metadata=metadata)
+        yield dg.Output(table, metadata=metadata, data_version=dg.DataVersion(fingerprint))
 
     @dg.asset(
         key=asset_key(spec, "raw_batches"),
+        code_version=code_version(spec, "raw_batches"),
         group_name=spec.name,
         partitions_def=partitions,
         retry_policy=FILE_SYSTEM_RETRY,
@@ -118,6 +135,7 @@ def ingestion_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         context.log.info(f"{key}: {len(table)} rows accepted, archived as {archived}")
         yield dg.Output(
             table,
+            data_version=dg.DataVersion(sha256) if sha256 else None,
             metadata={
                 **table_metadata(table, table_schema(spec, {"row_id": ROW_ID_COLUMN})),
                 "file": key,

@@ -48,6 +48,7 @@ from ml_assets.pipeline.metadata import (
 )
 from ml_assets.pipeline.naming import asset_key
 from ml_assets.pipeline.run_config import model_config_class, resolved_params
+from ml_assets.pipeline.versions import code_version
 from ml_assets.store.registry import ModelRegistry, ModelVersion, ModelVersions, RegistryError
 
 if TYPE_CHECKING:
@@ -170,6 +171,7 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=asset_key(spec, "dataset"),
+        code_version=code_version(spec, "dataset"),
         group_name=spec.name,
         ins={
             "reference_data": dg.AssetIn(asset_key(spec, "reference_data")),
@@ -208,11 +210,13 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         table["split"] = split
         sources = np.repeat(np.arange(len(parts)), [keep.sum() for keep in kept])
         table["source"] = pick_strings([REFERENCE_SOURCE, *names], sources)
+        counts = _split_counts(table)
         return dg.Output(
             table,
+            data_version=dg.DataVersion(counts["data_fingerprint"].value),
             metadata={
                 **table_metadata(table, table_schema(spec, ROW_COLUMNS)),
-                **_split_counts(table),
+                **counts,
                 "batches": dg.MetadataValue.int(len(raw_batches)),
                 "duplicate_rows_dropped": dg.MetadataValue.int(int(repeated.sum())),
             },
@@ -220,6 +224,7 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=asset_key(spec, "features"),
+        code_version=code_version(spec, "features"),
         group_name=spec.name,
         ins={"dataset": dg.AssetIn(asset_key(spec, "dataset"))},
         kinds={"pandas"},
@@ -227,17 +232,20 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
     def features(dataset) -> dg.Output:
         """The cleaned table the model trains on: required values present, values plausible."""
         table, dropped = cleaned(spec, dataset)
+        counts = _split_counts(table)
         return dg.Output(
             table,
+            data_version=dg.DataVersion(counts["data_fingerprint"].value),
             metadata={
                 **table_metadata(table, table_schema(spec, ROW_COLUMNS)),
-                **_split_counts(table),
+                **counts,
                 **{name: dg.MetadataValue.int(count) for name, count in dropped.items()},
             },
         )
 
     @dg.asset(
         key=asset_key(spec, "candidate_model"),
+        code_version=code_version(spec, "candidate_model"),
         group_name=spec.name,
         ins={"features": dg.AssetIn(asset_key(spec, "features"))},
         io_manager_key="model_io_manager",
@@ -299,6 +307,7 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=asset_key(spec, "model_metrics"),
+        code_version=code_version(spec, "model_metrics"),
         group_name=spec.name,
         ins={
             "candidate_model": dg.AssetIn(asset_key(spec, "candidate_model")),

@@ -94,8 +94,10 @@ class LandingZone(dg.ConfigurableResource):
     data_dir: str | None = Field(
         default=None, description="data folder; default $ML_ASSETS_DATA_DIR, else ./data"
     )
+    # A second, not more: it is most of a landed file's wait for its run (docs/latency-
+    # performance.md); a writer that pauses longer should write a temporary and rename it.
     settle_seconds: float = Field(
-        default=2.0, ge=0, description="a file untouched this long is complete"
+        default=1.0, ge=0, description="a file untouched this long is complete"
     )
     max_file_bytes: int = Field(
         default=512 * 1024 * 1024, ge=1, description="larger files are quarantined unread"
@@ -115,7 +117,7 @@ class ModelLanding:
     """landing/, archive/ and quarantine/ of one model."""
 
     root: Path
-    settle_seconds: float = 2.0
+    settle_seconds: float = 1.0
     max_file_bytes: int = 512 * 1024 * 1024
 
     @property

@@ -3,6 +3,7 @@ and the split is the one scikit-learn gives the table without them."""
 
 import copy
 
+import dagster as dg
 import numpy as np
 from sklearn.model_selection import train_test_split
 
@@ -47,7 +48,7 @@ def test_the_split_is_scikit_learns_of_the_table_without_them(tmp_path, monkeypa
 
 def test_reference_data_counts_them_on_its_materialization(tmp_path, monkeypatch):
     spec, _ = diabetes_without_some_targets(tmp_path, monkeypatch)
-    reference_data = ingestion_assets(spec)[0]
-    output = reference_data()
+    with dg.build_asset_context() as context:
+        [output] = list(ingestion_assets(spec)[0](context))
     assert output.metadata["rows_without_target"].value == len(MISSING)
     assert output.metadata["dagster/row_count"].value == 442 - len(MISSING)

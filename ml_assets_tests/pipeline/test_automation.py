@@ -20,8 +20,8 @@ def tick(instance, landing, model="diabetes"):
     zone = LandingZone(data_dir=str(landing.root.parent), max_file_bytes=landing.max_file_bytes)
     with dg.build_sensor_context(instance=instance, resources={"landing": zone}) as context:
         result = sensor(context)
-    if isinstance(result, dg.SkipReason):  # nothing to take: the tick says why
-        assert result.skip_message == f"no complete file in {model}'s landing folder"
+    if result.skip_reason is not None:  # nothing to take: the tick says why
+        assert result.skip_reason.skip_message == f"no complete file in {model}'s landing folder"
         return dg.SensorResult(run_requests=[])
     for request in result.dynamic_partitions_requests:
         instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)

@@ -1,0 +1,132 @@
+"""Versions that mean something: each asset's code_version, made of the package's version and
+the parts of the declaration the asset reads; and whether the last candidate was trained on
+what there is now (stale), and if not, what changed."""
+
+import hashlib
+import itertools
+import json
+from importlib import metadata
+
+import dagster as dg
+
+from ml_assets.learn.spec import ModelSpec
+from ml_assets.pipeline.naming import asset_key
+
+PACKAGE_VERSION = metadata.version("ml_assets")
+# The tags Dagster puts on each materialization: its data version, and for each input the
+# newest record of it read before the inputs were loaded.
+DATA_VERSION_TAG = "dagster/data_version"
+INPUT_EVENT_POINTER = "dagster/input_event_pointer"
+CODE_VERSION_TAG = "dagster/code_version"
+
+CONTRACT = ("task", "target", "columns")  # what a row must be, and what it predicts
+READS = {
+    "reference_data": (*CONTRACT, "reference"),
+    "raw_batches": CONTRACT,
+    "dataset": (*CONTRACT, "reference"),  # the split
+    "features": CONTRACT,
+    "candidate_model": (*CONTRACT, "reference", "estimator"),  # a time split's folds
+    "model_metrics": (*CONTRACT, "reference", "estimator", "gate"),
+    "production_model": (*CONTRACT, "reference", "estimator", "gate"),
+    "predictions": CONTRACT,
+}  # the YAML's `model:` section is the component's `estimator`
+
+
+def declaration_version(spec: ModelSpec, sections: tuple[str, ...]) -> str:
+    """12 hex digits of the sha256 of the declaration's sections, as JSON."""
+    parts = {section: spec.declaration.get(section) for section in sections}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def code_version(spec: ModelSpec, asset: str) -> str:
+    """`<package version>+<declaration version>`: changes exactly when the code or the part
+    of the declaration that decides the asset's output does."""
+    return f"{PACKAGE_VERSION}+{declaration_version(spec, READS[asset])}"
+
+
+def _latest(instance: dg.DagsterInstance, spec: ModelSpec, asset: str) -> dg.EventLogRecord | None:
+    records = instance.fetch_materializations(asset_key(spec, asset), limit=1).records
+    return records[0] if records else None
+
+
+def _tags(record: dg.EventLogRecord | None) -> dict[str, str]:
+    return (record.asset_materialization.tags or {}) if record is not None else {}
+
+
+def batches_left_out(instance: dg.DagsterInstance, spec: ModelSpec) -> int | None:
+    """The newest raw_batches materialization when the latest dataset may not hold it, or None.
+
+    Dagster tags each materialization with the newest record of each input it read, fetched
+    before the inputs were loaded: a batch ingested while the dataset was being built counts
+    as left out (one retrain too many at worst, never a batch missed).
+    """
+    batch = _latest(instance, spec, "raw_batches")
+    if batch is None:
+        return None
+    pointer = f"{INPUT_EVENT_POINTER}/{asset_key(spec, 'raw_batches').to_user_string()}"
+    read = _tags(_latest(instance, spec, "dataset")).get(pointer, "")
+    # "NULL" when the dataset was built before any batch
+    return None if read.isdigit() and int(read) >= batch.storage_id else batch.storage_id
+
+
+def _batches_since_dataset(instance: dg.DagsterInstance, spec: ModelSpec) -> int:
+    pointer = f"{INPUT_EVENT_POINTER}/{asset_key(spec, 'raw_batches').to_user_string()}"
+    read = _tags(_latest(instance, spec, "dataset")).get(pointer, "")
+    after = int(read) if read.isdigit() else None
+    return len(
+        instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=asset_key(spec, "raw_batches"), after_storage_id=after),
+            limit=1000,
+        ).records
+    )
+
+
+def staleness(spec: ModelSpec, instance: dg.DagsterInstance) -> dict:
+    """`{"stale": bool, "reasons": [...], "compared": {...}}`: whether anything the candidate
+    depends on (accepted data, the reference table, the declaration, the package) changed
+    since the last candidate was trained and measured, and what was compared."""
+    from ml_assets.learn.reference import reference_fingerprint
+
+    try:
+        reference_now = reference_fingerprint(spec.reference)
+    except OSError as error:  # a training run reads it again, and refuses it with its reason
+        reference_now = f"unreadable: {error}"
+    metrics = _latest(instance, spec, "model_metrics")
+    reference = _latest(instance, spec, "reference_data")
+    recorded_reference = _tags(reference).get(DATA_VERSION_TAG)
+    compared = {
+        "declaration": declaration_version(spec, READS["model_metrics"]),
+        "package": PACKAGE_VERSION,
+        "reference_sha256": reference_now,
+    }
+    if metrics is None:
+        return {
+            "stale": True,
+            "reasons": ["no candidate has been trained yet"],
+            "compared": compared,
+        }
+    reasons = []
+    package, _, declared = _tags(metrics).get(CODE_VERSION_TAG, "").partition("+")
+    if package != PACKAGE_VERSION:
+        reasons.append(f"ml_assets changed: {package or 'unknown'} → {PACKAGE_VERSION}")
+    if declared != compared["declaration"]:
+        reasons.append(
+            f"the declaration {spec.declared_in.name} changed: {declared or 'unknown'}"
+            f" → {compared['declaration']}"
+        )
+    if recorded_reference != reference_now:
+        reasons.append(
+            f"the reference table {spec.reference.source} changed: sha256"
+            f" {(recorded_reference or 'none')[:12]} → {reference_now[:12]}"
+        )
+    if batches_left_out(instance, spec) is not None:
+        count = _batches_since_dataset(instance, spec)
+        reasons.append(f"{count} accepted batch(es) ingested since the last dataset")
+    order = ("reference_data", "dataset", "features", "model_metrics")
+    latest = {asset: _latest(instance, spec, asset) for asset in order}
+    for upstream, downstream in itertools.pairwise(order):
+        before, after = latest[upstream], latest[downstream]
+        if before is not None and (after is None or after.storage_id < before.storage_id):
+            reasons.append(f"{upstream} was materialized after the last {downstream}")
+    compared["candidate_measured_in_run"] = metrics.run_id
+    return {"stale": bool(reasons), "reasons": reasons, "compared": compared}
