@@ -120,6 +120,9 @@ class EmptyModel(dg.Component, dg.Model, dg.Resolvable):
         ingestion = dg.define_asset_job(
             f"{name}_ingestion_job", selection=[dg.AssetKey([name, "raw_batches"])]
         )
+        landed = dg.define_asset_job(
+            f"{name}_landed_file_job", selection=[dg.AssetKey([name, "raw_batches"])]
+        )
         training = dg.define_asset_job(
             f"{name}_training_job", selection=[dg.AssetKey([name, "dataset"])]
         )
@@ -135,7 +138,7 @@ class EmptyModel(dg.Component, dg.Model, dg.Resolvable):
         return dg.Definitions(
             assets=[asset(asset_name) for asset_name in ASSETS],
             asset_checks=[checks(asset_name) for asset_name in CHECKS],
-            jobs=[ingestion, training, rollback],
+            jobs=[ingestion, landed, training, rollback],
             schedules=[
                 dg.ScheduleDefinition(
                     name=f"{name}_weekly_retraining", cron_schedule="0 23 * * 0", job=training

@@ -87,6 +87,7 @@ def test_status_json_before_anything(data_dir, capsys):
         "previous": None,
         "baseline": None,
         "last_decision": None,
+        "stale": None,  # no Dagster instance: unknown
         "files": {"landed": 0, "archived": 0, "quarantined": 0, "pending": 0},
     }
 

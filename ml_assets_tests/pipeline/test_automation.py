@@ -109,14 +109,15 @@ def test_an_unreadable_file_is_skipped_and_the_rest_proceed(
     assert landing.pending_files() == ["fine.csv", "locked.csv"]  # nothing lost
 
 
-def test_weekly_schedule_ticks_sunday_23_with_a_valid_run_config():
+def test_weekly_schedule_ticks_sunday_23_with_a_valid_run_config(instance):
     schedule = definitions.defs.resolve_schedule_def("diabetes_weekly_retraining")
     assert schedule.cron_schedule == "0 23 * * 0"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     sunday = datetime(2026, 11, 29, 23, 0, tzinfo=ZoneInfo(schedule.execution_timezone))
-    with dg.build_schedule_context(scheduled_execution_time=sunday) as context:
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=sunday) as context:
         requests = list(schedule.evaluate_tick(context).run_requests)
-    assert len(requests) == 1
+    assert len(requests) == 1  # nothing trained yet: something to do
+    assert requests[0].tags["ml_assets/retrain_because"] == "no candidate has been trained yet"
     job = definitions.defs.resolve_job_def("diabetes_training_job")
     assert dg.validate_run_config(job, requests[0].run_config) is not None
     selected = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}

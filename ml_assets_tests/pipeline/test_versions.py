@@ -247,3 +247,35 @@ def test_status_says_whether_the_model_is_stale(instance, data_dir, capsys, monk
     assert "stale: retraining would see what changed: 1 accepted batch(es)" in (
         capsys.readouterr().out
     )
+
+
+def test_the_ui_marks_unsynced_exactly_what_a_yaml_edit_touched(instance, data_dir):
+    # The resolver behind the UI's Unsynced badge: Dagster has no public API for it.
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+    from dagster._core.loader import LoadingContextForTest
+
+    from ml_assets.pipeline.checks import model_checks
+    from ml_assets.pipeline.deployment import deployment_assets
+    from ml_assets.pipeline.ingestion import ingestion_assets
+    from ml_assets.pipeline.training import training_assets
+
+    assert train_undeclared(spec_of(), instance, TRAINING_ASSETS).success
+
+    def unsynced(spec) -> dict[str, list[str]]:
+        graph = dg.Definitions(
+            assets=[*ingestion_assets(spec), *training_assets(spec), *deployment_assets(spec)],
+            asset_checks=model_checks(spec),
+            resources=defs.resources,
+        ).resolve_asset_graph()
+        resolver = CachingStaleStatusResolver(instance, graph, LoadingContextForTest(instance))
+        return {
+            name: [cause.reason for cause in resolver.get_stale_causes(asset_key(spec, name))]
+            for name in TRAINING_ASSETS
+            if resolver.get_status(asset_key(spec, name)) == StaleStatus.STALE
+        }
+
+    assert unsynced(spec_of()) == {}
+    assert unsynced(spec_of(description="said otherwise")) == {}
+    edited = unsynced(spec_of(model__kind="ridge"))
+    assert set(edited) == {"candidate_model", "model_metrics", "production_model"}
+    assert edited["candidate_model"] == ["has a new code version"]
