@@ -25,12 +25,17 @@ from ml_assets.declare.project import declared_models
 from ml_assets.learn.modeling import build_pipeline, model_input, records_input
 from ml_assets.learn.reference import load_reference_table
 from ml_assets.serve.follower import DEFAULT_POLL_SECONDS
+from ml_assets.serve.recorder import served_folder
 from ml_assets.serve.schema import answer_rows, request_rows
 from ml_assets.store.registry import ModelRegistry
 from ml_assets.store.settings import DATA_DIR_VARIABLE
 
 SECONDS = 10
-TARGETS = {"throughput": 1000, "p99_ms": 50, "overhead_ms": 2, "bulk_factor": 1.5, "bulk_ms": 5}
+ROUNDS = 3  # recording off and on, in turn
+TARGETS = {
+    "throughput": 1000, "p99_ms": 50, "overhead_ms": 2, "bulk_factor": 1.5, "bulk_ms": 5,
+    "recording_share": 0.9,  # throughput with every prediction recorded, against without
+}  # fmt: skip
 
 
 def wrk(url: str, body: dict, connections: int, seconds: int, root: Path) -> dict:
@@ -139,32 +144,71 @@ def main() -> None:
         "1 000 rows": in_process_ms(spec, model, json.dumps(bulk).encode(), repeats=50),
     }
 
-    service = LiveService(
-        root,
-        {**os.environ, DATA_DIR_VARIABLE: str(root / "data")},
-        poll_seconds=DEFAULT_POLL_SECONDS,
-    )  # as `ml-assets serve` polls
+    env = {**os.environ, DATA_DIR_VARIABLE: str(root / "data")}
+    try:
+        # Recording off and on (the default) in turn, three times, on services of their own:
+        # the machine's mood moves a run by ±15 %, more than recording does; each side is the
+        # median of its three.
+        service = LiveService(root, env, poll_seconds=DEFAULT_POLL_SECONDS)  # as serve polls
+        unrecorded_service = LiveService(root, env, DEFAULT_POLL_SECONDS, ("--no-record",))
+        rounds = [
+            (measure_service(unrecorded_service, spec, one, bulk, args.seconds, root),
+             measure_service(service, spec, one, bulk, args.seconds, root))
+            for _ in range(ROUNDS)
+        ]  # fmt: skip
+        unrecorded, runs = (median_runs([r[side] for r in rounds]) for side in (0, 1))
+        url = f"{service.url}/models/{spec.name}/predict"
+        service.start()
+        try:
+            switching = threading.Thread(target=promote_in_turn, args=(versions, names, 10, 2.0))
+            switching.start()
+            runs["1 row, concurrency 16, 10 promotions"] = wrk(url, one, 16, 24, root)
+            switching.join()
+        finally:
+            service.stop()
+        recorded = served_rows(root / "data", spec.name)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    report = render(runs, limit, unrecorded, recorded)
+    publish(report, args.output)
+
+
+def measure_service(service: LiveService, spec, one: dict, bulk: dict, seconds: int, root: Path):
+    """Single rows at concurrency 1 and 16 and 1 000-row requests, after a warm-up."""
     url = f"{service.url}/models/{spec.name}/predict"
     service.start()
     try:
         wrk(url, one, 16, 2, root)  # warm up
-        runs = {
-            "1 row, concurrency 1": wrk(url, one, 1, args.seconds, root),
-            "1 row, concurrency 16": wrk(url, one, 16, args.seconds, root),
-            "1 000 rows, concurrency 1": wrk(url, bulk, 1, args.seconds, root),
+        return {
+            "1 row, concurrency 1": wrk(url, one, 1, seconds, root),
+            "1 row, concurrency 16": wrk(url, one, 16, seconds, root),
+            "1 000 rows, concurrency 1": wrk(url, bulk, 1, seconds, root),
         }
-        switching = threading.Thread(target=promote_in_turn, args=(versions, names, 10, 2.0))
-        switching.start()
-        runs["1 row, concurrency 16, 10 promotions"] = wrk(url, one, 16, 24, root)
-        switching.join()
     finally:
         service.stop()
-        shutil.rmtree(root, ignore_errors=True)
-    report = render(runs, limit)
-    publish(report, args.output)
 
 
-def render(runs: dict[str, dict], limit: dict[str, dict]) -> str:
+def median_runs(measured: list[dict[str, dict]]) -> dict[str, dict]:
+    """For each load, the run with the median requests a second."""
+    return {
+        load: sorted((m[load] for m in measured), key=lambda run: run["rps"])[len(measured) // 2]
+        for load in measured[0]
+    }
+
+
+def served_rows(data_dir: Path, model: str) -> int:
+    """The rows the recorded service wrote to <data>/<m>/served/ (sealed at its shutdown)."""
+    import pyarrow.parquet as pq
+
+    return sum(
+        pq.read_metadata(path).num_rows
+        for path in served_folder(model, str(data_dir)).glob("served-*.parquet")
+    )
+
+
+def render(
+    runs: dict[str, dict], limit: dict[str, dict], unrecorded: dict[str, dict], recorded: int
+) -> str:
     single, busy = runs["1 row, concurrency 1"], runs["1 row, concurrency 16"]
     bulk, switching = (
         runs["1 000 rows, concurrency 1"],
@@ -173,6 +217,7 @@ def render(runs: dict[str, dict], limit: dict[str, dict]) -> str:
     # The limit is the pipeline's own predict in process; the service path shows where the
     # rest goes (validation, the model input, the answer) before HTTP is counted.
     overhead = single["p50_ms"] - limit["1 row"]["predict"]
+    shares = {name: runs[name]["rps"] / unrecorded[name]["rps"] for name in unrecorded}
     bulk_allowed = TARGETS["bulk_factor"] * limit["1 000 rows"]["predict"] + TARGETS["bulk_ms"]
 
     def met(ok: bool) -> str:
@@ -231,6 +276,29 @@ def render(runs: dict[str, dict], limit: dict[str, dict]) -> str:
         (
             f"| 0 failed requests through 10 promotions | {switching['failed']}"
             f" | {met(switching['failed'] == 0)} |"
+        ),
+        *(
+            f"| {name}: recording on ≥ {TARGETS['recording_share']:.0%} of off"
+            f" | {shares[name]:.0%} | {met(shares[name] >= TARGETS['recording_share'])} |"
+            for name in ("1 row, concurrency 16", "1 000 rows, concurrency 1")
+        ),
+        "",
+        "## Recording served predictions",
+        "",
+        (
+            "Every prediction answered is recorded under `<data>/<m>/served/` (its id, inputs,"
+            " prediction, version and time; Parquet). The same loads on a service started with"
+            f" `--no-record`, in turn with the recorded one, {ROUNDS} times; the median run of"
+            " each side."
+            f" The recorded service wrote {recorded:,} rows."
+        ),
+        "",
+        "| load | recording off, requests/s | on, requests/s | on / off |",
+        "|---|---:|---:|---:|",
+        *(
+            f"| {name} | {unrecorded[name]['rps']:.0f} | {runs[name]['rps']:.0f}"
+            f" | {shares[name]:.0%} |"
+            for name in unrecorded
         ),
         "",
     ]

@@ -180,8 +180,15 @@ class LiveService:
     """`ml-assets serve` on a free loopback port, reading a live Dagster's data folder, and a
     client that keeps calling it from a thread, recording every answer."""
 
-    def __init__(self, root: Path, env: dict[str, str], poll_seconds: float = 0.2):
+    def __init__(
+        self,
+        root: Path,
+        env: dict[str, str],
+        poll_seconds: float = 0.2,
+        extra_args: tuple[str, ...] = (),
+    ):
         self.env, self.port, self.poll_seconds = env, free_port(), poll_seconds
+        self.extra_args = extra_args
         self.log_path = root / "serve.log"
         self.process: subprocess.Popen | None = None
         self.answers: list[dict] = []
@@ -195,7 +202,7 @@ class LiveService:
         self.log = self.log_path.open("w")
         self.process = subprocess.Popen(
             [str(BIN / "ml-assets"), "serve", "--port", str(self.port),
-             "--poll-seconds", str(self.poll_seconds)],
+             "--poll-seconds", str(self.poll_seconds), *self.extra_args],
             cwd=REPO, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip

@@ -351,6 +351,7 @@ def serve_command(args: argparse.Namespace) -> int:
         max_rows=args.max_rows,
         max_body_bytes=args.max_body_bytes,
         poll_seconds=args.poll_seconds,
+        record=args.record,
     )
     app = create_app(served_models(args.models), settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=args.access_log)
@@ -417,6 +418,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="how often each model's production alias is read",
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument(
+        "--no-record",
+        dest="record",
+        action="store_false",
+        help="record no prediction (default: each model's `monitoring.record`, true unless said)",
+    )
     serve.add_argument(
         "--model",
         dest="models",

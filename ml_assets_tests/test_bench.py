@@ -208,9 +208,19 @@ def test_the_serving_bench_reads_wrk_and_judges_each_target():
         "1 000 rows, concurrency 1": fine | {"p50_ms": 9.6},  # over 1.5 * 3.0 + 5: not met
         "1 row, concurrency 16, 10 promotions": fine | {"failed": 1},  # not met
     }
-    report = render_serving(runs, limit)
-    verdicts = [line.rsplit("|", 2)[-2].strip() for line in report.splitlines()[-5:]]
-    assert verdicts == ["**not met**", "met", "met", "**not met**", "**not met**"]
+    unrecorded = {
+        "1 row, concurrency 1": fine,
+        "1 row, concurrency 16": fine | {"rps": 1100.0},  # 999 / 1100 = 91 %: met
+        "1 000 rows, concurrency 1": fine | {"rps": 2300.0},  # 2000 / 2300 = 87 %: not met
+    }
+    report = render_serving(runs, limit, unrecorded, recorded=12_345)
+    targets = report.split("| target | figure | |")[1].split("## Recording")[0]
+    verdicts = [line.rsplit("|", 2)[-2].strip() for line in targets.strip().splitlines()[1:]]
+    assert verdicts == [
+        "**not met**", "met", "met", "**not met**", "**not met**", "met", "**not met**",
+    ]  # fmt: skip
+    assert "| 1 row, concurrency 16 | 1100 | 999 | 91% |" in report
+    assert "wrote 12,345 rows" in report
 
 
 def test_the_latency_report_shows_each_landing_and_judges_its_targets():

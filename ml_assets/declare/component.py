@@ -49,7 +49,11 @@ from ml_assets.pipeline.training import training_assets
 from ml_assets.store import settings
 
 DEFAULT_CRON = "0 23 * * 0"  # Sunday 23:00
-ANSWER_FIELDS = ("prediction", "probabilities")  # an id column beside them needs another name
+ANSWER_FIELDS = (
+    "prediction",
+    "probabilities",
+    "prediction_id",
+)  # an id column beside them needs another name
 
 
 class ReferenceDeclaration(dg.Model):
@@ -315,6 +319,15 @@ class ScheduleDeclaration(dg.Model):
         return value
 
 
+class MonitoringDeclaration(dg.Model):
+    """What is watched after promotion."""
+
+    record: bool = Field(
+        default=True,
+        description="record every prediction `ml-assets serve` answers under <data>/<m>/served/",
+    )
+
+
 def _rendered(context: dg.ResolutionContext, value: Any) -> Any:
     """The value with its templates (`{{ env.X }}`) rendered; a string without one is kept
     as it is (rendering every string of a large contract took most of its load)."""
@@ -371,6 +384,7 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
     estimator: Annotated[EstimatorDeclaration, _as_declared("model")]
     gate: Annotated[GateDeclaration, _as_declared()]
     schedule: Annotated[ScheduleDeclaration, _as_declared()] = ScheduleDeclaration()
+    monitoring: Annotated[MonitoringDeclaration, _as_declared()] = MonitoringDeclaration()
 
     _spec: ModelSpec | None = PrivateAttr(default=None)
 
@@ -638,13 +652,17 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
             cron=self.schedule.cron,
             timezone=self.schedule.timezone or settings.schedule_timezone(),
             declared_in=yaml_file,
+            record_served=self.monitoring.record,
             declaration=self._deciding_attributes(),
         )
 
     def _deciding_attributes(self) -> dict:
-        """The attributes that decide what the assets make: descriptions, the name and the
-        schedule say when and how things are shown, not what they are."""
-        declared = self.model_dump(mode="json", exclude={"name", "description", "schedule"})
+        """The attributes that decide what the assets make: descriptions, the name, the
+        schedule and monitoring say when and how things are shown or watched, not what they
+        are."""
+        declared = self.model_dump(
+            mode="json", exclude={"name", "description", "schedule", "monitoring"}
+        )
         for column in declared["columns"].values():
             column.pop("description", None)
         return declared

@@ -155,6 +155,7 @@ class ModelSpec:
     baseline_score: float | None = None
     data_warnings: tuple[str, ...] = ()
     decision_threshold: DecisionThreshold | None = None  # two classes only
+    record_served: bool = True  # `ml-assets serve` records each prediction (monitoring.record)
     # The YAML's attributes that decide an output (no descriptions, no schedule), by section:
     # what each asset's code_version is made of.
     declaration: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)

@@ -11,7 +11,9 @@
 The production alias is followed by itself (see `served_models`): a promotion or a rollback,
 from a run, the UI or the CLI, is served within a second, with no restart; a version that
 fails its checks is never served. Bad input is a 4xx in the contract's words; no answer
-holds a path, a stack trace or a setting.
+holds a path, a stack trace or a setting. Each prediction answered has a `prediction_id`, and
+is recorded under <data>/<m>/served/ (`recorder`) unless the model's `monitoring.record` or
+`ml-assets serve --no-record` says not to.
 """
 
 from __future__ import annotations
@@ -37,6 +39,13 @@ from ml_assets.serve.follower import (
     ServedModel,
     UnfiniteOutput,
     follow_production,
+)
+from ml_assets.serve.recorder import (
+    DEFAULT_FLUSH_SECONDS,
+    ServedRecorder,
+    flush_records,
+    new_prediction_ids,
+    served_folder,
 )
 from ml_assets.serve.schema import (
     DEFAULT_MAX_BODY_BYTES,
@@ -66,6 +75,8 @@ class ServiceSettings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     poll_seconds: float = DEFAULT_POLL_SECONDS
     batch_rows: int = DEFAULT_BATCH_ROWS
+    record: bool = True  # each model's own `monitoring.record` may turn it off too
+    flush_seconds: float = DEFAULT_FLUSH_SECONDS
 
 
 class Refusal(Exception):
@@ -138,16 +149,29 @@ def create_app(specs: dict[str, ModelSpec], settings: ServiceSettings | None = N
         name: ServedModel(spec, registry.for_model(name), settings.batch_rows)
         for name, spec in specs.items()
     }
+    recorders = {
+        name: ServedRecorder(spec, served_folder(name, settings.data_dir))
+        for name, spec in specs.items()
+        if settings.record and spec.record_served
+    }
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         for served in models.values():  # loaded before the first request is taken
             await asyncio.to_thread(served.follow_production)
-        watcher = asyncio.create_task(follow_production(models, settings.poll_seconds))
+        for recorder in recorders.values():  # what a killed service left open
+            await asyncio.to_thread(recorder.recover)
+        background = [
+            asyncio.create_task(follow_production(models, settings.poll_seconds)),
+            asyncio.create_task(flush_records(recorders, settings.flush_seconds)),
+        ]
         yield
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for recorder in recorders.values():  # a clean shutdown loses nothing
+            await asyncio.to_thread(recorder.close)
 
     app = FastAPI(
         title="ml_assets",
@@ -197,8 +221,8 @@ def create_app(specs: dict[str, ModelSpec], settings: ServiceSettings | None = N
     async def list_models() -> list[ModelSummary]:
         return [_summary(served) for served in models.values()]
 
-    for served in models.values():
-        _add_model_routes(app, served, settings)
+    for name, served in models.items():
+        _add_model_routes(app, served, settings, recorders.get(name))
     app.openapi = lambda: _openapi(app, specs, settings)
     return app
 
@@ -245,8 +269,11 @@ def _details(served: ServedModel) -> ModelDetails:
     )
 
 
-def _add_model_routes(app: FastAPI, served: ServedModel, settings: ServiceSettings) -> None:
-    """GET /models/<m> and POST /models/<m>/predict, with the model's own schemas."""
+def _add_model_routes(
+    app: FastAPI, served: ServedModel, settings: ServiceSettings, recorder: ServedRecorder | None
+) -> None:
+    """GET /models/<m> and POST /models/<m>/predict, with the model's own schemas; each
+    prediction gets its `prediction_id`, and is recorded when the recorder is given."""
     spec = served.spec
     refusals = {
         status: {"description": description, "model": ErrorAnswer}
@@ -312,6 +339,7 @@ def _add_model_routes(app: FastAPI, served: ServedModel, settings: ServiceSettin
             elif media_type in CSV_TYPES:
                 table = _csv_rows(spec, body, settings.max_rows)
                 loaded, answers = served.predict_table(table)
+                rows = table
             else:
                 raise Refusal(
                     415,
@@ -329,6 +357,12 @@ def _add_model_routes(app: FastAPI, served: ServedModel, settings: ServiceSettin
             raise Refusal(
                 422, f"the request to {spec.name}: {error}", spec.name, [problem]
             ) from None
+        answers = [
+            {"prediction_id": prediction_id, **answer}
+            for prediction_id, answer in zip(new_prediction_ids(len(answers)), answers, strict=True)
+        ]
+        if recorder is not None:
+            recorder.record(loaded.name, rows, answers)
         answer = {"model": spec.name, "version": loaded.name, "predictions": answers}
         return Response(
             strict_json(answer, indent=None),

@@ -208,6 +208,9 @@ def answer_adapter(spec: ModelSpec) -> TypeAdapter:
     """The answer to a prediction request: the model, the version, a prediction per row, with
     the identifiers its row gave."""
     fields: dict[str, Any] = {
+        "prediction_id": Annotated[str, Field(description="this prediction's id, as recorded")]
+    }
+    fields |= {
         column.name: NotRequired[_column_type(spec, column, lenient=False)]
         for column in spec.columns
         if column.is_id

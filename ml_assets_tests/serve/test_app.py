@@ -5,6 +5,7 @@ every kind of bad input answered with a 4xx in the contract's words."""
 
 import asyncio
 import json
+import re
 import time
 
 import httpx2
@@ -177,6 +178,8 @@ def test_json_csv_and_the_cli_give_identical_predictions(data_dir, tmp_path, spe
             content=source.read_bytes(),
             headers={"Content-Type": "text/csv"},
         ).json()["predictions"]
+    ids = [p.pop("prediction_id") for p in as_json + as_csv]
+    assert len(set(ids)) == 120 and all(re.fullmatch("[0-9a-f]{32}", i) for i in ids)
     assert as_json == as_csv
     assert [p["prediction"] for p in as_json] == cli["prediction"].tolist()
     for label in spec.classes:
