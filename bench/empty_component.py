@@ -1,6 +1,6 @@
 """Dagster's floor for loading our models: a component that reads the same YAML files and
 builds, for each, the same Dagster objects as `ml_assets.TabularModel` with nothing of ours
-in them: the eight assets with their dependencies (as deps, not inputs) and partitions, the checks (in the same
+in them: the nine assets with their dependencies (as deps, not inputs) and partitions, the checks (in the same
 three definitions), the three jobs, the two sensors and the schedule.
 
 What a project of these takes to load, over `import dagster`, is what Dagster itself costs
@@ -21,8 +21,13 @@ ASSETS = {  # name -> its inputs, as in our graph
     "model_metrics": ("candidate_model", "features"),
     "production_model": ("candidate_model", "model_metrics", "features"),
     "predictions": ("raw_batches",),
+    "served_predictions": (),
 }
-PARTITIONED = ("raw_batches", "predictions")
+PARTITIONED = {  # name -> the partitions it has, as in our graph
+    "raw_batches": "landed_files",
+    "predictions": "landed_files",
+    "served_predictions": "served_files",
+}
 OWN_CHECKS = {"raw_batches": ("matches_data_contract",)}  # checked by the asset itself
 CHECKS = {
     "raw_batches": ("no_drift_from_reference",),
@@ -39,6 +44,7 @@ CHECKS = {
         "beats_baseline",
         "holdout_score_is_plausible",
     ),
+    "served_predictions": ("served_rows_match_contract", "served_inputs_no_drift_from_reference"),
 }
 # The floor project's definitions: its defs folder alone, the garbage collector settled as
 # ml_assets settles it (without that, collections during the load cost more than all of ours).
@@ -73,7 +79,10 @@ class EmptyModel(dg.Component, dg.Model, dg.Resolvable):
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         name = self.name
-        partitions = dg.DynamicPartitionsDefinition(name=f"{name}_landed_files")
+        partitions = {
+            kind: dg.DynamicPartitionsDefinition(name=f"{name}_{kind}")
+            for kind in set(PARTITIONED.values())
+        }
 
         def asset(asset_name: str) -> dg.AssetsDefinition:
             own = [
@@ -84,7 +93,7 @@ class EmptyModel(dg.Component, dg.Model, dg.Resolvable):
             @dg.asset(
                 key=[name, asset_name],
                 deps=[[name, upstream] for upstream in ASSETS[asset_name]],
-                partitions_def=partitions if asset_name in PARTITIONED else None,
+                partitions_def=partitions.get(PARTITIONED.get(asset_name)),
                 group_name=name,
                 check_specs=own,
             )
@@ -126,6 +135,9 @@ class EmptyModel(dg.Component, dg.Model, dg.Resolvable):
         training = dg.define_asset_job(
             f"{name}_training_job", selection=[dg.AssetKey([name, "dataset"])]
         )
+        served = dg.define_asset_job(
+            f"{name}_served_job", selection=[dg.AssetKey([name, "served_predictions"])]
+        )
 
         @dg.op(name=f"{name}_roll_back")
         def roll_back() -> None:
@@ -138,7 +150,7 @@ class EmptyModel(dg.Component, dg.Model, dg.Resolvable):
         return dg.Definitions(
             assets=[asset(asset_name) for asset_name in ASSETS],
             asset_checks=[checks(asset_name) for asset_name in CHECKS],
-            jobs=[ingestion, landed, training, rollback],
+            jobs=[ingestion, landed, training, rollback, served],
             schedules=[
                 dg.ScheduleDefinition(
                     name=f"{name}_weekly_retraining", cron_schedule="0 23 * * 0", job=training
@@ -147,5 +159,6 @@ class EmptyModel(dg.Component, dg.Model, dg.Resolvable):
             sensors=[
                 sensor("landing_sensor", ingestion),
                 sensor("retrain_after_ingestion", training),
+                sensor("served_sensor", served),
             ],
         )

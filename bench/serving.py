@@ -25,9 +25,9 @@ from ml_assets.declare.project import declared_models
 from ml_assets.learn.modeling import build_pipeline, model_input, records_input
 from ml_assets.learn.reference import load_reference_table
 from ml_assets.serve.follower import DEFAULT_POLL_SECONDS
-from ml_assets.serve.recorder import served_folder
 from ml_assets.serve.schema import answer_rows, request_rows
 from ml_assets.store.registry import ModelRegistry
+from ml_assets.store.served import served_folder
 from ml_assets.store.settings import DATA_DIR_VARIABLE
 
 SECONDS = 10

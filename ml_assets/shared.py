@@ -9,6 +9,7 @@ from ml_assets.pipeline.execution import step_executor
 from ml_assets.pipeline.run_health import dead_run_reaper
 from ml_assets.store.landing import LandingZone
 from ml_assets.store.registry import ModelRegistry
+from ml_assets.store.served import ServedRecords
 from ml_assets.store.storage import AssetStorage
 
 
@@ -23,5 +24,6 @@ def shared_definitions() -> dg.Definitions:
             "json_io_manager": AssetStorage(format="json"),
             "landing": LandingZone(),
             "registry": ModelRegistry(),
+            "served": ServedRecords(),
         },
     )

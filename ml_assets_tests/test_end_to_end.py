@@ -192,12 +192,9 @@ def run_request(instance, request: dg.RunRequest):
 
 
 def in_flight_run(instance, job="diabetes_training_job"):
-    """A run of the model's that is still going."""
-    instance.add_run(
-        dg.DagsterRun(
-            job_name=job, status=dg.DagsterRunStatus.STARTED, tags={"ml_assets/model": "diabetes"}
-        )
-    )
+    """A run of one of the model's jobs that is still going, tagged as the job tags it."""
+    tags = defs.resolve_job_def(job).tags
+    instance.add_run(dg.DagsterRun(job_name=job, status=dg.DagsterRunStatus.STARTED, tags=tags))
 
 
 def test_a_landed_file_is_ingested_retrained_and_deployed_in_one_run(
@@ -264,6 +261,11 @@ def test_a_burst_of_files_is_ingested_each_and_retrained_once(instance, landing,
 
 def test_a_file_landing_while_a_run_is_going_is_retrained_after_it(instance, landing, reference):
     assert materialize(instance).success
+    in_flight_run(instance, "diabetes_served_job")  # checking served rows: no bar to a file
+    land(landing, "early.csv", simulate_batch(DIABETES, reference, rows=50, seed=2))
+    [request] = tick(instance, landing).run_requests
+    assert request.job_name == "diabetes_landed_file_job"
+    assert run_request(instance, request).success
     in_flight_run(instance)
     land(landing, "late.csv", simulate_batch(DIABETES, reference, rows=50, seed=1))
     [request] = tick(instance, landing).run_requests

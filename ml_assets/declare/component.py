@@ -45,6 +45,12 @@ from ml_assets.pipeline.automation import model_automation
 from ml_assets.pipeline.checks import guard_tolerance, model_checks
 from ml_assets.pipeline.deployment import deployment_assets, rollback_job
 from ml_assets.pipeline.ingestion import ingestion_assets
+from ml_assets.pipeline.monitoring import (
+    monitoring_assets,
+    monitoring_checks,
+    served_job,
+    served_sensor,
+)
 from ml_assets.pipeline.training import training_assets
 from ml_assets.store import settings
 
@@ -673,13 +679,17 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
             spec, context.component_tree.get_all_components(of_type=TabularModel)
         )
         automation = model_automation(spec)
+        served = served_job(spec)
         return dg.Definitions(
-            assets=[*ingestion_assets(spec), *training_assets(spec), *deployment_assets(spec)],
-            asset_checks=model_checks(spec),
-            jobs=[*automation["jobs"], rollback_job(spec)],
+            assets=[
+                *ingestion_assets(spec), *training_assets(spec), *deployment_assets(spec),
+                *monitoring_assets(spec),
+            ],
+            asset_checks=[*model_checks(spec), *monitoring_checks(spec)],
+            jobs=[*automation["jobs"], rollback_job(spec), served],
             schedules=automation["schedules"],
-            sensors=automation["sensors"],
-        )
+            sensors=[*automation["sensors"], served_sensor(spec, served)],
+        )  # fmt: skip
 
 
 def _decision_threshold(declared, gate_metric: str) -> DecisionThreshold | None:

@@ -200,6 +200,12 @@ def validate(spec: ModelSpec, table: pd.DataFrame, source: str) -> pd.DataFrame:
     return _checked(spec, table, record_schema(spec), source)[spec.column_names]
 
 
+def _features_schema(spec: ModelSpec, table: pd.DataFrame) -> pa.DataFrameSchema:
+    """The contract without the target, and without the identifiers the table lacks."""
+    absent = [name for name in spec.identifiers if name not in table.columns]
+    return record_schema(spec).remove_columns([spec.target, *absent])
+
+
 def validate_features(spec: ModelSpec, table: pd.DataFrame, source: str) -> pd.DataFrame:
     """The contract's feature columns, and the identifiers the table has, coerced and checked,
     for scoring; or raise.
@@ -207,7 +213,21 @@ def validate_features(spec: ModelSpec, table: pd.DataFrame, source: str) -> pd.D
     The target and any other column may be present and are left out of the result; an
     identifier may be left out (it is only answered back).
     """
-    absent = [name for name in spec.identifiers if name not in table.columns]
-    schema = record_schema(spec).remove_columns([spec.target, *absent])
-    present = [name for name in spec.identifiers if name not in absent]
-    return _checked(spec, table, schema, source)[[*present, *spec.features]]
+    present = [name for name in spec.identifiers if name in table.columns]
+    return _checked(spec, table, _features_schema(spec, table), source)[[*present, *spec.features]]
+
+
+def refused_rows(spec: ModelSpec, table: pd.DataFrame) -> tuple[int, list[dict]]:
+    """How many of a table's rows `validate_features` would refuse, and its problems: every
+    row when a column is missing."""
+    from pandera.errors import SchemaErrors
+
+    parsed = _datetimes_parsed(spec, _booleans_parsed(spec, table.reset_index(drop=True)))
+    try:
+        _features_schema(spec, table).validate(parsed, lazy=True)
+    except SchemaErrors as errors:
+        problems = _problems(errors)
+        if any(problem["check"] == "column is missing" for problem in problems):
+            return len(table), problems
+        return int(errors.failure_cases["index"].dropna().nunique()), problems
+    return 0, []

@@ -22,6 +22,7 @@ RETRAIN_INTERVAL_SECONDS = 2
 RETRAIN_BECAUSE_TAG = "ml_assets/retrain_because"  # what a scheduled or watching run saw change
 LANDED_AS_TAG = "ml_assets/landed_as"  # the file's name as it landed, before any renaming
 RUN_KIND_TAG = "ml_assets/run"  # ingestion, landed_file or training: the queue limits these
+DATA_RUN_KINDS = ("ingestion", "landed_file", "training")
 TRAINING_ASSETS = (
     "reference_data", "dataset", "features", "candidate_model", "model_metrics",
     "production_model",
@@ -74,11 +75,10 @@ def training_job(spec: ModelSpec) -> dg.JobDefinition:
 
 
 def in_flight(instance: dg.DagsterInstance, spec: ModelSpec) -> bool:
-    """Whether a run of one of the model's jobs is queued or going."""
+    """Whether a run of the model's that ingests or trains is queued or going."""
+    tags = {**model_tags(spec), RUN_KIND_TAG: list(DATA_RUN_KINDS)}
     return bool(
-        instance.get_run_records(
-            filters=dg.RunsFilter(tags=model_tags(spec), statuses=IN_FLIGHT), limit=1
-        )
+        instance.get_run_records(filters=dg.RunsFilter(tags=tags, statuses=IN_FLIGHT), limit=1)
     )
 
 

@@ -74,6 +74,42 @@ def _category_drift(batch, reference) -> dict:
     }
 
 
+def drift_result(spec: ModelSpec, table) -> dg.AssetCheckResult:
+    """Each column of the table but ids, times and absent ones is distributed like the
+    reference data (warns, never blocks): Kolmogorov–Smirnov for numbers, chi-square for
+    categories; the drifted columns named, the most drifted first."""
+    # The reference comes from its loader, not the reference_data asset: a warning-only
+    # check must not fail a run on an instance that has not materialized it.
+    reference = load_reference_table(spec)
+    drifted, statistics = [], {}
+    for column in spec.columns:
+        if column.is_id or column.type == "datetime" or column.name not in table:
+            continue  # new records, new ids and times; a target served rows do not have
+        values, reference_values = table[column.name], reference[column.name]
+        if column.numeric:
+            if values.notna().sum() == 0:
+                continue
+            result = _numeric_drift(values, reference_values)
+        else:
+            result = _category_drift(values, reference_values)
+        statistics[column.name] = result
+        if result["p_value"] < DRIFT_P_VALUE and result["effect"] > DRIFT_MIN_EFFECT:
+            drifted.append(column.name)
+    drifted.sort(key=lambda name: -statistics[name]["effect"])
+    return dg.AssetCheckResult(
+        passed=not drifted,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"drift in {', '.join(drifted)}" if drifted else "no column drifted",
+        metadata={
+            "drifted_columns": dg.MetadataValue.json(drifted),
+            "largest_drift_effect": dg.MetadataValue.float(
+                max((value["effect"] for value in statistics.values()), default=0.0)
+            ),
+            "per_column": dg.MetadataValue.json(statistics),
+        },
+    )
+
+
 def drift_check(spec: ModelSpec) -> dg.AssetChecksDefinition:
     """no_drift_from_reference on each landed batch of one model."""
 
@@ -87,35 +123,7 @@ def drift_check(spec: ModelSpec) -> dg.AssetChecksDefinition:
     def no_drift_from_reference(raw_batches) -> dg.AssetCheckResult:
         """Each column of the batch but ids and times is distributed like the reference data
         (warns, never blocks): Kolmogorov–Smirnov for numbers, chi-square for categories."""
-        # The reference comes from its loader, not the reference_data asset: a warning-only
-        # check must not fail an ingestion run on an instance that has not materialized it.
-        reference = load_reference_table(spec)
-        drifted, statistics = [], {}
-        for column in spec.columns:
-            if column.is_id or column.type == "datetime":  # new records, new ids and times
-                continue
-            batch_values, reference_values = raw_batches[column.name], reference[column.name]
-            if column.numeric:
-                if batch_values.notna().sum() == 0:
-                    continue
-                result = _numeric_drift(batch_values, reference_values)
-            else:
-                result = _category_drift(batch_values, reference_values)
-            statistics[column.name] = result
-            if result["p_value"] < DRIFT_P_VALUE and result["effect"] > DRIFT_MIN_EFFECT:
-                drifted.append(column.name)
-        return dg.AssetCheckResult(
-            passed=not drifted,
-            severity=dg.AssetCheckSeverity.WARN,
-            description=f"drift in {', '.join(drifted)}" if drifted else "no column drifted",
-            metadata={
-                "drifted_columns": dg.MetadataValue.json(drifted),
-                "largest_drift_effect": dg.MetadataValue.float(
-                    max((value["effect"] for value in statistics.values()), default=0.0)
-                ),
-                "per_column": dg.MetadataValue.json(statistics),
-            },
-        )
+        return drift_result(spec, raw_batches)
 
     return no_drift_from_reference
 

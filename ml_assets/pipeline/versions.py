@@ -29,6 +29,7 @@ READS = {
     "model_metrics": (*CONTRACT, "reference", "estimator", "gate"),
     "production_model": (*CONTRACT, "reference", "estimator", "gate"),
     "predictions": CONTRACT,
+    "served_predictions": CONTRACT,
 }  # the YAML's `model:` section is the component's `estimator`
 
 

@@ -45,7 +45,6 @@ from ml_assets.serve.recorder import (
     ServedRecorder,
     flush_records,
     new_prediction_ids,
-    served_folder,
 )
 from ml_assets.serve.schema import (
     DEFAULT_MAX_BODY_BYTES,
@@ -57,6 +56,7 @@ from ml_assets.serve.schema import (
 )
 from ml_assets.store.files import finite, strict_json
 from ml_assets.store.registry import ModelRegistry
+from ml_assets.store.served import served_folder
 from ml_assets.store.tables import UnreadableFile, parse_table
 
 log = logging.getLogger("ml_assets.serve.app")

@@ -25,8 +25,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ml_assets.learn.served_records import record_columns
 from ml_assets.learn.spec import ModelSpec
-from ml_assets.store import settings
 from ml_assets.store.files import write_atomically
 
 if TYPE_CHECKING:
@@ -35,20 +35,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ml_assets.serve.recorder")
 
-SERVED_FOLDER = "served"
 DEFAULT_FLUSH_SECONDS = 1.0
 DEFAULT_ROTATE_BYTES = 64 * 1024 * 1024
 DEFAULT_ROTATE_SECONDS = 3600.0
 LARGE_REQUEST = 100  # rows from which a request is made a table as it is recorded
-RECORD_COLUMNS = ("prediction_id", "served_at", "version")  # then the inputs and the answer
 _SEGMENT = re.compile(r"\.open-(?P<host>.+)-(?P<pid>\d+)-(?P<n>\d+)\.arrows")
-_ARROW_TYPES = {
-    "number": "float64",
-    "integer": "float64",
-    "category": "string",
-    "boolean": "bool_",
-    "datetime": "timestamp",
-}
 
 
 def new_prediction_ids(count: int) -> list[str]:
@@ -56,35 +47,6 @@ def new_prediction_ids(count: int) -> list[str]:
     (a UUID4's), then the row's number; a UUID4 per row cost a 1 000-row request 2 ms."""
     request = uuid.uuid4().hex[:24]
     return [f"{request}{row:08x}" for row in range(count)]
-
-
-def served_folder(model: str, data_dir: str | None = None) -> Path:
-    """Where a model's served predictions are recorded."""
-    return settings.model_dir(model, data_dir) / SERVED_FOLDER
-
-
-def record_columns(spec: ModelSpec) -> dict[str, tuple[str, str, str]]:
-    """Each column of a model's served records: where its value comes from (`record`, `row`,
-    `answer` or `probability`), the key there, and its Arrow type. The record's own columns,
-    then the request's columns (ids and features, typed as the contract types them; one named
-    like a record column is kept as `input_<name>`), the prediction and any probabilities."""
-    own = {
-        "prediction_id": ("answer", "prediction_id", "string"),
-        "served_at": ("record", "served_at", "served_at"),
-        "version": ("record", "version", "string"),
-        "prediction": ("answer", "prediction", "string" if spec.classes else "float64"),
-        **{f"probability_{c}": ("probability", c, "float64") for c in spec.classes},
-    }
-    inputs = {
-        (f"input_{column.name}" if column.name in own else column.name): (
-            "row",
-            column.name,
-            _ARROW_TYPES[column.type],
-        )
-        for column in spec.columns
-        if column.name != spec.target
-    }
-    return {**{name: own[name] for name in RECORD_COLUMNS}, **inputs} | own
 
 
 def record_schema(spec: ModelSpec) -> pa.Schema:

@@ -12,12 +12,9 @@ import pyarrow as pa
 import pytest
 
 from harness.live import LiveService, wait_for
-from ml_assets.serve.recorder import (
-    ServedRecorder,
-    record_columns,
-    record_schema,
-    served_folder,
-)
+from ml_assets.learn.served_records import record_columns
+from ml_assets.serve.recorder import ServedRecorder, record_schema
+from ml_assets.store.served import served_folder
 from ml_assets_tests.conftest import CANCER, DIABETES
 from ml_assets_tests.serve.test_app import deploy, feature_rows, predict, service
 
