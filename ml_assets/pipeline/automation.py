@@ -10,7 +10,13 @@ import dagster as dg
 from ml_assets.learn.spec import ModelSpec
 from ml_assets.pipeline.ingestion import landed_files
 from ml_assets.pipeline.naming import asset_key, model_tags
-from ml_assets.pipeline.versions import DATA_VERSION_TAG, batches_left_out, staleness
+from ml_assets.pipeline.versions import (
+    DATA_VERSION_TAG,
+    batches_left_out,
+    latest_record,
+    record_tags,
+    staleness,
+)
 from ml_assets.store.landing import LandingZone
 
 # A landed file waits for a landing tick, then its run: the tick interval and the queue bound
@@ -80,11 +86,6 @@ def in_flight(instance: dg.DagsterInstance, spec: ModelSpec) -> bool:
     return bool(
         instance.get_run_records(filters=dg.RunsFilter(tags=tags, statuses=IN_FLIGHT), limit=1)
     )
-
-
-def _newest_storage_id(instance: dg.DagsterInstance, spec: ModelSpec, asset: str) -> int | None:
-    records = instance.fetch_materializations(asset_key(spec, asset), limit=1).records
-    return records[0].storage_id if records else None
 
 
 def retrain_after_ingestion(spec: ModelSpec, training: dg.JobDefinition):
@@ -184,10 +185,10 @@ def watched_reference(
     except OSError as error:
         return f"the reference table {path} cannot be read: {error}", None
     cursor["reference"] = {"stamp": stamp, "sha256": sha256}
-    read = instance.fetch_materializations(asset_key(spec, "reference_data"), limit=1).records
-    if not read:  # never read: the automation sensor reads it first
+    read = latest_record(instance, spec, "reference_data")
+    if read is None:  # never read: the automation sensor reads it first
         return None, sha256
-    recorded = (read[0].asset_materialization.tags or {}).get(DATA_VERSION_TAG)
+    recorded = record_tags(read).get(DATA_VERSION_TAG)
     if recorded == sha256:
         return None, sha256
     return (
@@ -258,7 +259,7 @@ def landing_sensor(
             len(files) == 1
             and not requests
             and not busy
-            and _newest_storage_id(context.instance, spec, "reference_data") is not None
+            and latest_record(context.instance, spec, "reference_data") is not None
         )
         job = landed if alone else ingestion
         return dg.SensorResult(

@@ -45,35 +45,43 @@ def code_version(spec: ModelSpec, asset: str) -> str:
     return f"{PACKAGE_VERSION}+{declaration_version(spec, READS[asset])}"
 
 
-def _latest(instance: dg.DagsterInstance, spec: ModelSpec, asset: str) -> dg.EventLogRecord | None:
+def latest_record(
+    instance: dg.DagsterInstance, spec: ModelSpec, asset: str
+) -> dg.EventLogRecord | None:
+    """The record of an asset's latest materialization, or None."""
     records = instance.fetch_materializations(asset_key(spec, asset), limit=1).records
     return records[0] if records else None
 
 
-def _tags(record: dg.EventLogRecord | None) -> dict[str, str]:
+def record_tags(record: dg.EventLogRecord | None) -> dict[str, str]:
+    """The tags Dagster put on a materialization (none for no record)."""
     return (record.asset_materialization.tags or {}) if record is not None else {}
 
 
-def batches_left_out(instance: dg.DagsterInstance, spec: ModelSpec) -> int | None:
-    """The newest raw_batches materialization when the latest dataset may not hold it, or None.
+def _batches_read_by_dataset(instance: dg.DagsterInstance, spec: ModelSpec) -> int | None:
+    """The storage id of the newest raw_batches record the latest dataset read, if any.
 
     Dagster tags each materialization with the newest record of each input it read, fetched
-    before the inputs were loaded: a batch ingested while the dataset was being built counts
-    as left out (one retrain too many at worst, never a batch missed).
+    before the inputs were loaded ("NULL" when there was none).
     """
-    batch = _latest(instance, spec, "raw_batches")
+    pointer = f"{INPUT_EVENT_POINTER}/{asset_key(spec, 'raw_batches').to_user_string()}"
+    read = record_tags(latest_record(instance, spec, "dataset")).get(pointer, "")
+    return int(read) if read.isdigit() else None
+
+
+def batches_left_out(instance: dg.DagsterInstance, spec: ModelSpec) -> int | None:
+    """The newest raw_batches materialization when the latest dataset may not hold it, or None:
+    a batch ingested while the dataset was being built counts as left out (one retrain too
+    many at worst, never a batch missed)."""
+    batch = latest_record(instance, spec, "raw_batches")
     if batch is None:
         return None
-    pointer = f"{INPUT_EVENT_POINTER}/{asset_key(spec, 'raw_batches').to_user_string()}"
-    read = _tags(_latest(instance, spec, "dataset")).get(pointer, "")
-    # "NULL" when the dataset was built before any batch
-    return None if read.isdigit() and int(read) >= batch.storage_id else batch.storage_id
+    read = _batches_read_by_dataset(instance, spec)
+    return None if read is not None and read >= batch.storage_id else batch.storage_id
 
 
 def _batches_since_dataset(instance: dg.DagsterInstance, spec: ModelSpec) -> int:
-    pointer = f"{INPUT_EVENT_POINTER}/{asset_key(spec, 'raw_batches').to_user_string()}"
-    read = _tags(_latest(instance, spec, "dataset")).get(pointer, "")
-    after = int(read) if read.isdigit() else None
+    after = _batches_read_by_dataset(instance, spec)
     return len(
         instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=asset_key(spec, "raw_batches"), after_storage_id=after),
@@ -92,9 +100,9 @@ def staleness(spec: ModelSpec, instance: dg.DagsterInstance) -> dict:
         reference_now = reference_fingerprint(spec.reference)
     except OSError as error:  # a training run reads it again, and refuses it with its reason
         reference_now = f"unreadable: {error}"
-    metrics = _latest(instance, spec, "model_metrics")
-    reference = _latest(instance, spec, "reference_data")
-    recorded_reference = _tags(reference).get(DATA_VERSION_TAG)
+    metrics = latest_record(instance, spec, "model_metrics")
+    reference = latest_record(instance, spec, "reference_data")
+    recorded_reference = record_tags(reference).get(DATA_VERSION_TAG)
     compared = {
         "declaration": declaration_version(spec, READS["model_metrics"]),
         "package": PACKAGE_VERSION,
@@ -107,7 +115,7 @@ def staleness(spec: ModelSpec, instance: dg.DagsterInstance) -> dict:
             "compared": compared,
         }
     reasons = []
-    package, _, declared = _tags(metrics).get(CODE_VERSION_TAG, "").partition("+")
+    package, _, declared = record_tags(metrics).get(CODE_VERSION_TAG, "").partition("+")
     if package != PACKAGE_VERSION:
         reasons.append(f"ml_assets changed: {package or 'unknown'} → {PACKAGE_VERSION}")
     if declared != compared["declaration"]:
@@ -124,7 +132,7 @@ def staleness(spec: ModelSpec, instance: dg.DagsterInstance) -> dict:
         count = _batches_since_dataset(instance, spec)
         reasons.append(f"{count} accepted batch(es) ingested since the last dataset")
     order = ("reference_data", "dataset", "features", "model_metrics")
-    latest = {asset: _latest(instance, spec, asset) for asset in order}
+    latest = {asset: latest_record(instance, spec, asset) for asset in order}
     for upstream, downstream in itertools.pairwise(order):
         before, after = latest[upstream], latest[downstream]
         if before is not None and (after is None or after.storage_id < before.storage_id):
