@@ -16,6 +16,7 @@ from ml_assets.learn.champion import (
 from ml_assets.learn.model_card import card_markdown, card_metrics, card_summary
 from ml_assets.learn.modeling import estimator_of, model_input, prediction_fingerprint
 from ml_assets.learn.plots import IMPORTANCE_PLOT, importance_plot
+from ml_assets.learn.served_records import new_prediction_ids
 from ml_assets.learn.spec import ModelSpec
 from ml_assets.learn.splits import ROW_ID_COLUMN, reference_holdout
 from ml_assets.learn.threads import fitting_threads
@@ -117,7 +118,12 @@ def rollback_materialization(
 
 def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
     """production_model and predictions of one model."""
-    prediction_columns = {"row_id": ROW_ID_COLUMN, **spec.task.prediction_columns()}
+    prediction_columns = {
+        "row_id": ROW_ID_COLUMN,
+        "prediction_id": ("string", "the prediction's id, as the HTTP service gives its own"),
+        "version": ("string", "the production version that scored the row"),
+        **spec.task.prediction_columns(),
+    }
 
     @dg.asset(
         key=asset_key(spec, "production_model"),
@@ -232,7 +238,7 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         context: dg.AssetExecutionContext, raw_batches, registry: ModelRegistry
     ) -> Iterator[dg.Output]:
         """Each landed batch scored by the production model of that moment, with its live
-        metrics."""
+        metrics; each row with its prediction_id and the version, as a served row has."""
         versions = registry.for_model(spec.name)
         production = versions.production()
         if production is None:
@@ -249,7 +255,9 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             )
         rows = model_input(spec, raw_batches, inputs)
         with fitting_threads():
-            scored = raw_batches.join(spec.task.predict(model, rows))
+            scored = raw_batches.assign(
+                prediction_id=new_prediction_ids(len(raw_batches)), version=production.version
+            ).join(spec.task.predict(model, rows))
             live = spec.task.evaluate(model, rows, raw_batches[spec.target])
         yield dg.Output(
             scored,

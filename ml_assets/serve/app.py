@@ -31,6 +31,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from ml_assets.learn.contract import ContractViolation, validate_features
+from ml_assets.learn.served_records import new_prediction_ids
 from ml_assets.learn.spec import ModelSpec
 from ml_assets.serve.follower import (
     DEFAULT_BATCH_ROWS,
@@ -44,7 +45,6 @@ from ml_assets.serve.recorder import (
     DEFAULT_FLUSH_SECONDS,
     ServedRecorder,
     flush_records,
-    new_prediction_ids,
 )
 from ml_assets.serve.schema import (
     DEFAULT_MAX_BODY_BYTES,

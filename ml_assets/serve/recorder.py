@@ -21,7 +21,6 @@ import os
 import re
 import socket
 import time
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,13 +39,6 @@ DEFAULT_ROTATE_BYTES = 64 * 1024 * 1024
 DEFAULT_ROTATE_SECONDS = 3600.0
 LARGE_REQUEST = 100  # rows from which a request is made a table as it is recorded
 _SEGMENT = re.compile(r"\.open-(?P<host>.+)-(?P<pid>\d+)-(?P<n>\d+)\.arrows")
-
-
-def new_prediction_ids(count: int) -> list[str]:
-    """Ids for one request's predictions, 32 hex digits each: 96 random bits for the request
-    (a UUID4's), then the row's number; a UUID4 per row cost a 1 000-row request 2 ms."""
-    request = uuid.uuid4().hex[:24]
-    return [f"{request}{row:08x}" for row in range(count)]
 
 
 def record_schema(spec: ModelSpec) -> pa.Schema:

@@ -78,6 +78,9 @@ def test_promote_predict_rollback_round_trip(
     stored = pd.read_parquet(landing.root / "storage" / "predictions" / "batch.csv.parquet")
     served = served_predictions(landing.root.parent, DIABETES, batch)  # the service agrees
     assert [p["prediction"] for p in served] == stored["prediction"].tolist()
+    # Each scored row has an id and its version, as a served row has: labels can find it.
+    assert stored["prediction_id"].str.fullmatch("[0-9a-f]{32}").all()
+    assert stored["prediction_id"].is_unique and (stored["version"] == first).all()
 
     # A retrain on more data, with a gate that lets it through.
     assert materialize(instance, run_config=FOLLOW_ANY).success
