@@ -257,6 +257,40 @@ def test_a_landed_batch_becomes_a_new_production_version_by_itself(live, tmp_pat
         "diabetes_landed_file_job"
     ]  # one run for the landed file: ingested, retrained, gated and deployed
 
+    # The service stopped cleanly: every answer it gave is in a sealed file, which the daemon's
+    # served sensor makes a checked partition of served_predictions.
+    answered = sum(1 for a in service.answers if a["status"] == 200)
+    checked = wait_for(
+        lambda: served_rows_checked(live), timeout=120, interval=2, what="served_predictions"
+    )
+    assert checked == answered
+
+
+def served_rows_checked(live) -> int | None:
+    """The row count of diabetes/served_predictions's latest partition, once its checks ran."""
+    data = live.graphql(
+        """{ assetOrError(assetKey: {path: ["diabetes", "served_predictions"]}) { ... on Asset {
+             assetMaterializations(limit: 1) { runId metadataEntries {
+               label ... on IntMetadataEntry { intValue } } } } } }"""
+    )
+    materializations = data["assetOrError"].get("assetMaterializations") or []
+    if not materializations:
+        return None
+    [materialization] = materializations
+    [contract] = live.graphql(
+        """{ assetCheckExecutions(assetKey: {path: ["diabetes", "served_predictions"]},
+             checkName: "served_rows_match_contract", limit: 1) {
+             runId status evaluation { success } } }"""
+    )["assetCheckExecutions"] or [None]
+    if contract is None or contract["runId"] != materialization["runId"]:
+        return None
+    assert contract["evaluation"]["success"] is True, contract
+    return next(
+        e["intValue"]
+        for e in materialization["metadataEntries"]
+        if e["label"] == "dagster/row_count"
+    )
+
 
 def served_within(live, service: LiveService, version: str) -> float:
     """Seconds from the registry's switch to `version` (its history's time) until the calling
