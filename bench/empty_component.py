@@ -1,6 +1,6 @@
 """Dagster's floor for loading our models: a component that reads the same YAML files and
 builds, for each, the same Dagster objects as `ml_assets.TabularModel` with nothing of ours
-in them: the nine assets with their dependencies (as deps, not inputs) and partitions, the checks (in the same
+in them: the ten assets with their dependencies (as deps, not inputs) and partitions, the checks (in the same
 three definitions), the three jobs, the two sensors and the schedule.
 
 What a project of these takes to load, over `import dagster`, is what Dagster itself costs
@@ -22,13 +22,18 @@ ASSETS = {  # name -> its inputs, as in our graph
     "production_model": ("candidate_model", "model_metrics", "features"),
     "predictions": ("raw_batches",),
     "served_predictions": (),
+    "labels": ("served_predictions", "predictions"),
 }
 PARTITIONED = {  # name -> the partitions it has, as in our graph
     "raw_batches": "landed_files",
     "predictions": "landed_files",
     "served_predictions": "served_files",
+    "labels": "label_files",
 }
-OWN_CHECKS = {"raw_batches": ("matches_data_contract",)}  # checked by the asset itself
+OWN_CHECKS = {  # checked by the asset itself
+    "raw_batches": ("matches_data_contract",),
+    "labels": ("labels_match_their_predictions",),
+}
 CHECKS = {
     "raw_batches": ("no_drift_from_reference",),
     "features": (
@@ -138,6 +143,9 @@ class EmptyModel(dg.Component, dg.Model, dg.Resolvable):
         served = dg.define_asset_job(
             f"{name}_served_job", selection=[dg.AssetKey([name, "served_predictions"])]
         )
+        labelled = dg.define_asset_job(
+            f"{name}_labels_job", selection=[dg.AssetKey([name, "labels"])]
+        )
 
         @dg.op(name=f"{name}_roll_back")
         def roll_back() -> None:
@@ -150,7 +158,7 @@ class EmptyModel(dg.Component, dg.Model, dg.Resolvable):
         return dg.Definitions(
             assets=[asset(asset_name) for asset_name in ASSETS],
             asset_checks=[checks(asset_name) for asset_name in CHECKS],
-            jobs=[ingestion, landed, training, rollback, served],
+            jobs=[ingestion, landed, training, rollback, served, labelled],
             schedules=[
                 dg.ScheduleDefinition(
                     name=f"{name}_weekly_retraining", cron_schedule="0 23 * * 0", job=training
@@ -160,5 +168,6 @@ class EmptyModel(dg.Component, dg.Model, dg.Resolvable):
                 sensor("landing_sensor", ingestion),
                 sensor("retrain_after_ingestion", training),
                 sensor("served_sensor", served),
+                sensor("labels_sensor", labelled),
             ],
         )

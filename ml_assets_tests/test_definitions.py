@@ -27,6 +27,7 @@ PER_MODEL_ASSETS = {
     "production_model",
     "predictions",
     "served_predictions",
+    "labels",
 }
 
 
@@ -58,6 +59,7 @@ def test_every_public_name_is_defined_for_each_model():
         "model_metrics:holdout_score_is_plausible",
         "served_predictions:served_rows_match_contract",
         "served_predictions:served_inputs_no_drift_from_reference",
+        "labels:labels_match_their_predictions",
     }
     assert checks_of("diabetes") == common | {"model_metrics:mse_below_threshold"}
     assert checks_of("breast_cancer") == common | {"model_metrics:accuracy_above_threshold"}
@@ -69,10 +71,13 @@ def test_every_public_name_is_defined_for_each_model():
         assert not graph.get_check_spec(warning).blocking  # it warns, never blocks
         for job in (
             "training_job", "ingestion_job", "landed_file_job", "rollback_production", "served_job",
+            "labels_job",
         ):  # fmt: skip
             assert defs.resolve_job_def(spec.named(job)).tags["ml_assets/model"] == spec.name
         assert defs.resolve_schedule_def(spec.named("weekly_retraining"))
-        for sensor in ("landing_sensor", "retrain_after_ingestion", "served_sensor"):
+        for sensor in (
+            "landing_sensor", "retrain_after_ingestion", "served_sensor", "labels_sensor",
+        ):  # fmt: skip
             assert defs.resolve_sensor_def(spec.named(sensor))
         groups = {
             graph.get(key).group_name
@@ -100,7 +105,7 @@ def test_every_object_has_a_description():
     for schedule in defs.schedules:
         assert schedule.description, schedule.name
     sensors = defs.get_repository_def().sensor_defs
-    assert len(sensors) == 10  # three per model, four shared
+    assert len(sensors) == 12  # four per model, four shared
     for sensor in sensors:
         assert sensor.description, sensor.name
 

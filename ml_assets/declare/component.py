@@ -46,6 +46,8 @@ from ml_assets.pipeline.checks import guard_tolerance, model_checks
 from ml_assets.pipeline.deployment import deployment_assets, rollback_job
 from ml_assets.pipeline.ingestion import ingestion_assets
 from ml_assets.pipeline.monitoring import (
+    labels_job,
+    labels_sensor,
     monitoring_assets,
     monitoring_checks,
     served_job,
@@ -679,16 +681,18 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
             spec, context.component_tree.get_all_components(of_type=TabularModel)
         )
         automation = model_automation(spec)
-        served = served_job(spec)
+        served, labelled = served_job(spec), labels_job(spec)
         return dg.Definitions(
             assets=[
                 *ingestion_assets(spec), *training_assets(spec), *deployment_assets(spec),
                 *monitoring_assets(spec),
             ],
             asset_checks=[*model_checks(spec), *monitoring_checks(spec)],
-            jobs=[*automation["jobs"], rollback_job(spec), served],
+            jobs=[*automation["jobs"], rollback_job(spec), served, labelled],
             schedules=automation["schedules"],
-            sensors=[*automation["sensors"], served_sensor(spec, served)],
+            sensors=[
+                *automation["sensors"], served_sensor(spec, served), labels_sensor(spec, labelled),
+            ],
         )  # fmt: skip
 
 

@@ -200,6 +200,14 @@ def validate(spec: ModelSpec, table: pd.DataFrame, source: str) -> pd.DataFrame:
     return _checked(spec, table, record_schema(spec), source)[spec.column_names]
 
 
+def validate_columns(
+    spec: ModelSpec, table: pd.DataFrame, columns: list[str], source: str
+) -> pd.DataFrame:
+    """Some of the contract's columns of a table (a label file's target), coerced and checked;
+    or raise. The table's other columns are left out."""
+    return _checked(spec, table, record_schema(spec).select_columns(columns), source)[columns]
+
+
 def _features_schema(spec: ModelSpec, table: pd.DataFrame) -> pa.DataFrameSchema:
     """The contract without the target, and without the identifiers the table lacks."""
     absent = [name for name in spec.identifiers if name not in table.columns]

@@ -17,7 +17,7 @@ from ml_assets.pipeline.versions import (
     record_tags,
     staleness,
 )
-from ml_assets.store.landing import LandingZone
+from ml_assets.store.landing import LandingZone, ModelLanding
 
 # A landed file waits for a landing tick, then its run: the tick interval and the queue bound
 # how soon it reaches production (docs/performance.md). Dagster's sensor daemon loops every
@@ -197,6 +197,41 @@ def watched_reference(
     )
 
 
+def claimed_files(
+    context: dg.SensorEvaluationContext, zone: ModelLanding, registered: set[str]
+) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """The complete files of a landing folder, each claimed as a partition key: the keys not
+    registered yet, and each file's (name as it landed, key, sha256)."""
+    new_keys, files = [], []
+    for name in zone.complete_files():
+        try:
+            key, sha256 = zone.claim(name, registered)
+        except OSError as error:  # unreadable now (permissions, a vanishing file): next tick
+            context.log.warning(f"{name!r}: cannot be taken ({error}); left for a later tick")
+            continue
+        if key not in registered:
+            new_keys.append(key)
+            registered.add(key)
+        files.append((name, key, sha256))
+    return new_keys, files
+
+
+def file_requests(
+    files: list[tuple[str, str, str]], job_name: str | None = None
+) -> list[dg.RunRequest]:
+    """A run for each claimed file, its partition; the run key holds the content hash, so a
+    file is taken once per distinct content."""
+    return [
+        dg.RunRequest(
+            run_key=f"{key}:{sha256}",
+            job_name=job_name,
+            partition_key=key,
+            tags={LANDED_AS_TAG: name[:200]},
+        )
+        for name, key, sha256 in files
+    ]
+
+
 def landing_sensor(
     spec: ModelSpec,
     ingestion: dg.JobDefinition,
@@ -234,19 +269,8 @@ def landing_sensor(
                     tags={RETRAIN_BECAUSE_TAG: changed[:1000]},
                 )
             )
-        zone = landing.for_model(spec.name)
         registered = set(context.instance.get_dynamic_partitions(partitions.name))
-        new_keys, files = [], []
-        for name in zone.complete_files():
-            try:
-                key, sha256 = zone.claim(name, registered)
-            except OSError as error:  # unreadable now (permissions, a vanishing file): next tick
-                context.log.warning(f"{name!r}: cannot be taken ({error}); left for a later tick")
-                continue
-            if key not in registered:
-                new_keys.append(key)
-                registered.add(key)
-            files.append((name, key, sha256))
+        new_keys, files = claimed_files(context, landing.for_model(spec.name), registered)
         if not files and not requests:  # the reason the UI shows on the tick
             return dg.SensorResult(
                 skip_reason=f"no complete file in {spec.name}'s landing folder"
@@ -264,17 +288,7 @@ def landing_sensor(
         job = landed if alone else ingestion
         return dg.SensorResult(
             cursor=json.dumps(cursor),
-            # The run key holds the content hash: a file is ingested once per distinct content.
-            run_requests=requests
-            + [
-                dg.RunRequest(
-                    run_key=f"{key}:{sha256}",
-                    job_name=job.name,
-                    partition_key=key,
-                    tags={LANDED_AS_TAG: name[:200]},
-                )
-                for name, key, sha256 in files
-            ],
+            run_requests=requests + file_requests(files, job.name),
             dynamic_partitions_requests=[partitions.build_add_request(new_keys)]
             if new_keys
             else [],

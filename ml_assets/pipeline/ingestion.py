@@ -13,7 +13,7 @@ from ml_assets.pipeline.decisions import record_file_refusal
 from ml_assets.pipeline.metadata import table_metadata, table_schema
 from ml_assets.pipeline.naming import asset_key
 from ml_assets.pipeline.versions import code_version
-from ml_assets.store.landing import LANDED_FILES, REASON_SUFFIX, LandingZone
+from ml_assets.store.landing import LANDED_FILES, REASON_SUFFIX, LandingZone, ModelLanding
 from ml_assets.store.tables import UnreadableFile
 
 # Transient file-system errors (a busy network share, a full disk being cleaned) are retried;
@@ -36,6 +36,39 @@ def refusal_line(key: str, problems: list[dict], stored: Path) -> str:
     return (
         f"{key} refused: {where}{first['check']}{rows}{more}; quarantined as {stored.name},"
         f" every problem in {stored.name}{REASON_SUFFIX}"
+    )
+
+
+def refused_file(
+    context: dg.AssetExecutionContext,
+    spec: ModelSpec,
+    zone: ModelLanding,
+    sha256: str | None,
+    error: ContractViolation | UnreadableFile,
+    check: str,
+) -> dg.AssetCheckResult:
+    """Quarantines the run's file with its reason, says so in one line and on the run's tags,
+    and fails the check that refused it.
+
+    A refusal is an outcome, not a breakage: the run ends SUCCESS, tagged.
+    """
+    key = context.partition_key
+    problems = getattr(error, "problems", [{"column": None, "check": str(error), "rows": []}])
+    stored = zone.quarantine(key, {"sha256": sha256, "error": str(error), "problems": problems})
+    line = refusal_line(key, problems, stored)
+    context.log.warning(line)
+    record_file_refusal(context.instance, context.run.run_id, spec.name, key, line)
+    return dg.AssetCheckResult(
+        check_name=check,
+        passed=False,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=str(error),
+        metadata={
+            "problems": dg.MetadataValue.json(problems),
+            "file": key,
+            "quarantined_as": dg.MetadataValue.path(str(stored)),
+            "sha256": dg.MetadataValue.text(sha256 or ""),
+        },
     )
 
 
@@ -101,28 +134,7 @@ def ingestion_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             landed, notes = zone.read_table(key, columns=spec.column_names)
             table = validate(spec, landed, source=key)
         except (ContractViolation, UnreadableFile) as error:
-            problems = getattr(
-                error, "problems", [{"column": None, "check": str(error), "rows": []}]
-            )
-            stored = zone.quarantine(
-                key, {"sha256": sha256, "error": str(error), "problems": problems}
-            )
-            # A refusal is an outcome, not a breakage: one line, the run ends SUCCESS, tagged.
-            line = refusal_line(key, problems, stored)
-            context.log.warning(line)
-            record_file_refusal(context.instance, context.run.run_id, spec.name, key, line)
-            yield dg.AssetCheckResult(
-                check_name=CONTRACT_CHECK,
-                passed=False,
-                severity=dg.AssetCheckSeverity.ERROR,
-                description=str(error),
-                metadata={
-                    "problems": dg.MetadataValue.json(problems),
-                    "file": key,
-                    "quarantined_as": dg.MetadataValue.path(str(stored)),
-                    "sha256": dg.MetadataValue.text(sha256 or ""),
-                },
-            )
+            yield refused_file(context, spec, zone, sha256, error, CONTRACT_CHECK)
             return
         try:
             archived = zone.archive(key)

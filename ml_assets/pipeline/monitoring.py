@@ -1,22 +1,36 @@
 """After promotion: the predictions `ml-assets serve` answered, one partition per sealed file
-of them, with the checks a data scientist expects of served inputs, and the sensor that
-materializes each file as it is sealed."""
+of them, with the checks a data scientist expects of served inputs; the delayed labels of
+predicted rows, one partition per label file, joined with the predictions they label; and the
+sensors that materialize each file as it comes."""
+
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from ml_assets.learn.contract import refused_rows
+from ml_assets.learn.contract import ContractViolation, refused_rows
+from ml_assets.learn.labels import PREDICTION_ID, joined_labels
 from ml_assets.learn.served_records import request_columns
 from ml_assets.learn.spec import ModelSpec
-from ml_assets.pipeline.automation import RUN_KIND_TAG
+from ml_assets.pipeline.automation import RUN_KIND_TAG, claimed_files, file_requests
 from ml_assets.pipeline.checks import drift_result
+from ml_assets.pipeline.ingestion import FILE_SYSTEM_RETRY, refused_file
 from ml_assets.pipeline.metadata import PREVIEW_ROWS
 from ml_assets.pipeline.naming import asset_key, model_tags
 from ml_assets.pipeline.versions import code_version
+from ml_assets.store.landing import LandingZone
 from ml_assets.store.served import ServedRecords
+from ml_assets.store.tables import UnreadableFile
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SERVED_INTERVAL_SECONDS = 30  # files are sealed hourly or at 64 MiB: no hurry
 SERVED_CONTRACT_CHECK = "served_rows_match_contract"
 SERVED_DRIFT_CHECK = "served_inputs_no_drift_from_reference"
+LABELS_CHECK = "labels_match_their_predictions"
+LABELS_INTERVAL_SECONDS = 10
+# What a prediction carries from served_predictions and predictions alike.
+PREDICTION_COLUMNS = ("prediction_id", "version", "served_at", "prediction")
 PROBLEMS_SHOWN = 10
 
 
@@ -25,8 +39,38 @@ def served_files(spec: ModelSpec) -> dg.DynamicPartitionsDefinition:
     return dg.DynamicPartitionsDefinition(name=spec.named("served_files"))
 
 
+def label_files(spec: ModelSpec) -> dg.DynamicPartitionsDefinition:
+    """The partitions of a model's labels: one per label file."""
+    return dg.DynamicPartitionsDefinition(name=spec.named("label_files"))
+
+
+def known_predictions(spec: ModelSpec, tables: list) -> "pd.DataFrame":
+    """Every prediction made so far, served or of a landed batch: its id, version, time (none
+    for a batch), the request's columns (ids and features) and its answer."""
+    import pandas as pd
+
+    probabilities = [spec.task.probability_column(label) for label in spec.classes]
+    columns = [*PREDICTION_COLUMNS, *spec.identifiers, *spec.features, *probabilities]
+    parts = [
+        table.reindex(columns=columns)
+        for table in tables
+        if PREDICTION_ID in table  # predictions made before ids were given have none
+    ]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
 def monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
-    """served_predictions of one model."""
+    """served_predictions and labels of one model."""
+    every_file = {"allow_missing_partitions": True}
+    labels_check = dg.AssetCheckSpec(
+        LABELS_CHECK,
+        asset=asset_key(spec, "labels"),
+        description="With each label file's labels: passes when every row has a key (a"
+        " prediction_id, or the model's id columns) given once, that a prediction has, and a"
+        " target the contract accepts; when it fails, the file is quarantined with its reason,"
+        " and a `refused` alert is sent.",
+        partitions_def=label_files(spec),
+    )
 
     @dg.asset(
         key=asset_key(spec, "served_predictions"),
@@ -54,7 +98,62 @@ def monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             },
         )
 
-    return [served_predictions]
+    @dg.asset(
+        key=asset_key(spec, "labels"),
+        code_version=code_version(spec, "labels"),
+        group_name=spec.name,
+        partitions_def=label_files(spec),
+        ins={
+            name: dg.AssetIn(
+                asset_key(spec, name),
+                partition_mapping=dg.AllPartitionMapping(),
+                metadata=every_file,
+            )
+            for name in ("served_predictions", "predictions")
+        },
+        retry_policy=FILE_SYSTEM_RETRY,
+        check_specs=[labels_check],
+        kinds={"pandas", "parquet"},
+        output_required=False,  # a refused file is quarantined, not materialized
+    )
+    def labels(
+        context: dg.AssetExecutionContext,
+        served_predictions: dict,
+        predictions: dict,
+        landing: LandingZone,
+    ):
+        """One label file's targets, each beside the prediction it labels (served, or of a
+        landed batch): its id, version, inputs and answer, then the `label`."""
+        zone = landing.labels_for_model(spec.name)
+        key = context.partition_key
+        sha256 = zone.fingerprint(key) if zone.whereabouts(key) == "pending" else None
+        try:
+            table, notes = zone.read_table(key)
+            known = known_predictions(spec, [*served_predictions.values(), *predictions.values()])
+            joined = joined_labels(spec, table, known, source=key)
+        except (ContractViolation, UnreadableFile) as error:
+            yield refused_file(context, spec, zone, sha256, error, LABELS_CHECK)
+            return
+        archived = zone.archive(key)
+        versions = joined["version"].value_counts().to_dict()
+        yield dg.Output(
+            joined,
+            data_version=dg.DataVersion(sha256) if sha256 else None,
+            metadata={
+                "dagster/row_count": dg.MetadataValue.int(len(joined)),
+                "preview": dg.MetadataValue.md(joined.head(PREVIEW_ROWS).to_markdown(index=False)),
+                "labelled_by_version": dg.MetadataValue.json(
+                    {version: int(rows) for version, rows in versions.items()}
+                ),
+                "file": key,
+                "sha256": dg.MetadataValue.text(sha256 or ""),
+                "archived_as": dg.MetadataValue.path(str(archived)),
+                "normalised": dg.MetadataValue.json(notes),
+            },
+        )
+        yield dg.AssetCheckResult(check_name=LABELS_CHECK, passed=True)
+
+    return [served_predictions, labels]
 
 
 def monitoring_checks(spec: ModelSpec) -> list[dg.AssetChecksDefinition]:
@@ -141,3 +240,43 @@ def served_sensor(spec: ModelSpec, job: dg.JobDefinition):
         )
 
     return watch_served
+
+
+def labels_job(spec: ModelSpec) -> dg.JobDefinition:
+    return dg.define_asset_job(
+        spec.named("labels_job"),
+        selection=dg.AssetSelection.assets(asset_key(spec, "labels")),
+        description=f"Check one label file of {spec.name} and join each label with the"
+        " prediction it labels.",
+        tags={**model_tags(spec), RUN_KIND_TAG: "monitoring"},
+    )
+
+
+def labels_sensor(spec: ModelSpec, job: dg.JobDefinition):
+    """<model>_labels_sensor."""
+    partitions = label_files(spec)
+
+    @dg.sensor(
+        name=spec.named("labels_sensor"),
+        job=job,
+        description=f"When a complete file is in {spec.name}'s labels folder: adds it as a"
+        f" labels partition and launches {spec.named('labels_job')} for it.",
+        minimum_interval_seconds=LABELS_INTERVAL_SECONDS,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def watch_labels(
+        context: dg.SensorEvaluationContext, landing: LandingZone
+    ) -> dg.SensorResult | dg.SkipReason:
+        """Registers each complete label file as a labels partition and checks it."""
+        registered = set(context.instance.get_dynamic_partitions(partitions.name))
+        new_keys, files = claimed_files(context, landing.labels_for_model(spec.name), registered)
+        if not files:
+            return dg.SkipReason(f"no complete file in {spec.name}'s labels folder")
+        return dg.SensorResult(
+            run_requests=file_requests(files),
+            dynamic_partitions_requests=[partitions.build_add_request(new_keys)]
+            if new_keys
+            else [],
+        )
+
+    return watch_labels

@@ -30,6 +30,7 @@ READS = {
     "production_model": (*CONTRACT, "reference", "estimator", "gate"),
     "predictions": CONTRACT,
     "served_predictions": CONTRACT,
+    "labels": CONTRACT,
 }  # the YAML's `model:` section is the component's `estimator`
 
 

@@ -32,6 +32,7 @@ from ml_assets.store.tables import UnreadableFile, read_table
 if TYPE_CHECKING:
     import pandas as pd
 
+LABELS_FOLDER = "labels"
 LANDED_FILES = "landed_files"  # <model>_landed_files: raw_batches' partitions, one per file
 REASON_SUFFIX = ".reason.json"
 # Names writers use while a file is not finished; such files are never taken.
@@ -111,18 +112,29 @@ class LandingZone(dg.ConfigurableResource):
             max_file_bytes=self.max_file_bytes,
         )
 
+    def labels_for_model(self, model: str) -> ModelLanding:
+        """Where a model's delayed labels land: `<data dir>/<model>/labels/`."""
+        return ModelLanding(
+            root=settings.model_dir(model, self.data_dir) / LABELS_FOLDER,
+            settle_seconds=self.settle_seconds,
+            max_file_bytes=self.max_file_bytes,
+            drop="",
+        )
+
 
 @dataclass(frozen=True)
 class ModelLanding:
-    """landing/, archive/ and quarantine/ of one model."""
+    """landing/, archive/ and quarantine/ of one model; or of its labels, dropped into the
+    root itself (`drop=""`: labels/, labels/archive/, labels/quarantine/)."""
 
     root: Path
     settle_seconds: float = 1.0
     max_file_bytes: int = 512 * 1024 * 1024
+    drop: str = "landing"
 
     @property
     def landing(self) -> Path:
-        return _folder(self.root / "landing")
+        return _folder(self.root / self.drop)
 
     @property
     def archive_dir(self) -> Path:
