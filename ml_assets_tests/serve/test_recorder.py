@@ -33,8 +33,9 @@ def test_every_answered_prediction_is_recorded_with_its_id(data_dir):
     answers, sent = {DIABETES.name: [], CANCER.name: []}, {DIABETES.name: [], CANCER.name: []}
     with service(data_dir) as client:
         for spec in (DIABETES, CANCER):
-            for start in (0, 5, 10):
-                rows = feature_rows(spec, 5, start=start)
+            # small requests kept as given, a large one made columns from the model's input
+            for start, count in ((0, 5), (5, 5), (10, 5), (30, 150)):
+                rows = feature_rows(spec, count, start=start)
                 response = predict(client, spec, rows)
                 assert response.status_code == 200
                 answers[spec.name] += response.json()["predictions"]
@@ -50,7 +51,7 @@ def test_every_answered_prediction_is_recorded_with_its_id(data_dir):
         version = response.json()["version"]
     for spec in (DIABETES, CANCER):  # the service closed: everything is sealed
         records = recorded(data_dir, spec.name)
-        assert len(records) == 19
+        assert len(records) == 169
         assert records["prediction_id"].tolist() == [a["prediction_id"] for a in answers[spec.name]]
         assert records["prediction"].tolist() == [a["prediction"] for a in answers[spec.name]]
         assert records["version"].nunique() == 1
