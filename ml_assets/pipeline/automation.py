@@ -45,9 +45,10 @@ IN_FLIGHT = [
 ]
 
 
-def _model_job(
+def model_job(
     spec: ModelSpec, name: str, assets: tuple[str, ...], kind: str, description: str
 ) -> dg.JobDefinition:
+    """One of a model's jobs over some of its assets, tagged with the model and its run kind."""
     return dg.define_asset_job(
         spec.named(name),
         selection=dg.AssetSelection.assets(*(asset_key(spec, asset) for asset in assets)),
@@ -57,7 +58,7 @@ def _model_job(
 
 
 def ingestion_job(spec: ModelSpec) -> dg.JobDefinition:
-    return _model_job(
+    return model_job(
         spec, "ingestion_job", ("raw_batches", "predictions"), "ingestion",
         f"Validate and ingest one landed {spec.name} file, then score it with the production"
         " model.",
@@ -65,7 +66,7 @@ def ingestion_job(spec: ModelSpec) -> dg.JobDefinition:
 
 
 def landed_file_job(spec: ModelSpec) -> dg.JobDefinition:
-    return _model_job(
+    return model_job(
         spec, "landed_file_job", LANDED_FILE_ASSETS, "landed_file",
         f"Validate and ingest one landed {spec.name} file, score it with the production model"
         " and, when the contract accepts it, retrain, evaluate and, if the gate passes, deploy:"
@@ -74,7 +75,7 @@ def landed_file_job(spec: ModelSpec) -> dg.JobDefinition:
 
 
 def training_job(spec: ModelSpec) -> dg.JobDefinition:
-    return _model_job(
+    return model_job(
         spec, "training_job", TRAINING_ASSETS, "training",
         f"Rebuild the {spec.name} dataset, retrain, evaluate and, if the gate passes, deploy.",
     )  # fmt: skip

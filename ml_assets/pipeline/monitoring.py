@@ -11,11 +11,11 @@ from ml_assets.learn.contract import ContractViolation, refused_rows
 from ml_assets.learn.labels import PREDICTION_ID, joined_labels
 from ml_assets.learn.served_records import request_columns
 from ml_assets.learn.spec import ModelSpec
-from ml_assets.pipeline.automation import RUN_KIND_TAG, claimed_files, file_requests
+from ml_assets.pipeline.automation import claimed_files, file_requests, model_job
 from ml_assets.pipeline.checks import drift_result
 from ml_assets.pipeline.ingestion import FILE_SYSTEM_RETRY, refused_file
 from ml_assets.pipeline.metadata import PREVIEW_ROWS
-from ml_assets.pipeline.naming import asset_key, model_tags
+from ml_assets.pipeline.naming import asset_key
 from ml_assets.pipeline.versions import code_version
 from ml_assets.store.landing import LandingZone
 from ml_assets.store.served import ServedRecords
@@ -29,6 +29,7 @@ SERVED_CONTRACT_CHECK = "served_rows_match_contract"
 SERVED_DRIFT_CHECK = "served_inputs_no_drift_from_reference"
 LABELS_CHECK = "labels_match_their_predictions"
 LABELS_INTERVAL_SECONDS = 10
+MONITORING = "monitoring"  # the run kind of served_job and labels_job: never bars a landed file
 # What a prediction carries from served_predictions and predictions alike.
 PREDICTION_COLUMNS = ("prediction_id", "version", "served_at", "prediction")
 PROBLEMS_SHOWN = 10
@@ -204,13 +205,11 @@ def monitoring_checks(spec: ModelSpec) -> list[dg.AssetChecksDefinition]:
 
 
 def served_job(spec: ModelSpec) -> dg.JobDefinition:
-    return dg.define_asset_job(
-        spec.named("served_job"),
-        selection=dg.AssetSelection.assets(asset_key(spec, "served_predictions")),
-        description=f"Read one sealed file of {spec.name}'s served predictions and check its"
-        " rows against the contract and the reference.",
-        tags={**model_tags(spec), RUN_KIND_TAG: "monitoring"},
-    )
+    return model_job(
+        spec, "served_job", ("served_predictions",), MONITORING,
+        f"Read one sealed file of {spec.name}'s served predictions and check its rows against"
+        " the contract and the reference.",
+    )  # fmt: skip
 
 
 def served_sensor(spec: ModelSpec, job: dg.JobDefinition):
@@ -243,13 +242,11 @@ def served_sensor(spec: ModelSpec, job: dg.JobDefinition):
 
 
 def labels_job(spec: ModelSpec) -> dg.JobDefinition:
-    return dg.define_asset_job(
-        spec.named("labels_job"),
-        selection=dg.AssetSelection.assets(asset_key(spec, "labels")),
-        description=f"Check one label file of {spec.name} and join each label with the"
-        " prediction it labels.",
-        tags={**model_tags(spec), RUN_KIND_TAG: "monitoring"},
-    )
+    return model_job(
+        spec, "labels_job", ("labels",), MONITORING,
+        f"Check one label file of {spec.name} and join each label with the prediction it"
+        " labels.",
+    )  # fmt: skip
 
 
 def labels_sensor(spec: ModelSpec, job: dg.JobDefinition):
