@@ -284,6 +284,8 @@ def served_rows_checked(live) -> int | None:
     )["assetCheckExecutions"] or [None]
     if contract is None or contract["runId"] != materialization["runId"]:
         return None
+    if contract["evaluation"] is None:  # planned, not evaluated yet
+        return None
     assert contract["evaluation"]["success"] is True, contract
     return next(
         e["intValue"]
