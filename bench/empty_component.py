@@ -1,7 +1,7 @@
 """Dagster's floor for loading our models: a component that reads the same YAML files and
 builds, for each, the same Dagster objects as `ml_assets.TabularModel` with nothing of ours
-in them: the ten assets with their dependencies (as deps, not inputs) and partitions, the checks (in the same
-three definitions), the three jobs, the two sensors and the schedule.
+in them: the eleven assets with their dependencies (as deps, not inputs) and partitions, the
+checks (in the same definitions), the jobs, the sensors and the schedule.
 
 What a project of these takes to load, over `import dagster`, is what Dagster itself costs
 for our models' shape: its YAML parsing, its component tree, its definitions. The bench
@@ -15,7 +15,7 @@ import dagster as dg
 ASSETS = {  # name -> its inputs, as in our graph
     "reference_data": (),
     "raw_batches": (),
-    "dataset": ("reference_data", "raw_batches"),
+    "dataset": ("reference_data", "raw_batches", "labels"),
     "features": ("dataset",),
     "candidate_model": ("features",),
     "model_metrics": ("candidate_model", "features"),
@@ -23,6 +23,7 @@ ASSETS = {  # name -> its inputs, as in our graph
     "predictions": ("raw_batches",),
     "served_predictions": (),
     "labels": ("served_predictions", "predictions"),
+    "live_performance": ("labels", "served_predictions", "predictions"),
 }
 PARTITIONED = {  # name -> the partitions it has, as in our graph
     "raw_batches": "landed_files",
@@ -33,6 +34,7 @@ PARTITIONED = {  # name -> the partitions it has, as in our graph
 OWN_CHECKS = {  # checked by the asset itself
     "raw_batches": ("matches_data_contract",),
     "labels": ("labels_match_their_predictions",),
+    "live_performance": ("live_not_degraded",),
 }
 CHECKS = {
     "raw_batches": ("no_drift_from_reference",),
@@ -169,5 +171,6 @@ class EmptyModel(dg.Component, dg.Model, dg.Resolvable):
                 sensor("retrain_after_ingestion", training),
                 sensor("served_sensor", served),
                 sensor("labels_sensor", labelled),
+                sensor("retrain_when_degraded", training),
             ],
         )

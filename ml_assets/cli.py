@@ -25,6 +25,7 @@ from ml_assets.learn.reference import load_reference_table
 from ml_assets.learn.simulate import batch_file_name, simulate_batch
 from ml_assets.learn.spec import ModelSpec
 from ml_assets.pipeline.decisions import last_decision, measured_baseline
+from ml_assets.pipeline.live_performance import live_status
 from ml_assets.pipeline.versions import staleness
 from ml_assets.serve.follower import DEFAULT_POLL_SECONDS
 from ml_assets.serve.schema import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ROWS
@@ -103,12 +104,14 @@ def status_report(spec: ModelSpec, data_dir: str | None) -> dict:
     With a Dagster instance at hand the ledger is checked against the files Dagster
     registered: `lost` names any that is neither pending, archived nor quarantined; and the
     decision, the baseline and whether the model is stale (what changed since the last
-    candidate was trained) come from the latest materializations. Without one, the baseline
-    is the one production beat, and staleness is unknown (None).
+    candidate was trained) come from the latest materializations, and so does `live`: each
+    version that answered, newest first, its rows served and labelled and its live metrics
+    against its own at promotion. Without one, the baseline is the one production beat, and
+    staleness and live are unknown (None).
     """
     versions = ModelRegistry(data_dir=data_dir).for_model(spec.name)
     production, previous = versions.production(), versions.previous()
-    registered, decision, baseline, stale = None, None, None, None
+    registered, decision, baseline, stale, live = None, None, None, None, None
     home = dagster_home()
     if home is not None:
         with dg.DagsterInstance.from_config(str(home)) as instance:
@@ -117,6 +120,7 @@ def status_report(spec: ModelSpec, data_dir: str | None) -> dict:
             baseline = measured_baseline(spec, instance)
             state = staleness(spec, instance)
             stale = {"stale": state["stale"], "reasons": state["reasons"]}
+            live = live_status(instance, spec)
     if baseline is None and production is not None:
         baseline = production.card.get("baseline_metrics")
     ledger = LandingZone(data_dir=data_dir).for_model(spec.name).ledger(registered)
@@ -128,6 +132,7 @@ def status_report(spec: ModelSpec, data_dir: str | None) -> dict:
         "baseline": baseline,
         "last_decision": decision,
         "stale": stale,
+        "live": live,
         "files": ledger.as_dict(),
     }
 
@@ -155,6 +160,8 @@ def status_command(args: argparse.Namespace) -> int:
         print("stale: retraining would see what changed: " + "; ".join(stale["reasons"]))
     elif stale is not None:
         print("up to date: nothing changed since the last candidate was trained")
+    for entry in report["live"] or []:
+        print(_live_line(spec, entry))
     files = report["files"]
     print(
         f"files: {files['landed']} landed = {files['archived']} archived"
@@ -164,6 +171,14 @@ def status_command(args: argparse.Namespace) -> int:
         print(f"LOST: registered but nowhere: {files['lost']}")
         return 1
     return 0
+
+
+def _live_line(spec: ModelSpec, entry: dict) -> str:
+    """`live 2026…: 442 served, 300 labelled: live MSE is … than at promotion, …`."""
+    counts = (
+        f"live {entry['version']}: {entry['served_rows']} served, {entry['labelled_rows']} labelled"
+    )
+    return f"{counts}{' DEGRADED' if entry['degraded'] else ''}: {entry['said']}"
 
 
 def _metrics_line(spec: ModelSpec, metrics: dict) -> str:

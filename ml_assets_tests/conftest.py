@@ -23,6 +23,8 @@ from ml_assets.learn.spec import ModelSpec
 from ml_assets.pipeline.checks import model_checks
 from ml_assets.pipeline.deployment import deployment_assets
 from ml_assets.pipeline.ingestion import ingestion_assets
+from ml_assets.pipeline.live_performance import live_performance_asset
+from ml_assets.pipeline.monitoring import monitoring_assets, monitoring_checks
 from ml_assets.pipeline.naming import asset_key
 from ml_assets.pipeline.training import training_assets
 from ml_assets.store.landing import LandingZone, ModelLanding
@@ -141,11 +143,22 @@ def postgres_home(tmp_path, monkeypatch):
         psql(f"drop database if exists {database} with (force)")
 
 
+def graph_of(spec) -> dict:
+    """The assets and checks of a model declared in Python, as Definitions arguments."""
+    return {
+        "assets": [
+            *ingestion_assets(spec), *training_assets(spec), *deployment_assets(spec),
+            *monitoring_assets(spec), live_performance_asset(spec),
+        ],
+        "asset_checks": [*model_checks(spec), *monitoring_checks(spec)],
+    }  # fmt: skip
+
+
 def train_undeclared(spec, instance, assets, run_config=None, partition_key=None):
     """Materializes some assets of a model declared in Python (not in the defs folder)."""
-    graph = [*ingestion_assets(spec), *training_assets(spec), *deployment_assets(spec)]
+    graph = graph_of(spec)
     return dg.materialize(
-        [*graph, *model_checks(spec)],
+        [*graph["assets"], *graph["asset_checks"]],
         selection=dg.AssetSelection.assets(*(asset_key(spec, name) for name in assets)),
         instance=instance,
         resources=defs.resources,

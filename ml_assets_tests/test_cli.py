@@ -88,6 +88,7 @@ def test_status_json_before_anything(data_dir, capsys):
         "baseline": None,
         "last_decision": None,
         "stale": None,  # no Dagster instance: unknown
+        "live": None,
         "files": {"landed": 0, "archived": 0, "quarantined": 0, "pending": 0},
     }
 

@@ -28,6 +28,7 @@ PER_MODEL_ASSETS = {
     "predictions",
     "served_predictions",
     "labels",
+    "live_performance",
 }
 
 
@@ -60,6 +61,7 @@ def test_every_public_name_is_defined_for_each_model():
         "served_predictions:served_rows_match_contract",
         "served_predictions:served_inputs_no_drift_from_reference",
         "labels:labels_match_their_predictions",
+        "live_performance:live_not_degraded",
     }
     assert checks_of("diabetes") == common | {"model_metrics:mse_below_threshold"}
     assert checks_of("breast_cancer") == common | {"model_metrics:accuracy_above_threshold"}
@@ -77,6 +79,7 @@ def test_every_public_name_is_defined_for_each_model():
         assert defs.resolve_schedule_def(spec.named("weekly_retraining"))
         for sensor in (
             "landing_sensor", "retrain_after_ingestion", "served_sensor", "labels_sensor",
+            "retrain_when_degraded",
         ):  # fmt: skip
             assert defs.resolve_sensor_def(spec.named(sensor))
         groups = {
@@ -105,7 +108,7 @@ def test_every_object_has_a_description():
     for schedule in defs.schedules:
         assert schedule.description, schedule.name
     sensors = defs.get_repository_def().sensor_defs
-    assert len(sensors) == 12  # four per model, four shared
+    assert len(sensors) == 14  # five per model, four shared
     for sensor in sensors:
         assert sensor.description, sensor.name
 

@@ -1,6 +1,7 @@
 """The platform as users meet it: the real `dagster dev` (webserver and daemon), its GraphQL
-API, and the UI in a real browser. One server for the module; tests run in file order, and
-the poisoned batch comes last (after it, retraining on all data is rightly refused)."""
+API, and the UI in a real browser. One server for the module; tests run in file order, the
+poisoned batch near the end (after it, retraining on all data is rightly refused), and the
+labels that show a degraded model last."""
 
 import contextlib
 import json
@@ -14,8 +15,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pandas as pd
 import pytest
 from dagster_graphql import DagsterGraphQLClient
+from sklearn.metrics import mean_squared_error
 
 from harness.live import (
     REPO,
@@ -51,7 +54,10 @@ def webhook():
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory, request, webhook):
-    alerts = {WEBHOOK_VARIABLE: webhook.url, ALERT_KINDS_VARIABLE: "failure,refused,promoted"}
+    alerts = {
+        WEBHOOK_VARIABLE: webhook.url,
+        ALERT_KINDS_VARIABLE: "failure,refused,promoted,degraded",
+    }
     server = LiveDagster(tmp_path_factory.mktemp("live"), extra_env=alerts)
     failed_before = request.session.testsfailed
     try:
@@ -477,3 +483,67 @@ def ui_shows_the_refusal(live, run_id: str, kept: str, reason: str, gate: dict) 
         expect(page.get_by_text(summary).first).to_be_visible(timeout=30_000)
         expect(page.get_by_text(kept).first).to_be_visible()
         page.screenshot(path=ARTIFACTS / "ui-refused-production-model.png", full_page=True)
+
+
+def test_labels_that_show_a_degraded_model_are_alerted_and_retrained_by_the_daemon(
+    live, webhook, tmp_path
+):
+    """Rows served, their labels landed later as if the world had moved: the daemon joins
+    them, finds production detectably worse than at promotion, posts `degraded` and retrains
+    at once through the gate on data that holds the labelled rows; `status --json`'s live
+    figures are scikit-learn's on the joined rows."""
+    version = production_version(live)
+    reference = load_reference_table(DIABETES).iloc[:150]
+    rows = json.loads(reference[DIABETES.features].to_json(orient="records"))
+    service = LiveService(tmp_path, live.env)
+    service.start()
+    try:
+        status, _, answer = service.predict("diabetes", rows)
+    finally:
+        service.stop()  # a clean stop seals the served file
+    assert status == 200
+    wait_for(lambda: served_rows_checked(live) == 150, timeout=120, what="served_predictions")
+    predicted = [p["prediction"] for p in answer["predictions"]]
+    moved = reference[DIABETES.target].to_numpy() + 120.0
+    labels = pd.DataFrame(
+        {"prediction_id": [p["prediction_id"] for p in answer["predictions"]], "target": moved}
+    )
+    folder = live.data / "diabetes" / "labels"
+    folder.mkdir(parents=True, exist_ok=True)
+    labels.to_csv(folder / "outcomes.csv.part", index=False)
+    (folder / "outcomes.csv.part").rename(folder / "outcomes.csv")
+
+    alert = wait_for(
+        lambda: next((a for a in webhook.received if a["kind"] == "degraded"), None),
+        timeout=180,
+        what="the degraded alert",
+    )
+    assert (alert["model"], alert["version"], alert["metric"]) == ("diabetes", version, "mse")
+    retrain = wait_for(
+        lambda: next(
+            (
+                run
+                for run in live.graphql(
+                    """{ runsOrError(filter: {pipelineName: "diabetes_training_job"}) {
+                         ... on Runs { results { runId status tags { key value } } } } }"""
+                )["runsOrError"]["results"]
+                if {"key": "dagster/run_key", "value": f"degraded-{alert['run_id']}"} in run["tags"]
+                and run["status"] in ("SUCCESS", "FAILURE")
+            ),
+            None,
+        ),
+        timeout=240,
+        what="the retrain the degradation launched",
+    )
+    assert retrain["status"] == "SUCCESS"
+    decided = {tag["key"]: tag["value"] for tag in retrain["tags"]}
+    assert decided["ml_assets/decision"] in ("promoted", "refused")  # the gate decided
+    assert decided["ml_assets/retrain_because"] == alert["reason"]
+
+    live_figures = json.loads(cli(live, "status", *MODEL, "--json"))["live"]
+    [entry] = [e for e in live_figures if e["version"] == version]
+    assert entry["labelled_rows"] == 150 and entry["degraded"] is True
+    assert entry["metrics"]["mse"] == pytest.approx(mean_squared_error(moved, predicted))
+    assert alert["live"] == pytest.approx(entry["metrics"]["mse"])
+    dataset = pd.read_parquet(live.data / "diabetes" / "storage" / "dataset.parquet")
+    assert sorted(dataset.loc[dataset["source"] == "labels", "target"]) == sorted(moved)

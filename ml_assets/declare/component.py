@@ -31,6 +31,7 @@ from ml_assets.learn.spec import (
     CALENDAR_PARTS,
     DEFAULT_CALENDAR_PARTS,
     DEFAULT_MAX_CATEGORIES,
+    MIN_LABELLED_ROWS,
     NUMERIC_TYPES,
     ColumnSpec,
     GateSpec,
@@ -45,6 +46,7 @@ from ml_assets.pipeline.automation import model_automation
 from ml_assets.pipeline.checks import guard_tolerance, model_checks
 from ml_assets.pipeline.deployment import deployment_assets, rollback_job
 from ml_assets.pipeline.ingestion import ingestion_assets
+from ml_assets.pipeline.live_performance import live_performance_asset, retrain_when_degraded
 from ml_assets.pipeline.monitoring import (
     labels_job,
     labels_sensor,
@@ -334,6 +336,18 @@ class MonitoringDeclaration(dg.Model):
         default=True,
         description="record every prediction `ml-assets serve` answers under <data>/<m>/served/",
     )
+    min_labelled_rows: int = Field(
+        default=MIN_LABELLED_ROWS,
+        description="the labelled rows a production version needs before its live performance"
+        " may call it degraded",
+    )
+
+    @field_validator("min_labelled_rows")
+    @classmethod
+    def _enough_to_resample(cls, value: int) -> int:
+        if value < 2:
+            raise ValueError(f"give at least 2 labelled rows, not {value}")
+        return value
 
 
 def _rendered(context: dg.ResolutionContext, value: Any) -> Any:
@@ -661,6 +675,7 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
             timezone=self.schedule.timezone or settings.schedule_timezone(),
             declared_in=yaml_file,
             record_served=self.monitoring.record,
+            min_labelled_rows=self.monitoring.min_labelled_rows,
             declaration=self._deciding_attributes(),
         )
 
@@ -682,16 +697,18 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
         )
         automation = model_automation(spec)
         served, labelled = served_job(spec), labels_job(spec)
+        training = next(job for job in automation["jobs"] if job.name == spec.named("training_job"))
         return dg.Definitions(
             assets=[
                 *ingestion_assets(spec), *training_assets(spec), *deployment_assets(spec),
-                *monitoring_assets(spec),
+                *monitoring_assets(spec), live_performance_asset(spec),
             ],
             asset_checks=[*model_checks(spec), *monitoring_checks(spec)],
             jobs=[*automation["jobs"], rollback_job(spec), served, labelled],
             schedules=automation["schedules"],
             sensors=[
                 *automation["sensors"], served_sensor(spec, served), labels_sensor(spec, labelled),
+                retrain_when_degraded(spec, training),
             ],
         )  # fmt: skip
 

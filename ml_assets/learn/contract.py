@@ -200,6 +200,24 @@ def validate(spec: ModelSpec, table: pd.DataFrame, source: str) -> pd.DataFrame:
     return _checked(spec, table, record_schema(spec), source)[spec.column_names]
 
 
+def accepted_rows(spec: ModelSpec, table: pd.DataFrame, source: str) -> tuple[pd.DataFrame, int]:
+    """The rows of a table the contract accepts, coerced as `validate` coerces them, and how
+    many it refuses (every row when a column it requires is missing)."""
+    from pandera.errors import SchemaErrors
+
+    table = table.reset_index(drop=True)
+    parsed = _datetimes_parsed(spec, _booleans_parsed(spec, table))
+    try:
+        record_schema(spec).validate(parsed, lazy=True)
+    except SchemaErrors as errors:
+        refused = errors.failure_cases["index"].dropna().astype("int64").unique()
+        table = table.drop(index=refused)
+    try:
+        return validate(spec, table, source), len(parsed) - len(table)
+    except ContractViolation:  # a column missing: no row can be taken
+        return table.iloc[:0][spec.column_names], len(parsed)
+
+
 def validate_columns(
     spec: ModelSpec, table: pd.DataFrame, columns: list[str], source: str
 ) -> pd.DataFrame:

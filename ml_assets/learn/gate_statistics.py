@@ -80,10 +80,28 @@ def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, f
     return float(low), float(high)
 
 
-def _interval(value: float | None, values: np.ndarray, confidence: float) -> dict:
+def interval(value: float | None, values: np.ndarray, confidence: float) -> dict:
+    """A value and the percentile interval of its bootstrap values, JSON-ready."""
     bounds = None if value is None else percentile_interval(values, confidence)
     low, high = bounds or (None, None)
     return Interval(value, low, high).as_dict()
+
+
+def bootstrap_values(
+    spec: ModelSpec, target: pd.Series, outputs: Any, names: list[str], seed: int = RANDOM_STATE
+) -> dict[str, np.ndarray]:
+    """The named metrics of one model's outputs on the gate's resamples of its rows (drawn
+    with `seed`), by metric: an array of `gate.bootstrap_resamples` values."""
+    import numpy as np
+
+    task = spec.task
+    layout = task.weight_layout(target, outputs, names)
+    resampled = ResampledModels({"model": task.resampled(target, outputs, names, layout)})
+    blocks = [
+        resampled(weights)["model"]
+        for weights in resample_weights(len(target), spec.gate.bootstrap_resamples, seed)
+    ]
+    return {name: np.concatenate([block[name] for block in blocks]) for name in names}
 
 
 def mcnemar_p_value(ours: np.ndarray, theirs: np.ndarray) -> float:
@@ -135,7 +153,7 @@ def measure(
         "resamples": gate.bootstrap_resamples,
         "rows": len(target),
         "candidate": {
-            name: _interval(candidate[name], values["candidate"][name], gate.confidence)
+            name: interval(candidate[name], values["candidate"][name], gate.confidence)
             for name in task.metrics
         },
     }
@@ -148,7 +166,7 @@ def measure(
         for name in names:
             undefined = candidate[name] is None or theirs[name] is None
             difference = None if undefined else candidate[name] - theirs[name]
-            versus[name] = _interval(
+            versus[name] = interval(
                 difference, values["candidate"][name] - values[other][name], gate.confidence
             )
         ours_right = task.correct(target, outputs["candidate"])
@@ -171,20 +189,24 @@ def _figure(value: float, scale: float) -> str:
 
 
 def difference_sentence(
-    metric: Metric, difference: Interval, confidence: float, other: str = ""
+    metric: Metric,
+    difference: Interval,
+    confidence: float,
+    other: str = "",
+    subject: str = "candidate",
 ) -> str:
     """`candidate MSE is 8.73 lower, 95 % interval −41.20 to +23.90` (`than <other>` after
-    lower or higher when given)."""
+    lower or higher when given; another subject than the candidate when given)."""
     if difference.value is None:
-        return f"candidate {metric.label} is undefined on these rows"
+        return f"{subject} {metric.label} is undefined on these rows"
     ends = () if difference.low is None else (difference.low, difference.high)
     scale = max(abs(value) for value in (difference.value, *ends))
     if difference.value == 0:
-        said = f"candidate {metric.label} is the same{' as ' + other if other else ''}"
+        said = f"{subject} {metric.label} is the same{' as ' + other if other else ''}"
     else:
         way = "lower" if difference.value < 0 else "higher"
         than = f" than {other}" if other else ""
-        said = f"candidate {metric.label} is {_figure(abs(difference.value), scale)} {way}{than}"
+        said = f"{subject} {metric.label} is {_figure(abs(difference.value), scale)} {way}{than}"
     if not ends:
         return f"{said}, no interval (undefined on the resamples)"
     low, high = (f"{'−' if end < 0 else '+'}{_figure(abs(end), scale)}" for end in ends)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ml_assets.learn.contract import ContractViolation, validate_columns
+from ml_assets.learn.contract import ContractViolation, accepted_rows, validate_columns
 from ml_assets.learn.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 
 PREDICTION_ID = "prediction_id"
 LABEL = "label"  # the target a label file gives, beside the prediction it labels
+LABELLED_AT = "labelled_at"  # when its file was joined (UTC): the later label of a row wins
 ROWS_NAMED = 5
+LABELLED_SOURCE = "labels"  # the dataset's `source` of the served rows whose labels came
 
 
 def label_key(spec: ModelSpec, columns: list[str]) -> list[str]:
@@ -98,3 +100,14 @@ def _problem(key: list[str], check: str, rows, labels: pd.DataFrame) -> dict:
         "rows": [int(i) + 1 for i in positions[:ROWS_NAMED]],
         "examples": [", ".join(str(v) for v in labels.iloc[i]) for i in positions[:3]],
     }
+
+
+def labelled_batch(spec: ModelSpec, labelled: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The served rows whose labels came, as a batch for the dataset: the contract's columns
+    with the label as the target, the rows the contract as declared now accepts; and how many
+    it refuses. A landed batch's labelled rows are left out: the dataset has them already."""
+    if "served_at" not in labelled:
+        return labelled.reindex(columns=spec.column_names).iloc[:0], 0
+    served = labelled[labelled["served_at"].notna()]
+    batch = served.reindex(columns=spec.column_names).assign(**{spec.target: served[LABEL]})
+    return accepted_rows(spec, batch, "the labelled rows")

@@ -11,6 +11,7 @@ from ml_assets.learn.gate_statistics import percent
 from ml_assets.learn.plots import IMPORTANCE_PLOT, importance_plot
 
 if TYPE_CHECKING:
+    from ml_assets.learn.spec import ModelSpec
     from ml_assets.learn.tasks import Metric
 
 
@@ -49,13 +50,11 @@ def metrics_table(metrics: dict[str, Metric], card: dict) -> str:
         constant = baseline.get(key) if baseline else None
         interval = intervals.get(key) or {}
         cells = [
-            "" if ours is None else metric.shown(ours),
-            ""
-            if interval.get("low") is None
-            else f"{metric.shown(interval['low'])} to {metric.shown(interval['high'])}",
-            "" if theirs is None else metric.shown(theirs),
+            _shown(metric, ours),
+            _range(metric, interval),
+            _shown(metric, theirs),
             "" if ours is None or theirs is None else metric.shown_change(ours, theirs),
-            "" if constant is None else metric.shown(constant),
+            _shown(metric, constant),
         ]
         lines.append(f"| {metric.label} | {' | '.join(cells)} |")
     return "\n".join(lines)
@@ -155,3 +154,40 @@ def card_markdown(card: dict, plots: dict[str, bytes], metrics: dict[str, Metric
         tables.append(importance_table(card["importance"], gate_metric))
     images = [_image(name, data) for name, data in plots.items()]
     return "\n\n".join([*facts, *tables, *images])
+
+
+def live_table(spec: ModelSpec, live: list[dict]) -> str:
+    """A Markdown table of each version's gate metric live against at its promotion, each
+    with its interval, newest version first."""
+    metric, confidence = spec.gate.metric, percent(spec.gate.confidence)
+    header = (
+        f"| version | served | labelled | live {metric.label} | {confidence} interval"
+        f" | at promotion | live − promotion | {confidence} interval | degraded |"
+    )
+    lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for entry in live:
+        live_value = (entry["intervals"] or {}).get(metric.name) or {}
+        difference = (entry["versus_promotion"] or {}).get(metric.name) or {}
+        promoted = ((entry["at_promotion"] or {}).get("metrics") or {}).get(metric.name)
+        cells = [
+            f"`{entry['version']}`",
+            str(entry["served_rows"]),
+            str(entry["labelled_rows"]),
+            _shown(metric, live_value.get("value")),
+            _range(metric, live_value),
+            _shown(metric, promoted),
+            _shown(metric, difference.get("value")),
+            _range(metric, difference),
+            "yes" if entry["degraded"] else "",
+        ]
+        lines.append(f"| {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
+def _shown(metric: Metric, value: float | None) -> str:
+    return "" if value is None else metric.shown(value)
+
+
+def _range(metric: Metric, interval: dict) -> str:
+    low, high = interval.get("low"), interval.get("high")
+    return "" if low is None else f"{metric.shown(low)} to {metric.shown(high)}"

@@ -17,6 +17,7 @@ NUMERIC_TYPES = ("number", "integer")
 CALENDAR_PARTS = ("year", "quarter", "month", "day", "dayofweek", "dayofyear", "hour", "minute")
 DEFAULT_CALENDAR_PARTS = ("year", "month", "day", "dayofweek", "hour")
 DEFAULT_MAX_CATEGORIES = 50  # one-hot columns of one category column, "infrequent" included
+MIN_LABELLED_ROWS = 100  # monitoring.min_labelled_rows: fewer say nothing either way
 
 
 def utc_time(value: datetime.date) -> datetime.datetime:
@@ -156,6 +157,7 @@ class ModelSpec:
     data_warnings: tuple[str, ...] = ()
     decision_threshold: DecisionThreshold | None = None  # two classes only
     record_served: bool = True  # `ml-assets serve` records each prediction (monitoring.record)
+    min_labelled_rows: int = MIN_LABELLED_ROWS  # before live may call a version degraded
     # The YAML's attributes that decide an output (no descriptions, no schedule), by section:
     # what each asset's code_version is made of.
     declaration: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)

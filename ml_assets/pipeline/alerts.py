@@ -1,6 +1,7 @@
 """Alerts that mean something: a run that broke (`failure`), a candidate the gate refused
-(`refused`) and, when asked for, a promotion (`promoted`), each logged at its own level and
-posted to the webhook as its own kind."""
+(`refused`), a production version its labels show degraded (`degraded`) and, when asked for,
+a promotion (`promoted`), each logged at its own level and posted to the webhook as its own
+kind."""
 
 import urllib.request
 
@@ -8,6 +9,7 @@ import dagster as dg
 
 from ml_assets.pipeline.decisions import (
     DECISION_TAG,
+    DEGRADED_TAG,
     PREVIOUS_VERSION_TAG,
     PRODUCTION_VERSION_TAG,
     PROMOTED,
@@ -16,11 +18,13 @@ from ml_assets.pipeline.decisions import (
     REFUSED_FILE_TAG,
     SUMMARY_TAG,
 )
+from ml_assets.pipeline.live_performance import LIVE_CHECK
 from ml_assets.pipeline.naming import MODEL_TAG
 from ml_assets.store.files import strict_json
 from ml_assets.store.settings import alert_kinds, alert_webhook_url
 
 FAILURE = "failure"
+DEGRADED = "degraded"
 
 
 def failure_reasons(instance: dg.DagsterInstance, run_id: str) -> list[str]:
@@ -94,6 +98,28 @@ def decision_alert(run: dg.DagsterRun) -> dict | None:
     return None
 
 
+def degraded_alert(instance: dg.DagsterInstance, run: dg.DagsterRun) -> dict:
+    """The `degraded` alert of a run that found the production version degraded: the
+    version, the metric live and at promotion, the difference and its interval."""
+    tags, model = run.tags, run.tags.get(MODEL_TAG)
+    compared = None
+    for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        evaluation = record.dagster_event.asset_check_evaluation_data
+        if evaluation.check_name == LIVE_CHECK and not evaluation.passed:
+            compared = evaluation.metadata["compared"].value
+    reason = tags.get(REASON_TAG, "")
+    return {
+        "kind": DEGRADED,
+        "model": model,
+        "run_id": run.run_id,
+        "job": run.job_name,
+        "version": tags[DEGRADED_TAG],
+        **(compared or {}),
+        "reason": reason,
+        "text": f"{model}: {reason}; retraining (run {run.run_id}).",
+    }
+
+
 def _post_json(url: str, document: dict, timeout_seconds: float = 10.0) -> None:
     request = urllib.request.Request(
         url,
@@ -139,18 +165,23 @@ def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.SUCCESS,
     name="model_decision_alert",
-    description="When a run that decided on a candidate, or refused a landed file, succeeds:"
-    " logs the decision (a refusal at WARNING) and posts a `refused` alert, or a `promoted` one"
-    " when $ML_ASSETS_ALERT_KINDS lists it, to $ML_ASSETS_ALERT_WEBHOOK_URL.",
+    description="When a run that decided on a candidate, refused a landed file or found the"
+    " production version degraded succeeds: logs it (a refusal or a degradation at WARNING) and"
+    " posts a `refused` or `degraded` alert, or a `promoted` one when $ML_ASSETS_ALERT_KINDS"
+    " lists it, to $ML_ASSETS_ALERT_WEBHOOK_URL.",
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def model_decision_alert(context: dg.RunStatusSensorContext) -> None:
     """Logs what a run decided about its candidate or a landed file, and posts it to the
     webhook when asked."""
-    alert = decision_alert(context.dagster_run)
+    run = context.dagster_run
+    if DEGRADED_TAG in run.tags:
+        alert = degraded_alert(context.instance, run)
+    else:
+        alert = decision_alert(run)
     if alert is None:
         return  # an ingestion run that refused nothing, or a training run stopped short
-    if alert["kind"] == REFUSED:
+    if alert["kind"] in (REFUSED, DEGRADED):
         context.log.warning(alert["text"])
     else:
         context.log.info(alert["text"])

@@ -12,8 +12,8 @@ from ml_assets.pipeline.ingestion import landed_files
 from ml_assets.pipeline.naming import asset_key, model_tags
 from ml_assets.pipeline.versions import (
     DATA_VERSION_TAG,
-    batches_left_out,
     latest_record,
+    left_out,
     record_tags,
     staleness,
 )
@@ -108,7 +108,7 @@ def retrain_after_ingestion(spec: ModelSpec, training: dg.JobDefinition):
         ingestion_job (a burst of files, a file that landed while a run was going) are left
         for this sensor; the run key names the newest batch, so each is retrained for once.
         """
-        batch = batches_left_out(context.instance, spec)
+        batch = left_out(context.instance, spec)
         if batch is None:
             return dg.SkipReason("every ingested batch is in the latest dataset")
         if in_flight(context.instance, spec):
@@ -155,8 +155,8 @@ def retraining_reasons(spec: ModelSpec, instance: dg.DagsterInstance) -> list[st
         f"nothing changed since the last candidate was trained (run"
         f" {compared['candidate_measured_in_run'][:8]}): compared the declaration"
         f" ({compared['declaration']}), ml_assets {compared['package']}, the reference table"
-        f" (sha256 {compared['reference_sha256'][:12]}), the accepted batches and the order of"
-        " reference_data, dataset, features and model_metrics"
+        f" (sha256 {compared['reference_sha256'][:12]}), the accepted batches and labels, and"
+        " the order of reference_data, dataset, features and model_metrics"
     )
 
 

@@ -6,7 +6,8 @@ decision.
 A refusal is an outcome, not a breakage: the gate checks fail with WARN severity, so the run
 ends SUCCESS with production_model not materialized, and `ml_assets/decision` says why; a
 landed file the contract refuses is quarantined, its partition not materialized, and
-`ml_assets/refused_file` says which.
+`ml_assets/refused_file` says which. A production version that labels show detectably worse
+than at its promotion is found so in a labels run, tagged `ml_assets/degraded`.
 """
 
 import dagster as dg
@@ -20,6 +21,7 @@ PREVIOUS_VERSION_TAG = "ml_assets/previous_version"  # on a promotion: what it r
 REASON_TAG = "ml_assets/reason"  # on a refusal: the failed gate checks, in one sentence
 SUMMARY_TAG = "ml_assets/summary"  # on a promotion: the metric and its change
 REFUSED_FILE_TAG = "ml_assets/refused_file"  # on an ingestion run: the landed file refused
+DEGRADED_TAG = "ml_assets/degraded"  # on a labels run: the production version found degraded
 PROMOTED = "promoted"
 REFUSED = "refused"
 PENDING = "pending"  # the gate passed, production_model has not run on it yet
@@ -43,6 +45,15 @@ def record_refusal(
             PRODUCTION_VERSION_TAG: kept_version or "none",
             REASON_TAG: reason,
         },
+    )
+
+
+def record_degraded(
+    instance: dg.DagsterInstance, run_id: str, model: str, version: str, said: str
+) -> None:
+    """Tags the run as having found the production version degraded, and how."""
+    instance.add_run_tags(
+        run_id, {MODEL_TAG: model, DEGRADED_TAG: version, REASON_TAG: said[:1000]}
     )
 
 

@@ -13,6 +13,7 @@ from ml_assets.learn.champion import (
     unlike,
     version_inputs,
 )
+from ml_assets.learn.labels import LABEL
 from ml_assets.learn.model_card import card_markdown, card_metrics, card_summary
 from ml_assets.learn.modeling import estimator_of, model_input, prediction_fingerprint
 from ml_assets.learn.plots import IMPORTANCE_PLOT, importance_plot
@@ -175,6 +176,7 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             # Kept with the version: what a later gate compares with if it cannot rescore it.
             at_promotion = spec.task.predict(candidate_model, holdout_input)
         at_promotion.insert(0, "row_id", holdout["row_id"].to_numpy())
+        at_promotion[LABEL] = holdout[spec.target].to_numpy()  # live is compared with these
         if model_metrics.get("importance"):
             plots[IMPORTANCE_PLOT] = importance_plot(
                 model_metrics["importance"], spec.gate.metric.label
@@ -264,6 +266,7 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             metadata={
                 **table_metadata(scored, table_schema(spec, prediction_columns)),
                 "production_version": dg.MetadataValue.text(production.version),
+                "rows_by_version": dg.MetadataValue.json({production.version: len(scored)}),
                 "inputs_given_as_missing": dg.MetadataValue.json(given_as_missing),
                 **float_metadata("live", live),
             },

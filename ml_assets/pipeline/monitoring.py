@@ -1,17 +1,21 @@
 """After promotion: the predictions `ml-assets serve` answered, one partition per sealed file
 of them, with the checks a data scientist expects of served inputs; the delayed labels of
 predicted rows, one partition per label file, joined with the predictions they label; and the
-sensors that materialize each file as it comes."""
+sensors that materialize each file as it comes (what the labels show: `live_performance`)."""
 
 from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from ml_assets.learn.contract import ContractViolation, refused_rows
-from ml_assets.learn.labels import PREDICTION_ID, joined_labels
+from ml_assets.learn.labels import LABELLED_AT, PREDICTION_ID, joined_labels
 from ml_assets.learn.served_records import request_columns
 from ml_assets.learn.spec import ModelSpec
-from ml_assets.pipeline.automation import claimed_files, file_requests, model_job
+from ml_assets.pipeline.automation import (
+    claimed_files,
+    file_requests,
+    model_job,
+)
 from ml_assets.pipeline.checks import drift_result
 from ml_assets.pipeline.ingestion import FILE_SYSTEM_RETRY, refused_file
 from ml_assets.pipeline.metadata import PREVIEW_ROWS
@@ -124,7 +128,10 @@ def monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         landing: LandingZone,
     ):
         """One label file's targets, each beside the prediction it labels (served, or of a
-        landed batch): its id, version, inputs and answer, then the `label`."""
+        landed batch): its id, version, inputs and answer, then the `label` and when it was
+        joined."""
+        import pandas as pd
+
         zone = landing.labels_for_model(spec.name)
         key = context.partition_key
         sha256 = zone.fingerprint(key) if zone.whereabouts(key) == "pending" else None
@@ -132,6 +139,7 @@ def monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             table, notes = zone.read_table(key)
             known = known_predictions(spec, [*served_predictions.values(), *predictions.values()])
             joined = joined_labels(spec, table, known, source=key)
+            joined[LABELLED_AT] = pd.Timestamp.now(tz="UTC")
         except (ContractViolation, UnreadableFile) as error:
             yield refused_file(context, spec, zone, sha256, error, LABELS_CHECK)
             return
@@ -243,9 +251,9 @@ def served_sensor(spec: ModelSpec, job: dg.JobDefinition):
 
 def labels_job(spec: ModelSpec) -> dg.JobDefinition:
     return model_job(
-        spec, "labels_job", ("labels",), MONITORING,
-        f"Check one label file of {spec.name} and join each label with the prediction it"
-        " labels.",
+        spec, "labels_job", ("labels", "live_performance"), MONITORING,
+        f"Check one label file of {spec.name}, join each label with the prediction it labels,"
+        " and measure each production version's live performance again.",
     )  # fmt: skip
 
 

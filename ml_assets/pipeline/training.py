@@ -16,6 +16,8 @@ from ml_assets.learn.champion import (
 from ml_assets.learn.contract import utc_times
 from ml_assets.learn.gate_statistics import constant_answer, measure
 from ml_assets.learn.importance import permutation_importances
+from ml_assets.learn.labels import LABELLED_SOURCE, labelled_batch
+from ml_assets.learn.live import labelled_once
 from ml_assets.learn.model_card import card_metrics, importance_markdown, metrics_table
 from ml_assets.learn.modeling import (
     build_pipeline,
@@ -178,20 +180,27 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             "raw_batches": dg.AssetIn(
                 asset_key(spec, "raw_batches"), metadata={"allow_missing_partitions": True}
             ),
+            "labels": dg.AssetIn(
+                asset_key(spec, "labels"),
+                partition_mapping=dg.AllPartitionMapping(),
+                metadata={"allow_missing_partitions": True},
+            ),
         },
         retry_policy=FILE_SYSTEM_RETRY,
         kinds={"pandas", "parquet"},
     )
-    def dataset(reference_data, raw_batches: dict) -> dg.Output:
-        """Reference rows plus every ingested batch, de-duplicated, with stable ids and splits."""
+    def dataset(reference_data, raw_batches: dict, labels: dict) -> dg.Output:
+        """Reference rows plus every ingested batch and the served rows whose labels came,
+        de-duplicated, with stable ids and splits."""
         import numpy as np
         import pandas as pd
 
         names = sorted(raw_batches)
+        labelled, refused = labelled_batch(spec, labelled_once(list(labels.values())))
         # Ingestion gives rows their ids; batches ingested before it did get them here.
         parts = [
             part if "row_id" in part else part.assign(row_id=row_ids(spec, part))
-            for part in [reference_data, *(raw_batches[name] for name in names)]
+            for part in [reference_data, *(raw_batches[name] for name in names), labelled]
         ]
         # De-duplicated by id as an integer (faster to hash than the hex string), part by part:
         # filtering copies every column, so only a part that holds a repeat is copied twice.
@@ -209,7 +218,7 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         split.iloc[: kept[0].sum()] = reference_split(spec, reference_data).to_numpy()[kept[0]]
         table["split"] = split
         sources = np.repeat(np.arange(len(parts)), [keep.sum() for keep in kept])
-        table["source"] = pick_strings([REFERENCE_SOURCE, *names], sources)
+        table["source"] = pick_strings([REFERENCE_SOURCE, *names, LABELLED_SOURCE], sources)
         counts = _split_counts(table)
         return dg.Output(
             table,
@@ -218,6 +227,8 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
                 **table_metadata(table, table_schema(spec, ROW_COLUMNS)),
                 **counts,
                 "batches": dg.MetadataValue.int(len(raw_batches)),
+                "labelled_rows": dg.MetadataValue.int(len(labelled)),
+                "labelled_rows_refused": dg.MetadataValue.int(refused),
                 "duplicate_rows_dropped": dg.MetadataValue.int(int(repeated.sum())),
             },
         )

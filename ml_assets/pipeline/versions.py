@@ -31,6 +31,7 @@ READS = {
     "predictions": CONTRACT,
     "served_predictions": CONTRACT,
     "labels": CONTRACT,
+    "live_performance": (*CONTRACT, "gate"),
 }  # the YAML's `model:` section is the component's `estimator`
 
 
@@ -59,33 +60,36 @@ def record_tags(record: dg.EventLogRecord | None) -> dict[str, str]:
     return (record.asset_materialization.tags or {}) if record is not None else {}
 
 
-def _batches_read_by_dataset(instance: dg.DagsterInstance, spec: ModelSpec) -> int | None:
-    """The storage id of the newest raw_batches record the latest dataset read, if any.
+def _read_by_dataset(instance: dg.DagsterInstance, spec: ModelSpec, asset: str) -> int | None:
+    """The storage id of the newest record of an input (raw_batches, labels) the latest
+    dataset read, if any.
 
     Dagster tags each materialization with the newest record of each input it read, fetched
     before the inputs were loaded ("NULL" when there was none).
     """
-    pointer = f"{INPUT_EVENT_POINTER}/{asset_key(spec, 'raw_batches').to_user_string()}"
+    pointer = f"{INPUT_EVENT_POINTER}/{asset_key(spec, asset).to_user_string()}"
     read = record_tags(latest_record(instance, spec, "dataset")).get(pointer, "")
     return int(read) if read.isdigit() else None
 
 
-def batches_left_out(instance: dg.DagsterInstance, spec: ModelSpec) -> int | None:
-    """The newest raw_batches materialization when the latest dataset may not hold it, or None:
-    a batch ingested while the dataset was being built counts as left out (one retrain too
-    many at worst, never a batch missed)."""
-    batch = latest_record(instance, spec, "raw_batches")
-    if batch is None:
+def left_out(
+    instance: dg.DagsterInstance, spec: ModelSpec, asset: str = "raw_batches"
+) -> int | None:
+    """The newest materialization of an input of the dataset (raw_batches, labels) when the
+    latest dataset may not hold it, or None: one materialized while the dataset was being
+    built counts as left out (one retrain too many at worst, never a batch missed)."""
+    newest = latest_record(instance, spec, asset)
+    if newest is None:
         return None
-    read = _batches_read_by_dataset(instance, spec)
-    return None if read is not None and read >= batch.storage_id else batch.storage_id
+    read = _read_by_dataset(instance, spec, asset)
+    return None if read is not None and read >= newest.storage_id else newest.storage_id
 
 
-def _batches_since_dataset(instance: dg.DagsterInstance, spec: ModelSpec) -> int:
-    after = _batches_read_by_dataset(instance, spec)
+def _since_dataset(instance: dg.DagsterInstance, spec: ModelSpec, asset: str) -> int:
+    after = _read_by_dataset(instance, spec, asset)
     return len(
         instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=asset_key(spec, "raw_batches"), after_storage_id=after),
+            dg.AssetRecordsFilter(asset_key=asset_key(spec, asset), after_storage_id=after),
             limit=1000,
         ).records
     )
@@ -93,7 +97,7 @@ def _batches_since_dataset(instance: dg.DagsterInstance, spec: ModelSpec) -> int
 
 def staleness(spec: ModelSpec, instance: dg.DagsterInstance) -> dict:
     """`{"stale": bool, "reasons": [...], "compared": {...}}`: whether anything the candidate
-    depends on (accepted data, the reference table, the declaration, the package) changed
+    depends on (accepted data and labels, the reference table, the declaration, the package) changed
     since the last candidate was trained and measured, and what was compared."""
     from ml_assets.learn.reference import reference_fingerprint
 
@@ -129,9 +133,10 @@ def staleness(spec: ModelSpec, instance: dg.DagsterInstance) -> dict:
             f"the reference table {spec.reference.source} changed: sha256"
             f" {(recorded_reference or 'none')[:12]} → {reference_now[:12]}"
         )
-    if batches_left_out(instance, spec) is not None:
-        count = _batches_since_dataset(instance, spec)
-        reasons.append(f"{count} accepted batch(es) ingested since the last dataset")
+    for asset, what in (("raw_batches", "batch(es) ingested"), ("labels", "label file(s) joined")):
+        if left_out(instance, spec, asset) is not None:
+            count = _since_dataset(instance, spec, asset)
+            reasons.append(f"{count} accepted {what} since the last dataset")
     order = ("reference_data", "dataset", "features", "model_metrics")
     latest = {asset: latest_record(instance, spec, asset) for asset in order}
     for upstream, downstream in itertools.pairwise(order):

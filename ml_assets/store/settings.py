@@ -8,8 +8,8 @@ DATA_DIR_VARIABLE = "ML_ASSETS_DATA_DIR"
 TIMEZONE_VARIABLE = "ML_ASSETS_TIMEZONE"
 WEBHOOK_VARIABLE = "ML_ASSETS_ALERT_WEBHOOK_URL"
 ALERT_KINDS_VARIABLE = "ML_ASSETS_ALERT_KINDS"
-ALERT_KINDS = ("failure", "refused", "promoted")
-DEFAULT_ALERT_KINDS = "failure,refused"
+ALERT_KINDS = ("failure", "refused", "degraded", "promoted")
+DEFAULT_ALERT_KINDS = "failure,refused,degraded"
 REVISION_VARIABLE = "ML_ASSETS_GIT_REVISION"
 STORAGE_VARIABLE = "ML_ASSETS_STORAGE_URL"
 MODEL_NAME_PATTERN = r"[a-z][a-z0-9_]*"
@@ -45,7 +45,8 @@ def alert_webhook_url() -> str | None:
 
 def alert_kinds() -> frozenset[str]:
     """Which alerts are posted to the webhook: $ML_ASSETS_ALERT_KINDS, a comma-separated list
-    of failure, refused and promoted (default: failure,refused). Every alert is logged."""
+    of failure, refused, degraded and promoted (default: failure,refused,degraded). Every
+    alert is logged."""
     text = os.environ.get(ALERT_KINDS_VARIABLE, DEFAULT_ALERT_KINDS)
     kinds = frozenset(kind.strip() for kind in text.split(",") if kind.strip())
     unknown = sorted(kinds - set(ALERT_KINDS))

@@ -179,8 +179,8 @@ def test_an_unknown_alert_kind_is_refused_with_the_allowed_ones(monkeypatch):
     monkeypatch.setenv(ALERT_KINDS_VARIABLE, "failure,refusals")
     with pytest.raises(
         ValueError,
-        match=r"ML_ASSETS_ALERT_KINDS: unknown alert kind\(s\) refusals; allowed: failure, refused, promoted",
+        match=r"ML_ASSETS_ALERT_KINDS: unknown alert kind\(s\) refusals; allowed: failure, refused, degraded, promoted",
     ):
         alert_kinds()
     monkeypatch.delenv(ALERT_KINDS_VARIABLE)
-    assert alert_kinds() == {"failure", "refused"}
+    assert alert_kinds() == {"failure", "refused", "degraded"}

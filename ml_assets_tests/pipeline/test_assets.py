@@ -133,7 +133,7 @@ def test_an_unreadable_batch_is_quarantined(instance, data_dir, landing):
 
 
 def build_dataset(reference, batches):
-    return asset("dataset")(reference_data=reference, raw_batches=batches).value
+    return asset("dataset")(reference_data=reference, raw_batches=batches, labels={}).value
 
 
 def test_dataset_without_batches_is_the_reference_with_its_split(reference):
@@ -162,7 +162,7 @@ def test_dataset_keeps_the_first_of_rows_repeated_across_batches(reference):
         [first.iloc[:3], reference.iloc[40:60].assign(target=lambda t: t["target"] + 2)]
     )
     result = asset("dataset")(
-        reference_data=reference, raw_batches={"b.csv": second, "a.csv": first}
+        reference_data=reference, raw_batches={"b.csv": second, "a.csv": first}, labels={}
     )
     table = result.value
     assert len(table) == 442 + 40 + 20

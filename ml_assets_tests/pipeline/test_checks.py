@@ -30,7 +30,9 @@ GateConfig = gate_config_class(DIABETES)
 
 @pytest.fixture
 def feature_table(reference):
-    return asset("features")(asset("dataset")(reference_data=reference, raw_batches={}).value).value
+    return asset("features")(
+        asset("dataset")(reference_data=reference, raw_batches={}, labels={}).value
+    ).value
 
 
 def test_feature_checks_pass_on_the_reference(feature_table):

@@ -26,7 +26,7 @@ from ml_assets.pipeline.naming import asset_key
 from ml_assets.pipeline.versions import PACKAGE_VERSION, READS, code_version
 from ml_assets.store.landing import LandingZone
 from ml_assets.store.registry import ModelRegistry
-from ml_assets_tests.conftest import DIABETES, land, train_undeclared
+from ml_assets_tests.conftest import DIABETES, graph_of, land, train_undeclared
 
 pytestmark = pytest.mark.slow
 
@@ -69,6 +69,7 @@ def test_a_code_version_changes_exactly_when_what_decides_the_asset_changes():
     assert changed_assets(base, spec_of(gate__threshold=2500)) == {
         "model_metrics",
         "production_model",
+        "live_performance",  # judged with the gate's tolerance and resamples
     }
     every = set(READS)
     assert changed_assets(base, spec_of(columns__bmi__max=70)) == every
@@ -79,6 +80,7 @@ def test_a_code_version_changes_exactly_when_what_decides_the_asset_changes():
     assert changed_assets(base, spec_of(description="told otherwise")) == set()
     assert changed_assets(base, spec_of(columns__bmi__description="kg per m²")) == set()
     assert changed_assets(base, spec_of(schedule__cron="0 3 * * 1")) == set()
+    assert changed_assets(base, spec_of(monitoring__min_labelled_rows=500)) == set()
 
 
 def latest_tags(instance, spec, asset: str) -> dict:
@@ -254,19 +256,10 @@ def test_the_ui_marks_unsynced_exactly_what_a_yaml_edit_touched(instance, data_d
     from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
     from dagster._core.loader import LoadingContextForTest
 
-    from ml_assets.pipeline.checks import model_checks
-    from ml_assets.pipeline.deployment import deployment_assets
-    from ml_assets.pipeline.ingestion import ingestion_assets
-    from ml_assets.pipeline.training import training_assets
-
     assert train_undeclared(spec_of(), instance, TRAINING_ASSETS).success
 
     def unsynced(spec) -> dict[str, list[str]]:
-        graph = dg.Definitions(
-            assets=[*ingestion_assets(spec), *training_assets(spec), *deployment_assets(spec)],
-            asset_checks=model_checks(spec),
-            resources=defs.resources,
-        ).resolve_asset_graph()
+        graph = dg.Definitions(**graph_of(spec), resources=defs.resources).resolve_asset_graph()
         resolver = CachingStaleStatusResolver(instance, graph, LoadingContextForTest(instance))
         return {
             name: [cause.reason for cause in resolver.get_stale_causes(asset_key(spec, name))]

@@ -17,7 +17,7 @@ from ml_assets.learn.splits import row_ids
 from ml_assets.pipeline.naming import asset_key
 from ml_assets.store.settings import STORAGE_VARIABLE
 from ml_assets.store.storage import AssetStorage
-from ml_assets_tests.conftest import DIABETES, asset
+from ml_assets_tests.conftest import DIABETES, graph_of
 from ml_assets_tests.test_end_to_end import materialize, reference_mse
 
 LANDED_FILES = "diabetes_landed_files"
@@ -71,7 +71,7 @@ def store_batches(instance, data_dir, reference, count: int, stored: int) -> lis
 def dataset_from_storage(instance) -> tuple[int, list]:
     """Build dataset from what is stored: its batch count and the step's own log records."""
     result = dg.materialize(
-        [asset("reference_data"), asset("raw_batches"), asset("dataset")],
+        graph_of(DIABETES)["assets"],
         selection=[asset_key(DIABETES, "reference_data"), asset_key(DIABETES, "dataset")],
         instance=instance,
         resources=defs.resources,
