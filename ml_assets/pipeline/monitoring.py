@@ -50,8 +50,8 @@ def label_files(spec: ModelSpec) -> dg.DynamicPartitionsDefinition:
 
 
 def known_predictions(spec: ModelSpec, tables: list) -> "pd.DataFrame":
-    """Every prediction made so far, served or of a landed batch: its id, version, time (none
-    for a batch), the request's columns (ids and features) and its answer."""
+    """Every prediction made so far, served or of a landed batch, once: its id, version, time
+    (none for a batch), the request's columns (ids and features) and its answer."""
     import pandas as pd
 
     probabilities = [spec.task.probability_column(label) for label in spec.classes]
@@ -61,7 +61,10 @@ def known_predictions(spec: ModelSpec, tables: list) -> "pd.DataFrame":
         for table in tables
         if PREDICTION_ID in table  # predictions made before ids were given have none
     ]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    # a file sealed while it was read is in a segment and a Parquet file at once
+    return pd.concat(parts, ignore_index=True).drop_duplicates(PREDICTION_ID)
 
 
 def monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
@@ -126,6 +129,7 @@ def monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         served_predictions: dict,
         predictions: dict,
         landing: LandingZone,
+        served: ServedRecords,
     ):
         """One label file's targets, each beside the prediction it labels (served, or of a
         landed batch): its id, version, inputs and answer, then the `label` and when it was
@@ -137,7 +141,16 @@ def monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         sha256 = zone.fingerprint(key) if zone.whereabouts(key) == "pending" else None
         try:
             table, notes = zone.read_table(key)
-            known = known_predictions(spec, [*served_predictions.values(), *predictions.values()])
+            # served rows not sealed yet are known too: a label may come within the hour
+            unsealed = served.unsealed(spec.name)
+            known = known_predictions(
+                spec,
+                [
+                    *served_predictions.values(),
+                    *([] if unsealed is None else [unsealed]),
+                    *predictions.values(),
+                ],
+            )
             joined = joined_labels(spec, table, known, source=key)
             joined[LABELLED_AT] = pd.Timestamp.now(tz="UTC")
         except (ContractViolation, UnreadableFile) as error:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from ml_assets.learn.served_records import record_columns
 from ml_assets.learn.spec import ModelSpec
 from ml_assets.store.files import write_atomically
+from ml_assets.store.served import OPEN_SEGMENTS, whole_batches
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -125,7 +126,7 @@ class ServedRecorder:
     def recover(self) -> list[Path]:
         """Seal the segments that dead processes of this host left open; the files made."""
         sealed = []
-        for segment in sorted(self.folder.glob(".open-*.arrows")):
+        for segment in sorted(self.folder.glob(OPEN_SEGMENTS)):
             match = _SEGMENT.fullmatch(segment.name)
             if match is None or match["host"] != self._host or _alive(int(match["pid"])):
                 continue
@@ -229,15 +230,7 @@ def _sealed(segment: Path) -> Path | None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    batches = []
-    try:
-        with pa.ipc.open_stream(str(segment)) as reader:
-            while True:
-                batches.append(reader.read_next_batch())
-    except StopIteration:
-        pass
-    except (pa.ArrowInvalid, OSError) as error:  # cut by a kill: what came before is whole
-        log.warning("%s: kept %d whole batches (%s)", segment.name, len(batches), error)
+    batches = whole_batches(segment)
     if not batches:
         segment.unlink()
         return None

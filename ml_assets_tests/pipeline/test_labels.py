@@ -5,6 +5,7 @@ its rows named."""
 
 import dataclasses
 import json
+import time
 
 import dagster as dg
 import pandas as pd
@@ -20,7 +21,7 @@ from ml_assets.store.landing import LandingZone
 from ml_assets_tests.conftest import DIABETES, land
 from ml_assets_tests.pipeline.test_automation import tick
 from ml_assets_tests.pipeline.test_monitoring import check_served, serve_rows, served_tick
-from ml_assets_tests.serve.test_app import deploy
+from ml_assets_tests.serve.test_app import deploy, feature_rows, predict, service
 
 pytestmark = pytest.mark.slow
 
@@ -150,3 +151,29 @@ def test_labels_keyed_by_ids_take_the_latest_prediction_of_each():
     assert joined["label"].to_dict() == {"b": 10, "c": 20}  # 17: the one served last
     with pytest.raises(ContractViolation, match="no key: give prediction_id or the id columns"):
         joined_labels(spec, labels.drop(columns="customer"), predictions, "none.csv")
+
+
+def test_a_label_for_a_row_served_a_second_ago_is_joined_before_its_file_is_sealed(
+    data_dir, instance
+):
+    deploy(data_dir, DIABETES)
+    rows = feature_rows(DIABETES, rows=20)
+    with service(data_dir, {DIABETES.name: DIABETES}) as client:
+        answers = predict(client, DIABETES, rows).json()["predictions"]
+        open_segments = lambda: list((data_dir / "diabetes" / "served").glob(".open-*.arrows"))
+        deadline = time.monotonic() + 10
+        while not any(segment.stat().st_size > 0 for segment in open_segments()):
+            assert time.monotonic() < deadline, "the recorder wrote nothing in 10 s"
+            time.sleep(0.1)
+        time.sleep(1.5)  # a flush since the answer
+        labels = pd.DataFrame(
+            {"prediction_id": [a["prediction_id"] for a in answers], "target": range(20)}
+        )
+        land(labels_zone(data_dir), "quick.csv", labels)
+        [run] = take_labels(instance, data_dir)
+        assert open_segments()  # not sealed: the service is still running
+    assert run.success and run.get_asset_materialization_events()
+    joined = run.output_for_node("diabetes__labels").set_index("prediction_id")
+    for answer, target in zip(answers, range(20), strict=True):
+        assert joined.loc[answer["prediction_id"], "label"] == target
+        assert joined.loc[answer["prediction_id"], "prediction"] == answer["prediction"]
