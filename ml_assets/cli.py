@@ -32,6 +32,7 @@ from ml_assets.serve.schema import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ROWS
 from ml_assets.store.files import strict_json, write_atomically
 from ml_assets.store.landing import LANDED_FILES, LandingZone
 from ml_assets.store.registry import ModelRegistry, ModelVersion, RegistryError
+from ml_assets.store.served import ServedRecords
 from ml_assets.store.tables import UnreadableFile, read_table
 
 
@@ -120,7 +121,7 @@ def status_report(spec: ModelSpec, data_dir: str | None) -> dict:
             baseline = measured_baseline(spec, instance)
             state = staleness(spec, instance)
             stale = {"stale": state["stale"], "reasons": state["reasons"]}
-            live = live_status(instance, spec)
+            live = live_status(instance, spec, ServedRecords(data_dir=data_dir))
     if baseline is None and production is not None:
         baseline = production.card.get("baseline_metrics")
     ledger = LandingZone(data_dir=data_dir).for_model(spec.name).ledger(registered)

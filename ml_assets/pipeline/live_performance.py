@@ -17,6 +17,7 @@ from ml_assets.pipeline.metadata import float_metadata, interval_metadata
 from ml_assets.pipeline.naming import MODEL_TAG, asset_key
 from ml_assets.pipeline.versions import code_version, latest_record
 from ml_assets.store.registry import ModelRegistry, ModelVersions, RegistryError
+from ml_assets.store.served import ServedRecords
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,13 +67,18 @@ def live_performance_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         io_manager_key="json_io_manager",
         kinds={"scikitlearn"},
     )
-    def live_performance(context: dg.AssetExecutionContext, labels: dict, registry: ModelRegistry):
+    def live_performance(
+        context: dg.AssetExecutionContext,
+        labels: dict,
+        registry: ModelRegistry,
+        served: ServedRecords,
+    ):
         """Each production version's metrics on its labelled rows, with intervals, against the
         same version's at its promotion; newest version first."""
         labelled = labelled_once(list(labels.values()))
         versions = registry.for_model(spec.name)
         live = live_versions(
-            spec, versions, labelled, served_rows_by_version(context.instance, spec)
+            spec, versions, labelled, served_rows_by_version(context.instance, spec, served)
         )
         production = versions.production()
         judged = next(
@@ -129,10 +135,14 @@ def promotion_of(versions: ModelVersions, version: str) -> tuple["pd.DataFrame |
     return (None if kept is None else pd.read_parquet(io.BytesIO(kept))), card
 
 
-def served_rows_by_version(instance: dg.DagsterInstance, spec: ModelSpec) -> Counter:
-    """How many rows each version answered: served (each sealed file read) and scored in
-    landed batches, from the latest materialization of each partition."""
-    counts: Counter = Counter()
+def served_rows_by_version(
+    instance: dg.DagsterInstance, spec: ModelSpec, served: ServedRecords
+) -> Counter:
+    """How many rows each version answered: served (each sealed file read, from the latest
+    materialization of each partition, and the segments services still write) and scored in
+    landed batches."""
+    unsealed = served.unsealed(spec.name)
+    counts: Counter = Counter() if unsealed is None else Counter(unsealed["version"])
     for name in ("served_predictions", "predictions"):
         seen, cursor, more = set(), None, True
         while more:
@@ -214,12 +224,12 @@ def retrain_when_degraded(spec: ModelSpec, training: dg.JobDefinition):
     return retrain_degraded
 
 
-def live_status(instance: dg.DagsterInstance, spec: ModelSpec) -> list[dict]:
+def live_status(instance: dg.DagsterInstance, spec: ModelSpec, served: ServedRecords) -> list[dict]:
     """Each version that answered, newest first: its live performance as the latest
     live_performance measured it, with the rows served counted now."""
     record = latest_record(instance, spec, "live_performance")
     measured = [] if record is None else record.asset_materialization.metadata["versions"].value
     live = {entry["version"]: dict(entry) for entry in measured}
-    for version, rows in served_rows_by_version(instance, spec).items():
+    for version, rows in served_rows_by_version(instance, spec, served).items():
         live.setdefault(version, {"version": version, **NOT_LABELLED})["served_rows"] = int(rows)
     return [live[version] for version in sorted(live, reverse=True)]

@@ -177,3 +177,5 @@ def test_a_label_for_a_row_served_a_second_ago_is_joined_before_its_file_is_seal
     for answer, target in zip(answers, range(20), strict=True):
         assert joined.loc[answer["prediction_id"], "label"] == target
         assert joined.loc[answer["prediction_id"], "prediction"] == answer["prediction"]
+    [live] = run.output_for_node("diabetes__live_performance")["versions"]
+    assert (live["served_rows"], live["labelled_rows"]) == (20, 20)  # recorded, not yet sealed
