@@ -8,6 +8,7 @@ from ml_assets.pipeline.automation import retraining_automation
 from ml_assets.pipeline.execution import step_executor
 from ml_assets.pipeline.run_health import dead_run_reaper
 from ml_assets.store.landing import LandingZone
+from ml_assets.store.mlflow_mirror import MlflowMirror
 from ml_assets.store.registry import ModelRegistry
 from ml_assets.store.served import ServedRecords
 from ml_assets.store.storage import AssetStorage
@@ -25,5 +26,6 @@ def shared_definitions() -> dg.Definitions:
             "landing": LandingZone(),
             "registry": ModelRegistry(),
             "served": ServedRecords(),
+            "mlflow": MlflowMirror(),
         },
     )

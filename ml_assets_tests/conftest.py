@@ -28,6 +28,7 @@ from ml_assets.pipeline.monitoring import monitoring_assets, monitoring_checks
 from ml_assets.pipeline.naming import asset_key
 from ml_assets.pipeline.training import training_assets
 from ml_assets.store.landing import LandingZone, ModelLanding
+from ml_assets.store.mlflow_mirror import TRACKING_URI_VARIABLE
 from ml_assets.store.registry import ModelRegistry, ModelVersions
 from ml_assets.store.settings import DATA_DIR_VARIABLE
 
@@ -40,6 +41,7 @@ CANCER: ModelSpec = MODELS["breast_cancer"]
 def isolated_from_the_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees the developer's instance or data: not via the environment, not via cwd."""
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.delenv(TRACKING_URI_VARIABLE, raising=False)  # never a developer's MLflow
     monkeypatch.delenv(DATA_DIR_VARIABLE, raising=False)
     monkeypatch.chdir(tmp_path)
 

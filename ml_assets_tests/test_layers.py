@@ -25,6 +25,7 @@ MAY_IMPORT = {
 STORE_MODULES_WITH_DAGSTER = {
     "ml_assets.store.landing": "LandingZone is a dg.ConfigurableResource",
     "ml_assets.store.registry": "ModelRegistry is a dg.ConfigurableResource",
+    "ml_assets.store.mlflow_mirror": "MlflowMirror is a dg.ConfigurableResource",
     "ml_assets.store.served": "ServedRecords is a dg.ConfigurableResource",
     "ml_assets.store.storage": "AssetStorage is an IO manager (dg.UPathIOManager)",
 }

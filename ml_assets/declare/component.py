@@ -350,6 +350,17 @@ class MonitoringDeclaration(dg.Model):
         return value
 
 
+class TrackingDeclaration(dg.Model):
+    """Where the model's candidates are tracked besides Dagster."""
+
+    mlflow_uri: str | None = Field(
+        default=None,
+        description="an MLflow tracking server for this model's candidates (default"
+        " $MLFLOW_TRACKING_URI; neither: not tracked); `{{ env.X }}` keeps a secret out of the"
+        " file",
+    )
+
+
 def _rendered(context: dg.ResolutionContext, value: Any) -> Any:
     """The value with its templates (`{{ env.X }}`) rendered; a string without one is kept
     as it is (rendering every string of a large contract took most of its load)."""
@@ -407,6 +418,7 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
     gate: Annotated[GateDeclaration, _as_declared()]
     schedule: Annotated[ScheduleDeclaration, _as_declared()] = ScheduleDeclaration()
     monitoring: Annotated[MonitoringDeclaration, _as_declared()] = MonitoringDeclaration()
+    tracking: Annotated[TrackingDeclaration, _as_declared()] = TrackingDeclaration()
 
     _spec: ModelSpec | None = PrivateAttr(default=None)
 
@@ -676,15 +688,16 @@ class TabularModel(dg.Component, dg.Model, dg.Resolvable):
             declared_in=yaml_file,
             record_served=self.monitoring.record,
             min_labelled_rows=self.monitoring.min_labelled_rows,
+            mlflow_uri=self.tracking.mlflow_uri,
             declaration=self._deciding_attributes(),
         )
 
     def _deciding_attributes(self) -> dict:
         """The attributes that decide what the assets make: descriptions, the name, the
-        schedule and monitoring say when and how things are shown or watched, not what they
-        are."""
+        schedule, monitoring and tracking say when and how things are shown, watched or
+        mirrored, not what they are."""
         declared = self.model_dump(
-            mode="json", exclude={"name", "description", "schedule", "monitoring"}
+            mode="json", exclude={"name", "description", "schedule", "monitoring", "tracking"}
         )
         for column in declared["columns"].values():
             column.pop("description", None)

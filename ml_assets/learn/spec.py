@@ -158,6 +158,7 @@ class ModelSpec:
     decision_threshold: DecisionThreshold | None = None  # two classes only
     record_served: bool = True  # `ml-assets serve` records each prediction (monitoring.record)
     min_labelled_rows: int = MIN_LABELLED_ROWS  # before live may call a version degraded
+    mlflow_uri: str | None = None  # tracking.mlflow_uri: this model's MLflow server
     # The YAML's attributes that decide an output (no descriptions, no schedule), by section:
     # what each asset's code_version is made of.
     declaration: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)

@@ -23,6 +23,8 @@ from ml_assets.learn.splits import ROW_ID_COLUMN, reference_holdout
 from ml_assets.learn.threads import fitting_threads
 from ml_assets.pipeline.conditions import deploy_after_passed_gate
 from ml_assets.pipeline.decisions import (
+    PROMOTED,
+    REFUSED,
     gate_evaluation,
     record_promotion,
     record_refusal,
@@ -31,7 +33,9 @@ from ml_assets.pipeline.decisions import (
 from ml_assets.pipeline.ingestion import FILE_SYSTEM_RETRY, landed_files
 from ml_assets.pipeline.metadata import float_metadata, table_metadata, table_schema
 from ml_assets.pipeline.naming import asset_key, model_tags
+from ml_assets.pipeline.tracking import mirror_decision
 from ml_assets.pipeline.versions import code_version
+from ml_assets.store.mlflow_mirror import MlflowMirror
 from ml_assets.store.registry import ModelRegistry, ModelVersion, ModelVersions, Switch
 
 # The schedule is weekly: a production model older than 8 days means a retrain was missed or
@@ -147,6 +151,7 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         model_metrics: dict,
         features,
         registry: ModelRegistry,
+        mlflow: MlflowMirror,
     ) -> Iterator[dg.MaterializeResult]:
         """The candidate, registered as a new model version and promoted to production."""
         refusal = gate_refusal(spec, context.instance)
@@ -157,6 +162,8 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
                 f"not deployed: {refusal}; production keeps {kept_version or 'no version'}"
             )
             record_refusal(context.instance, context.run.run_id, spec.name, kept_version, refusal)
+            tracked = model_metrics.get("mlflow_run_id")
+            mirror_decision(context, spec, mlflow, tracked, REFUSED, refusal)
             return  # not materialized: production_model's latest materialization stays true
         holdout = reference_holdout(features)
         with fitting_threads():
@@ -225,6 +232,8 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             switch.from_version,
             summary,
         )
+        tracked = model_metrics.get("mlflow_run_id")
+        mirror_decision(context, spec, mlflow, tracked, PROMOTED, summary, version.version)
         yield dg.MaterializeResult(metadata=metadata)
 
     @dg.asset(

@@ -50,7 +50,9 @@ from ml_assets.pipeline.metadata import (
 )
 from ml_assets.pipeline.naming import asset_key
 from ml_assets.pipeline.run_config import model_config_class, resolved_params
+from ml_assets.pipeline.tracking import mirror_candidate
 from ml_assets.pipeline.versions import code_version
+from ml_assets.store.mlflow_mirror import MlflowMirror
 from ml_assets.store.registry import ModelRegistry, ModelVersion, ModelVersions, RegistryError
 
 if TYPE_CHECKING:
@@ -334,6 +336,7 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         candidate_model,
         features,
         registry: ModelRegistry,
+        mlflow: MlflowMirror,
     ) -> dg.Output[dict]:
         """Holdout metrics of the candidate, of the production model and of a constant answer,
         on the same rows, with the bootstrap intervals the gate decides on."""
@@ -420,6 +423,9 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             )
         if champion is not None:
             metadata["production_compared"] = dg.MetadataValue.text(champion.said)
+        value["mlflow_run_id"] = mirror_candidate(context, spec, mlflow, value, candidate_model)
+        if value["mlflow_run_id"] is not None:
+            metadata["mlflow_run_id"] = dg.MetadataValue.text(value["mlflow_run_id"])
         return dg.Output(value, metadata=metadata)
 
     return [dataset, features, candidate_model, model_metrics]

@@ -17,6 +17,7 @@ from ml_assets.pipeline.deployment import gate_refusal
 from ml_assets.pipeline.run_config import model_config_class
 from ml_assets.pipeline.training import data_fingerprint
 from ml_assets.store.landing import REASON_SUFFIX, LandingZone
+from ml_assets.store.mlflow_mirror import MlflowMirror
 from ml_assets.store.registry import ModelRegistry
 from ml_assets_tests.conftest import DIABETES, asset, land
 
@@ -224,6 +225,7 @@ def metrics_of(model, table, data_dir):
             candidate_model=model,
             features=table,
             registry=ModelRegistry(data_dir=str(data_dir)),
+            mlflow=MlflowMirror(),
         ).value
 
 

@@ -81,6 +81,7 @@ def test_a_code_version_changes_exactly_when_what_decides_the_asset_changes():
     assert changed_assets(base, spec_of(columns__bmi__description="kg per m²")) == set()
     assert changed_assets(base, spec_of(schedule__cron="0 3 * * 1")) == set()
     assert changed_assets(base, spec_of(monitoring__min_labelled_rows=500)) == set()
+    assert changed_assets(base, spec_of(tracking__mlflow_uri="http://127.0.0.1:5000")) == set()
 
 
 def latest_tags(instance, spec, asset: str) -> dict:

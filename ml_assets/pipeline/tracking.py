@@ -1,0 +1,109 @@
+"""What model_metrics and production_model tell the MLflow mirror: the candidate as a run (the
+declaration's model and gate as params; its metrics, production's and the constant answer's,
+and each interval's ends as metrics; the Dagster run and the data as tags), then the gate's
+decision. A failing or unreachable server is a warning on the run, never a failure."""
+
+from typing import TYPE_CHECKING
+
+import dagster as dg
+
+from ml_assets.learn.modeling import estimator_of
+from ml_assets.learn.spec import ModelSpec
+from ml_assets.store.mlflow_mirror import MirrorFailed, MlflowMirror
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+
+def candidate_params(spec: ModelSpec, model: "Pipeline") -> dict[str, object]:
+    """The candidate's model, search and gate, as MLflow params."""
+    estimator = estimator_of(spec, model)
+    gate = spec.gate
+    params: dict[str, object] = {
+        "estimator": type(estimator).__name__,
+        "gate.metric": gate.metric.name,
+        "gate.threshold": gate.threshold,
+        "gate.promote_when": gate.promote_when,
+        "gate.confidence": gate.confidence,
+        "gate.bootstrap_resamples": gate.bootstrap_resamples,
+        "gate.tolerance_absolute": gate.tolerance_absolute,
+        "gate.tolerance_relative": gate.tolerance_relative,
+    }
+    if spec.search is not None:
+        params["search.kinds"] = ",".join(spec.search.kinds)
+        params["search.budget_seconds"] = spec.search.budget_seconds
+    for name, value in estimator.get_params(deep=False).items():
+        if value is None or isinstance(value, str | int | float | bool):
+            params[f"estimator.{name}"] = value
+    return params
+
+
+def candidate_metrics(measured: dict) -> dict[str, float]:
+    """Every metric of the candidate, of production and of the constant answer, and the ends
+    of every interval the gate computed, as MLflow metrics (undefined ones left out)."""
+    statistics = measured["statistics"]
+    metrics: dict[str, float | None] = {}
+    for model in ("candidate", "production", "baseline"):
+        for name, value in (measured[model] or {}).items():
+            metrics[f"{model}_{name}"] = value
+    for name, interval in statistics["candidate"].items():
+        metrics[f"candidate_{name}_low"], metrics[f"candidate_{name}_high"] = (
+            interval["low"],
+            interval["high"],
+        )
+    for other in ("production", "baseline"):
+        for name, difference in (statistics[f"versus_{other}"] or {}).items():
+            if isinstance(difference, dict):
+                for end in ("value", "low", "high"):
+                    metrics[f"versus_{other}_{name}_{end}"] = difference[end]
+            else:  # McNemar's p-value
+                metrics[f"versus_{other}_{name}"] = difference
+    metrics["holdout_rows"] = measured["holdout_rows"]
+    metrics["training_rows"] = measured["training_rows"]
+    return {name: float(value) for name, value in metrics.items() if value is not None}
+
+
+def mirror_candidate(
+    context: dg.AssetExecutionContext,
+    spec: ModelSpec,
+    mirror: MlflowMirror,
+    measured: dict,
+    model: "Pipeline",
+) -> str | None:
+    """Tracks the candidate in MLflow when it is on for the model: the MLflow run id, or None
+    (off, or the server failed: then a warning says so)."""
+    uri = mirror.uri(spec.mlflow_uri)
+    if uri is None:
+        return None
+    tags = {
+        "ml_assets.model": spec.name,
+        "dagster.run_id": context.run.run_id,
+        "ml_assets.data_version": measured["data_fingerprint"],
+        "ml_assets.production_version": measured["production_version"] or "none",
+    }
+    try:
+        return mirror.track_candidate(
+            uri, spec.name, candidate_params(spec, model), candidate_metrics(measured), tags
+        )
+    except MirrorFailed as error:
+        context.log.warning(f"MLflow: the candidate was not tracked ({error}); nothing waits on it")
+        return None
+
+
+def mirror_decision(
+    context: dg.AssetExecutionContext,
+    spec: ModelSpec,
+    mirror: MlflowMirror,
+    run_id: str | None,
+    decision: str,
+    reason: str,
+    version: str | None = None,
+) -> None:
+    """Tags the candidate's MLflow run with the gate's decision, when it was tracked."""
+    uri = mirror.uri(spec.mlflow_uri)
+    if uri is None or run_id is None:
+        return
+    try:
+        mirror.record_decision(uri, run_id, decision, reason, version)
+    except MirrorFailed as error:
+        context.log.warning(f"MLflow: the decision was not recorded ({error})")

@@ -1,0 +1,137 @@
+"""Every candidate tracked in MLflow, against a real `mlflow server` (SQLite, artifacts in a
+temporary folder, loopback), read back through MlflowClient: the gate's figures against
+scikit-learn's, the decision and its sentence; an unreachable server changes no decision."""
+
+import dataclasses
+
+import pytest
+from mlflow import MlflowClient
+from sklearn.datasets import load_diabetes
+from sklearn.linear_model import LinearRegression
+from sklearn.metrics import mean_squared_error
+from sklearn.model_selection import train_test_split
+
+from harness.live import LiveMlflow, free_port
+from ml_assets.definitions import defs
+from ml_assets.store.mlflow_mirror import TRACKING_URI_VARIABLE
+from ml_assets.store.registry import ModelRegistry
+from ml_assets_tests.conftest import DIABETES, train_undeclared
+
+pytestmark = pytest.mark.slow
+
+GATE_FAILS = {"ops": {"diabetes__deployment_gate": {"config": {"threshold": 100.0}}}}
+TRAINING_ASSETS = (
+    "reference_data", "dataset", "features", "candidate_model", "model_metrics",
+    "production_model",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    with LiveMlflow(tmp_path_factory.mktemp("mlflow")) as server:
+        yield server
+
+
+def train(instance, run_config=None):
+    job = defs.resolve_job_def("diabetes_training_job")
+    return job.execute_in_process(instance=instance, run_config=run_config)
+
+
+def tracked_runs(server, model="diabetes"):
+    client = MlflowClient(tracking_uri=server.url)
+    experiment = client.get_experiment_by_name(f"ml_assets/{model}")
+    if experiment is None:
+        return []
+    return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+def reference_flow_mse() -> float:
+    """The tutorial's holdout MSE, computed here with scikit-learn alone."""
+    X, y = load_diabetes(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=42)
+    return mean_squared_error(y_test, LinearRegression().fit(X_train, y_train).predict(X_test))
+
+
+def test_a_candidate_is_an_mlflow_run_with_the_gates_figures_and_decision(
+    mlflow_server, data_dir, instance, monkeypatch
+):
+    monkeypatch.setenv(TRACKING_URI_VARIABLE, mlflow_server.url)
+    result = train(instance)
+    assert result.success
+    [run] = [
+        r for r in tracked_runs(mlflow_server) if r.data.tags["dagster.run_id"] == result.run_id
+    ]
+    measured = result.output_for_node("diabetes__model_metrics")
+    assert measured["mlflow_run_id"] == run.info.run_id
+    metrics, params, tags = run.data.metrics, run.data.params, run.data.tags
+    assert metrics["candidate_mse"] == pytest.approx(reference_flow_mse())
+    assert metrics["baseline_mse"] == pytest.approx(measured["baseline"]["mse"])
+    interval = measured["statistics"]["candidate"]["mse"]
+    assert (metrics["candidate_mse_low"], metrics["candidate_mse_high"]) == pytest.approx(
+        (interval["low"], interval["high"])
+    )
+    assert metrics["holdout_rows"] == 89
+    assert params["estimator"] == "LinearRegression"
+    assert params["gate.metric"] == "mse" and float(params["gate.threshold"]) == 3000.0
+    production = ModelRegistry(data_dir=str(data_dir)).for_model("diabetes").production()
+    assert tags["ml_assets.decision"] == "promoted"
+    assert tags["ml_assets.version"] == production.version
+    assert tags["ml_assets.data_version"] == measured["data_fingerprint"]
+    assert run.info.status == "FINISHED"
+
+
+def test_a_refused_candidate_is_tracked_as_refused_with_the_gates_sentence(
+    mlflow_server, instance, monkeypatch
+):
+    monkeypatch.setenv(TRACKING_URI_VARIABLE, mlflow_server.url)
+    result = train(instance, GATE_FAILS)
+    assert result.success  # a refusal is an outcome
+    [run] = [
+        r for r in tracked_runs(mlflow_server) if r.data.tags["dagster.run_id"] == result.run_id
+    ]
+    reason = instance.get_run_by_id(result.run_id).tags["ml_assets/reason"]
+    assert run.data.tags["ml_assets.decision"] == "refused"
+    assert run.data.tags["ml_assets.reason"] == reason
+    assert "ml_assets.version" not in run.data.tags
+
+
+def test_an_unreachable_mlflow_server_changes_no_decision(data_dir, instance, monkeypatch, capfd):
+    monkeypatch.setenv(TRACKING_URI_VARIABLE, f"http://127.0.0.1:{free_port()}")  # nobody there
+    result = train(instance)
+    assert result.success
+    assert result.output_for_node("diabetes__model_metrics")["mlflow_run_id"] is None
+    assert ModelRegistry(data_dir=str(data_dir)).for_model("diabetes").production() is not None
+    said = capfd.readouterr().err
+    assert "MLflow: the candidate was not tracked" in said
+
+
+def test_a_model_declares_its_own_tracking_server(mlflow_server, instance):
+    spec = dataclasses.replace(DIABETES, name="tracked", mlflow_uri=mlflow_server.url)
+    assert train_undeclared(spec, instance, TRAINING_ASSETS).success
+    [run] = tracked_runs(mlflow_server, "tracked")
+    assert run.data.tags["ml_assets.model"] == "tracked"
+
+
+def test_without_mlflow_nothing_is_tracked_and_mlflow_is_not_imported(instance):
+    import subprocess
+    import sys
+
+    result = train(instance)
+    assert result.output_for_node("diabetes__model_metrics")["mlflow_run_id"] is None
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, ml_assets.definitions; print('mlflow' in sys.modules)"],
+        capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert loaded.stdout.strip() == "False"
+
+
+def test_a_classifiers_second_candidate_carries_mcnemars_test(mlflow_server, instance, monkeypatch):
+    monkeypatch.setenv(TRACKING_URI_VARIABLE, mlflow_server.url)
+    job = defs.resolve_job_def("breast_cancer_training_job")
+    for _ in range(2):
+        assert job.execute_in_process(instance=instance).success
+    first, second = tracked_runs(mlflow_server, "breast_cancer")[-2:]
+    assert "versus_production_mcnemar_p_value" not in first.data.metrics  # nothing to compare
+    assert second.data.metrics["versus_production_mcnemar_p_value"] == 1.0  # the same model
+    assert second.data.metrics["versus_production_accuracy_value"] == 0.0
+    assert second.data.params["estimator.C"] == "1.0"
