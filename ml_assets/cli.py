@@ -26,11 +26,13 @@ from ml_assets.learn.simulate import batch_file_name, simulate_batch
 from ml_assets.learn.spec import ModelSpec
 from ml_assets.pipeline.decisions import last_decision, measured_baseline
 from ml_assets.pipeline.live_performance import live_status
+from ml_assets.pipeline.tracking import mirror_rollback
 from ml_assets.pipeline.versions import staleness
 from ml_assets.serve.follower import DEFAULT_POLL_SECONDS
 from ml_assets.serve.schema import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ROWS
 from ml_assets.store.files import strict_json, write_atomically
 from ml_assets.store.landing import LANDED_FILES, LandingZone
+from ml_assets.store.mlflow_mirror import MlflowMirror
 from ml_assets.store.registry import ModelRegistry, ModelVersion, RegistryError
 from ml_assets.store.served import ServedRecords
 from ml_assets.store.tables import UnreadableFile, read_table
@@ -229,6 +231,9 @@ def rollback_command(args: argparse.Namespace) -> int:
     versions = ModelRegistry(data_dir=args.data_dir).for_model(spec.name)
     switch = versions.rollback(args.version)
     print(f"{spec.name} production: {switch.from_version} -> {switch.to_version}")
+    said = mirror_rollback(spec, MlflowMirror(), switch.to_version)
+    if said is not None:
+        print(said)
     home = dagster_home()
     if home is None:
         print(

@@ -33,7 +33,7 @@ from ml_assets.pipeline.decisions import (
 from ml_assets.pipeline.ingestion import FILE_SYSTEM_RETRY, landed_files
 from ml_assets.pipeline.metadata import float_metadata, table_metadata, table_schema
 from ml_assets.pipeline.naming import asset_key, model_tags
-from ml_assets.pipeline.tracking import mirror_decision
+from ml_assets.pipeline.tracking import mirror_champion, mirror_decision, mirror_rollback
 from ml_assets.pipeline.versions import code_version
 from ml_assets.store.mlflow_mirror import MlflowMirror
 from ml_assets.store.registry import ModelRegistry, ModelVersion, ModelVersions, Switch
@@ -234,6 +234,11 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         )
         tracked = model_metrics.get("mlflow_run_id")
         mirror_decision(context, spec, mlflow, tracked, PROMOTED, summary, version.version)
+        registered = mirror_champion(
+            context, spec, mlflow, tracked, candidate_model, version.version
+        )
+        if registered is not None:
+            metadata["mlflow_model_version"] = dg.MetadataValue.text(registered)
         yield dg.MaterializeResult(metadata=metadata)
 
     @dg.asset(
@@ -297,7 +302,10 @@ def rollback_job(spec: ModelSpec) -> dg.JobDefinition:
 
     @dg.op(name=spec.named("roll_back"))
     def roll_back(
-        context: dg.OpExecutionContext, config: RollbackConfig, registry: ModelRegistry
+        context: dg.OpExecutionContext,
+        config: RollbackConfig,
+        registry: ModelRegistry,
+        mlflow: MlflowMirror,
     ) -> None:
         """Points production back at a registered version and records it on production_model."""
         versions = registry.for_model(spec.name)
@@ -306,6 +314,9 @@ def rollback_job(spec: ModelSpec) -> dg.JobDefinition:
             f"rolled back production from {switch.from_version} to {switch.to_version}"
         )
         context.log_event(rollback_materialization(spec, versions, switch))
+        said = mirror_rollback(spec, mlflow, switch.to_version)
+        if said is not None:
+            context.log.info(said)
 
     @dg.job(
         name=spec.named("rollback_production"),

@@ -1,7 +1,8 @@
-"""What model_metrics and production_model tell the MLflow mirror: the candidate as a run (the
-declaration's model and gate as params; its metrics, production's and the constant answer's,
-and each interval's ends as metrics; the Dagster run and the data as tags), then the gate's
-decision. A failing or unreachable server is a warning on the run, never a failure."""
+"""What model_metrics, production_model and a rollback tell the MLflow mirror: the candidate
+as a run (the declaration's model and gate as params; its metrics, production's and the
+constant answer's, and each interval's ends as metrics; the Dagster run and the data as tags),
+then the gate's decision; a promoted version registered with `champion` moved to it, and moved
+back by a rollback. A failing or unreachable server is a warning on the run, never a failure."""
 
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,7 @@ import dagster as dg
 from ml_assets.learn.modeling import estimator_of
 from ml_assets.learn.spec import ModelSpec
 from ml_assets.store.mlflow_mirror import MirrorFailed, MlflowMirror
+from ml_assets.store.registry import ALLOWED_UNTRUSTED_TYPES, library_versions
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -107,3 +109,47 @@ def mirror_decision(
         mirror.record_decision(uri, run_id, decision, reason, version)
     except MirrorFailed as error:
         context.log.warning(f"MLflow: the decision was not recorded ({error})")
+
+
+def mirror_champion(
+    context: dg.AssetExecutionContext,
+    spec: ModelSpec,
+    mirror: MlflowMirror,
+    run_id: str | None,
+    model: "Pipeline",
+    version: str,
+) -> str | None:
+    """Registers a promoted version in MLflow's registry and moves `champion` to it, when its
+    candidate was tracked: MLflow's version number, or None (off, untracked, or failed: then a
+    warning says so)."""
+    uri = mirror.uri(spec.mlflow_uri)
+    if uri is None:
+        return None
+    if run_id is None:
+        context.log.warning(f"MLflow: {version} was not registered: its candidate was not tracked")
+        return None
+    requirements = [
+        f"{name}=={number}"
+        for name, number in library_versions().items()
+        if name not in ("python", "dagster")
+    ]
+    try:
+        return mirror.register_champion(
+            uri, spec.name, run_id, model, version, requirements, sorted(ALLOWED_UNTRUSTED_TYPES)
+        )
+    except MirrorFailed as error:
+        context.log.warning(f"MLflow: {version} was not registered ({error})")
+        return None
+
+
+def mirror_rollback(spec: ModelSpec, mirror: MlflowMirror, version: str) -> str | None:
+    """Moves MLflow's `champion` back with a rollback, when MLflow is on: what happened, in
+    words (a failure is said, never raised), or None when MLflow is off."""
+    uri = mirror.uri(spec.mlflow_uri)
+    if uri is None:
+        return None
+    try:
+        moved = mirror.move_champion(uri, spec.name, version)
+    except MirrorFailed as error:
+        return f"MLflow: champion was not moved to {version} ({error})"
+    return f"MLflow: champion of {spec.name} is version {moved} ({version})"

@@ -1,5 +1,7 @@
 """The MLflow mirror: each candidate tracked as a run of experiment `ml_assets/<model>` on the
-team's MLflow server, and what the gate decided about it. Off unless a tracking URI is set
+team's MLflow server, and what the gate decided about it; each promoted version logged with
+MLflow's sklearn flavour (skops) and registered as a version of registered model `<model>`,
+MLflow's `champion` alias moved to it by the promotion and back by a rollback. Off unless a tracking URI is set
 ($MLFLOW_TRACKING_URI, or a model's `tracking.mlflow_uri`); MLflow is imported only then.
 
 MLflow never decides or blocks: every call is bounded in time and retried little, and a
@@ -24,6 +26,8 @@ VERSION_TAG = "ml_assets.version"  # our version id, once promoted
 # MLflow retries a failing request for minutes by default: a run waits seconds at most.
 BOUNDED = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 MAX_PARAM_CHARACTERS = 6000  # MLflow's limit on a param's value
+CHAMPION = "champion"  # MLflow's alias of the version in production: models:/<model>@champion
+MODEL_ARTIFACT = "model"
 
 
 class MirrorFailed(RuntimeError):
@@ -44,6 +48,17 @@ def _bounded() -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextlib.contextmanager
+def _tracking_uri(mlflow, uri: str) -> Iterator[None]:
+    """MLflow's fluent API (which logs models) pointed at `uri` for the calls inside."""
+    before = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before)
 
 
 class MlflowMirror(dg.ConfigurableResource):
@@ -102,6 +117,51 @@ class MlflowMirror(dg.ConfigurableResource):
             tags.append(RunTag(VERSION_TAG, version))
         with self._client(uri) as client:
             client.log_batch(run_id, tags=tags)
+
+    def register_champion(
+        self,
+        uri: str,
+        model_name: str,
+        run_id: str,
+        model: object,
+        version: str,
+        requirements: list[str],
+        trusted_types: list[str],
+    ) -> str:
+        """Logs a promoted model into its candidate's run (skops, `trusted_types` trusted),
+        registers it as a version of registered model `model_name` tagged with our `version`,
+        and moves `champion` to it: MLflow's version number. Raises MirrorFailed."""
+        import mlflow
+        import mlflow.sklearn
+
+        with self._client(uri) as client:
+            with _tracking_uri(mlflow, uri), mlflow.start_run(run_id=run_id):
+                logged = mlflow.sklearn.log_model(
+                    model,
+                    name=MODEL_ARTIFACT,
+                    serialization_format="skops",
+                    skops_trusted_types=trusted_types,
+                    pip_requirements=requirements,  # given: inferring them loads the model again
+                    registered_model_name=model_name,
+                )
+            number = str(logged.registered_model_version)
+            client.set_model_version_tag(model_name, number, VERSION_TAG, version)
+            client.set_registered_model_alias(model_name, CHAMPION, number)
+            return number
+
+    def move_champion(self, uri: str, model_name: str, version: str) -> str:
+        """Moves `champion` to the MLflow version registered for our `version` (a rollback):
+        MLflow's version number. Raises MirrorFailed, also when none was registered."""
+        with self._client(uri) as client:
+            found = client.search_model_versions(
+                f"name = '{model_name}' and tags.`{VERSION_TAG}` = '{version}'"
+            )
+            if not found:
+                raise MirrorFailed(
+                    f"no MLflow version of {model_name} was registered for {version}"
+                )
+            client.set_registered_model_alias(model_name, CHAMPION, found[0].version)
+            return str(found[0].version)
 
     @contextlib.contextmanager
     def _client(self, uri: str):

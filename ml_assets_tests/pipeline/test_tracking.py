@@ -1,9 +1,12 @@
-"""Every candidate tracked in MLflow, against a real `mlflow server` (SQLite, artifacts in a
-temporary folder, loopback), read back through MlflowClient: the gate's figures against
-scikit-learn's, the decision and its sentence; an unreachable server changes no decision."""
+"""Every candidate tracked in MLflow, and the gate moving MLflow's `champion` alias, against a
+real `mlflow server` (SQLite, artifacts in a temporary folder, loopback), read back through
+MlflowClient: the gate's figures against scikit-learn's, the decision and its sentence, the
+registered versions, `models:/<m>@champion` predicting as `ml-assets predict`; an unreachable
+server changes no decision."""
 
 import dataclasses
 
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from sklearn.datasets import load_diabetes
@@ -13,6 +16,7 @@ from sklearn.model_selection import train_test_split
 
 from harness.live import LiveMlflow, free_port
 from ml_assets.definitions import defs
+from ml_assets.learn.modeling import model_input
 from ml_assets.store.mlflow_mirror import TRACKING_URI_VARIABLE
 from ml_assets.store.registry import ModelRegistry
 from ml_assets_tests.conftest import DIABETES, train_undeclared
@@ -135,3 +139,45 @@ def test_a_classifiers_second_candidate_carries_mcnemars_test(mlflow_server, ins
     assert second.data.metrics["versus_production_mcnemar_p_value"] == 1.0  # the same model
     assert second.data.metrics["versus_production_accuracy_value"] == 0.0
     assert second.data.params["estimator.C"] == "1.0"
+
+
+def champion(server, model="diabetes"):
+    client = MlflowClient(tracking_uri=server.url)
+    found = client.get_model_version_by_alias(model, "champion")
+    return found.version, found.tags["ml_assets.version"]
+
+
+def test_the_gate_moves_mlflows_champion_and_only_the_gate(
+    mlflow_server, data_dir, instance, monkeypatch, tmp_path
+):
+    import mlflow.sklearn
+
+    from ml_assets.cli import main
+    from ml_assets.learn.reference import load_reference_table
+
+    monkeypatch.setenv(TRACKING_URI_VARIABLE, mlflow_server.url)
+    versions = ModelRegistry(data_dir=str(data_dir)).for_model("diabetes")
+    first = train(instance)
+    ours = versions.production().version
+    number, tagged = champion(mlflow_server)
+    assert tagged == ours
+    metadata = first.get_asset_materialization_events()[-1].materialization.metadata
+    assert metadata["mlflow_model_version"].value == number
+    # Loadable by MLflow's name: the very pipeline production serves.
+    loaded = mlflow.sklearn.load_model("models:/diabetes@champion")
+    rows = load_reference_table(DIABETES).iloc[:25]
+    rows.drop(columns="target").to_csv(tmp_path / "rows.csv", index=False)
+    assert main(["predict", "--model", "diabetes", str(tmp_path / "rows.csv"),
+                 "--output", str(tmp_path / "out.csv")]) == 0  # fmt: skip
+    predicted = pd.read_csv(tmp_path / "out.csv")["prediction"]
+    expected = loaded.predict(model_input(DIABETES, rows))
+    assert predicted.to_numpy() == pytest.approx(expected)
+    # A refused candidate is tracked, not registered: champion stays.
+    assert train(instance, GATE_FAILS).success
+    assert champion(mlflow_server) == (number, ours)
+    # A new promotion moves it; a rollback moves it back.
+    assert train(instance).success
+    newer = versions.production().version
+    assert champion(mlflow_server)[1] == newer != ours
+    assert main(["rollback", "--model", "diabetes"]) == 0
+    assert champion(mlflow_server) == (number, ours)
