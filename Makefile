@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 3000
 SERVE_PORT ?= 8000
+MLFLOW_PORT ?= 5000
 # The daemon logs every sensor tick at INFO (twice per tick, every 5 s); at WARNING an idle
 # `make dev` stays quiet and the tick's reasons are on the UI's sensor pages.
 DEV_LOG_LEVEL ?= warning
@@ -14,7 +15,7 @@ DEV_LOG_LEVEL ?= warning
 export DAGSTER_HOME := $(abspath $(or $(DAGSTER_HOME),.dagster_home))
 export ML_ASSETS_DATA_DIR := $(abspath $(or $(ML_ASSETS_DATA_DIR),data))
 
-.PHONY: install instance browser dev materialize serve worker test test-fast bench bench-serving bench-new-model bench-gate bench-search bench-threads bench-latency lint
+.PHONY: install instance browser dev materialize serve mlflow worker test test-fast bench bench-serving bench-new-model bench-gate bench-search bench-threads bench-latency lint
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +53,14 @@ materialize: install instance
 ## (follows each model's production version; docs on /docs)
 serve: install
 	$(BIN)/ml-assets serve --host $(HOST) --port $(SERVE_PORT)
+
+## mlflow: a local MLflow server (its UI too) on http://$(HOST):$(MLFLOW_PORT), its runs and
+## registry kept in the data folder; then MLFLOW_TRACKING_URI=http://$(HOST):$(MLFLOW_PORT) make dev
+mlflow: install
+	mkdir -p $(ML_ASSETS_DATA_DIR)/mlflow
+	$(BIN)/mlflow server --host $(HOST) --port $(MLFLOW_PORT) \
+	  --backend-store-uri sqlite:///$(ML_ASSETS_DATA_DIR)/mlflow/mlflow.db \
+	  --artifacts-destination $(ML_ASSETS_DATA_DIR)/mlflow/artifacts
 
 ## worker: a Celery worker that runs the steps of runs launched with deploy/run_on_celery.yaml
 worker: install

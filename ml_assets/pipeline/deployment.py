@@ -233,7 +233,8 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             summary,
         )
         tracked = model_metrics.get("mlflow_run_id")
-        mirror_decision(context, spec, mlflow, tracked, PROMOTED, summary, version.version)
+        card = {"model_card.md": metadata["model_card"].value, **plots}
+        mirror_decision(context, spec, mlflow, tracked, PROMOTED, summary, version.version, card)
         registered = mirror_champion(
             context, spec, mlflow, tracked, candidate_model, version.version
         )

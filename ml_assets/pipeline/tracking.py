@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from ml_assets.learn.model_card import card_metrics, metrics_table
 from ml_assets.learn.modeling import estimator_of
+from ml_assets.learn.plots import IMPORTANCE_PLOT, importance_plot
 from ml_assets.learn.spec import ModelSpec
 from ml_assets.store.mlflow_mirror import MirrorFailed, MlflowMirror
 from ml_assets.store.registry import ALLOWED_UNTRUSTED_TYPES, library_versions
@@ -65,6 +67,17 @@ def candidate_metrics(measured: dict) -> dict[str, float]:
     return {name: float(value) for name, value in metrics.items() if value is not None}
 
 
+def candidate_artifacts(spec: ModelSpec, measured: dict) -> dict[str, str | bytes]:
+    """The candidate's metrics table, and its features' importance plot when measured."""
+    metric = spec.gate.metric
+    artifacts: dict[str, str | bytes] = {
+        "metrics.md": metrics_table(spec.task.metrics, card_metrics(measured))
+    }
+    if measured.get("importance"):
+        artifacts[IMPORTANCE_PLOT] = importance_plot(measured["importance"], metric.label)
+    return artifacts
+
+
 def mirror_candidate(
     context: dg.AssetExecutionContext,
     spec: ModelSpec,
@@ -85,7 +98,12 @@ def mirror_candidate(
     }
     try:
         return mirror.track_candidate(
-            uri, spec.name, candidate_params(spec, model), candidate_metrics(measured), tags
+            uri,
+            spec.name,
+            candidate_params(spec, model),
+            candidate_metrics(measured),
+            tags,
+            candidate_artifacts(spec, measured),
         )
     except MirrorFailed as error:
         context.log.warning(f"MLflow: the candidate was not tracked ({error}); nothing waits on it")
@@ -100,13 +118,15 @@ def mirror_decision(
     decision: str,
     reason: str,
     version: str | None = None,
+    artifacts: dict[str, str | bytes] | None = None,
 ) -> None:
-    """Tags the candidate's MLflow run with the gate's decision, when it was tracked."""
+    """Tags the candidate's MLflow run with the gate's decision (and adds a promoted
+    version's card and plots), when it was tracked."""
     uri = mirror.uri(spec.mlflow_uri)
     if uri is None or run_id is None:
         return
     try:
-        mirror.record_decision(uri, run_id, decision, reason, version)
+        mirror.record_decision(uri, run_id, decision, reason, version, artifacts)
     except MirrorFailed as error:
         context.log.warning(f"MLflow: the decision was not recorded ({error})")
 

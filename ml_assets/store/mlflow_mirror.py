@@ -61,6 +61,21 @@ def _tracking_uri(mlflow, uri: str) -> Iterator[None]:
         mlflow.set_tracking_uri(before)
 
 
+def _log_artifacts(client, run_id: str, artifacts: dict[str, str | bytes]) -> None:
+    """Each artifact as a file of the run: text as given, bytes (a PNG plot) as written."""
+    import tempfile
+
+    for name, content in artifacts.items():
+        if isinstance(content, str):
+            client.log_text(run_id, content, name)
+            continue
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, name)
+            with open(path, "wb") as file:
+                file.write(content)
+            client.log_artifact(run_id, path)
+
+
 class MlflowMirror(dg.ConfigurableResource):
     """Where candidates are tracked in MLflow, if anywhere."""
 
@@ -82,9 +97,11 @@ class MlflowMirror(dg.ConfigurableResource):
         params: dict[str, object],
         metrics: dict[str, float],
         tags: dict[str, str],
+        artifacts: dict[str, str | bytes],
     ) -> str:
         """One finished MLflow run for a candidate in experiment `ml_assets/<model>`, tagged
-        `pending` until the gate decides: its id. Raises MirrorFailed."""
+        `pending` until the gate decides, with its artifacts (text or bytes, by file name):
+        its id. Raises MirrorFailed."""
         from mlflow.entities import Metric, Param
 
         with self._client(uri) as client:
@@ -102,14 +119,21 @@ class MlflowMirror(dg.ConfigurableResource):
                     Param(key, str(value)[:MAX_PARAM_CHARACTERS]) for key, value in params.items()
                 ],
             )
+            _log_artifacts(client, run.info.run_id, artifacts)
             client.set_terminated(run.info.run_id)
             return run.info.run_id
 
     def record_decision(
-        self, uri: str, run_id: str, decision: str, reason: str, version: str | None = None
+        self,
+        uri: str,
+        run_id: str,
+        decision: str,
+        reason: str,
+        version: str | None = None,
+        artifacts: dict[str, str | bytes] | None = None,
     ) -> None:
         """Tags a candidate's run with the gate's decision and why (and our version id when
-        promoted). Raises MirrorFailed."""
+        promoted), and adds artifacts (a promoted version's card). Raises MirrorFailed."""
         from mlflow.entities import RunTag
 
         tags = [RunTag(DECISION_TAG, decision), RunTag(REASON_TAG, reason[:5000])]
@@ -117,6 +141,7 @@ class MlflowMirror(dg.ConfigurableResource):
             tags.append(RunTag(VERSION_TAG, version))
         with self._client(uri) as client:
             client.log_batch(run_id, tags=tags)
+            _log_artifacts(client, run_id, artifacts or {})
 
     def register_champion(
         self,

@@ -5,6 +5,7 @@ registered versions, `models:/<m>@champion` predicting as `ml-assets predict`; a
 server changes no decision."""
 
 import dataclasses
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -57,7 +58,7 @@ def reference_flow_mse() -> float:
 
 
 def test_a_candidate_is_an_mlflow_run_with_the_gates_figures_and_decision(
-    mlflow_server, data_dir, instance, monkeypatch
+    mlflow_server, data_dir, instance, monkeypatch, tmp_path
 ):
     monkeypatch.setenv(TRACKING_URI_VARIABLE, mlflow_server.url)
     result = train(instance)
@@ -82,6 +83,11 @@ def test_a_candidate_is_an_mlflow_run_with_the_gates_figures_and_decision(
     assert tags["ml_assets.version"] == production.version
     assert tags["ml_assets.data_version"] == measured["data_fingerprint"]
     assert run.info.status == "FINISHED"
+    client = MlflowClient(tracking_uri=mlflow_server.url)
+    files = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
+    assert {"metrics.md", "permutation_importance.png", "model_card.md"} <= files
+    table = client.download_artifacts(run.info.run_id, "metrics.md", str(tmp_path))
+    assert f"| MSE | {reference_flow_mse():.2f} |" in Path(table).read_text()
 
 
 def test_a_refused_candidate_is_tracked_as_refused_with_the_gates_sentence(
