@@ -26,13 +26,13 @@ from ml_assets.learn.simulate import batch_file_name, simulate_batch
 from ml_assets.learn.spec import ModelSpec
 from ml_assets.pipeline.decisions import last_decision, measured_baseline
 from ml_assets.pipeline.live_performance import live_status
-from ml_assets.pipeline.tracking import mirror_rollback
+from ml_assets.pipeline.tracking import mirror_rollback, sync_registry
 from ml_assets.pipeline.versions import staleness
 from ml_assets.serve.follower import DEFAULT_POLL_SECONDS
 from ml_assets.serve.schema import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ROWS
 from ml_assets.store.files import strict_json, write_atomically
 from ml_assets.store.landing import LANDED_FILES, LandingZone
-from ml_assets.store.mlflow_mirror import MlflowMirror
+from ml_assets.store.mlflow_mirror import MirrorFailed, MlflowMirror
 from ml_assets.store.registry import ModelRegistry, ModelVersion, RegistryError
 from ml_assets.store.served import ServedRecords
 from ml_assets.store.tables import UnreadableFile, read_table
@@ -250,6 +250,19 @@ def rollback_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def mlflow_sync_command(args: argparse.Namespace) -> int:
+    """Register in MLflow what it missed (nothing twice), and point champion at production."""
+    spec = chosen_model(args.model)
+    versions = ModelRegistry(data_dir=args.data_dir).for_model(spec.name)
+    try:
+        done = sync_registry(spec, MlflowMirror(), versions)
+    except MirrorFailed as error:
+        print(f"error: MLflow: {error}", file=sys.stderr)
+        return 1
+    print("\n".join(done) or f"MLflow already holds every production version of {spec.name}")
+    return 0
+
+
 def predict_command(args: argparse.Namespace) -> int:
     """Score a CSV or Parquet file with the production model (or --version)."""
     spec = chosen_model(args.model)
@@ -417,6 +430,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     rollback = command("rollback", rollback_command, "put a model version back in production")
     rollback.add_argument("version", nargs="?", help="default: the previous production version")
+
+    command(
+        "mlflow-sync",
+        mlflow_sync_command,
+        "register in MLflow the production versions a failing server missed; point champion",
+    )
 
     predict = command("predict", predict_command, "score a CSV or Parquet file")
     predict.add_argument("input", help="CSV or Parquet with the contract's feature columns")

@@ -236,7 +236,7 @@ def deployment_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         card = {"model_card.md": metadata["model_card"].value, **plots}
         mirror_decision(context, spec, mlflow, tracked, PROMOTED, summary, version.version, card)
         registered = mirror_champion(
-            context, spec, mlflow, tracked, candidate_model, version.version
+            context, spec, mlflow, tracked, candidate_model, versions, version.version
         )
         if registered is not None:
             metadata["mlflow_model_version"] = dg.MetadataValue.text(registered)

@@ -12,8 +12,9 @@ from ml_assets.learn.model_card import card_metrics, metrics_table
 from ml_assets.learn.modeling import estimator_of
 from ml_assets.learn.plots import IMPORTANCE_PLOT, importance_plot
 from ml_assets.learn.spec import ModelSpec
-from ml_assets.store.mlflow_mirror import MirrorFailed, MlflowMirror
-from ml_assets.store.registry import ALLOWED_UNTRUSTED_TYPES, library_versions
+from ml_assets.pipeline.decisions import PROMOTED
+from ml_assets.store.mlflow_mirror import DECISION_TAG, VERSION_TAG, MirrorFailed, MlflowMirror
+from ml_assets.store.registry import ALLOWED_UNTRUSTED_TYPES, ModelVersions, library_versions
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -137,26 +138,25 @@ def mirror_champion(
     mirror: MlflowMirror,
     run_id: str | None,
     model: "Pipeline",
+    versions: ModelVersions,
     version: str,
 ) -> str | None:
-    """Registers a promoted version in MLflow's registry and moves `champion` to it, when its
-    candidate was tracked: MLflow's version number, or None (off, untracked, or failed: then a
-    warning says so)."""
+    """Registers a promoted version in MLflow's registry (its model logged into its
+    candidate's run) and moves `champion` to it, then registers what a failing server missed
+    before (`sync_registry`: this version too, from its card, when its candidate was not
+    tracked): MLflow's version number, or None (off, or failed: then a warning says so)."""
     uri = mirror.uri(spec.mlflow_uri)
     if uri is None:
         return None
-    if run_id is None:
-        context.log.warning(f"MLflow: {version} was not registered: its candidate was not tracked")
-        return None
-    requirements = [
-        f"{name}=={number}"
-        for name, number in library_versions().items()
-        if name not in ("python", "dagster")
-    ]
     try:
-        return mirror.register_champion(
-            uri, spec.name, run_id, model, version, requirements, sorted(ALLOWED_UNTRUSTED_TYPES)
-        )
+        if run_id is not None:
+            mirror.register_champion(
+                uri, spec.name, run_id, model, version, _requirements(),
+                sorted(ALLOWED_UNTRUSTED_TYPES),
+            )  # fmt: skip
+        for line in sync_registry(spec, mirror, versions):
+            context.log.info(f"MLflow: {line}")
+        return mirror.registered(uri, spec.name).get(version)
     except MirrorFailed as error:
         context.log.warning(f"MLflow: {version} was not registered ({error})")
         return None
@@ -173,3 +173,48 @@ def mirror_rollback(spec: ModelSpec, mirror: MlflowMirror, version: str) -> str 
     except MirrorFailed as error:
         return f"MLflow: champion was not moved to {version} ({error})"
     return f"MLflow: champion of {spec.name} is version {moved} ({version})"
+
+
+def sync_registry(spec: ModelSpec, mirror: MlflowMirror, versions: ModelVersions) -> list[str]:
+    """Registers in MLflow each of our versions ever in production that is not there yet (its
+    run made from its card when its candidate was never tracked) and points `champion` at
+    production: what was done, in words. Raises MirrorFailed; registers nothing twice."""
+    uri = mirror.uri(spec.mlflow_uri)
+    if uri is None:
+        return [f"MLflow is off for {spec.name}: set $MLFLOW_TRACKING_URI or tracking.mlflow_uri"]
+    registered, done = mirror.registered(uri, spec.name), []
+    for name in sorted(versions.ever_in_production() - set(registered)):
+        card = versions.get(name).card
+        metrics = {f"candidate_{key}": value for key, value in card.get("metrics", {}).items()}
+        run_id = mirror.track_candidate(
+            uri,
+            spec.name,
+            {"estimator": card.get("estimator", "")},
+            {key: float(value) for key, value in metrics.items() if value is not None},
+            {
+                "ml_assets.model": spec.name,
+                "ml_assets.tracked_from": "its card (the candidate was not tracked)",
+                DECISION_TAG: PROMOTED,
+                VERSION_TAG: name,
+            },
+            {},
+        )
+        registered[name] = mirror.register_champion(
+            uri, spec.name, run_id, versions.load(name), name, _requirements(),
+            sorted(ALLOWED_UNTRUSTED_TYPES), champion=False,
+        )  # fmt: skip
+        done.append(f"registered {name} as MLflow version {registered[name]} of {spec.name}")
+    production = versions.production()
+    if production is not None and production.version in registered:
+        number = mirror.move_champion(uri, spec.name, production.version)
+        done.append(f"champion of {spec.name} is MLflow version {number} ({production.version})")
+    return done
+
+
+def _requirements() -> list[str]:
+    """What a logged model needs installed: the libraries its file was saved with."""
+    return [
+        f"{name}=={number}"
+        for name, number in library_versions().items()
+        if name not in ("python", "dagster")
+    ]

@@ -50,17 +50,6 @@ def _bounded() -> Iterator[None]:
                 os.environ[name] = value
 
 
-@contextlib.contextmanager
-def _tracking_uri(mlflow, uri: str) -> Iterator[None]:
-    """MLflow's fluent API (which logs models) pointed at `uri` for the calls inside."""
-    before = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(before)
-
-
 def _log_artifacts(client, run_id: str, artifacts: dict[str, str | bytes]) -> None:
     """Each artifact as a file of the run: text as given, bytes (a PNG plot) as written."""
     import tempfile
@@ -152,27 +141,52 @@ class MlflowMirror(dg.ConfigurableResource):
         version: str,
         requirements: list[str],
         trusted_types: list[str],
+        champion: bool = True,
     ) -> str:
         """Logs a promoted model into its candidate's run (skops, `trusted_types` trusted),
         registers it as a version of registered model `model_name` tagged with our `version`,
-        and moves `champion` to it: MLflow's version number. Raises MirrorFailed."""
-        import mlflow
-        import mlflow.sklearn
+        and moves `champion` to it unless told not to: MLflow's version number. Raises
+        MirrorFailed."""
+        import tempfile
 
-        with self._client(uri) as client:
-            with _tracking_uri(mlflow, uri), mlflow.start_run(run_id=run_id):
-                logged = mlflow.sklearn.log_model(
-                    model,
-                    name=MODEL_ARTIFACT,
-                    serialization_format="skops",
-                    skops_trusted_types=trusted_types,
-                    pip_requirements=requirements,  # given: inferring them loads the model again
-                    registered_model_name=model_name,
-                )
-            number = str(logged.registered_model_version)
-            client.set_model_version_tag(model_name, number, VERSION_TAG, version)
-            client.set_registered_model_alias(model_name, CHAMPION, number)
+        import mlflow.sklearn
+        from mlflow.exceptions import MlflowException
+
+        with self._client(uri) as client, tempfile.TemporaryDirectory() as folder:
+            saved = os.path.join(folder, MODEL_ARTIFACT)
+            mlflow.sklearn.save_model(
+                model,
+                saved,
+                serialization_format="skops",
+                skops_trusted_types=trusted_types,
+                pip_requirements=requirements,  # given: inferring them loads the model again
+            )
+            client.log_artifacts(run_id, saved, MODEL_ARTIFACT)
+            try:
+                client.get_registered_model(model_name)
+            except MlflowException:
+                client.create_registered_model(model_name)
+            registered = client.create_model_version(
+                model_name,
+                source=f"runs:/{run_id}/{MODEL_ARTIFACT}",
+                run_id=run_id,
+                tags={VERSION_TAG: version},
+            )
+            number = str(registered.version)
+            if champion:
+                client.set_registered_model_alias(model_name, CHAMPION, number)
             return number
+
+    def registered(self, uri: str, model_name: str) -> dict[str, str]:
+        """Our version id -> MLflow's version number, for each of ours registered in MLflow.
+        Raises MirrorFailed."""
+        with self._client(uri) as client:
+            found = client.search_model_versions(f"name = '{model_name}'")
+            return {
+                entry.tags[VERSION_TAG]: str(entry.version)
+                for entry in found
+                if VERSION_TAG in entry.tags
+            }
 
     def move_champion(self, uri: str, model_name: str, version: str) -> str:
         """Moves `champion` to the MLflow version registered for our `version` (a rollback):
@@ -195,7 +209,8 @@ class MlflowMirror(dg.ConfigurableResource):
 
         with _bounded():
             try:
-                yield MlflowClient(tracking_uri=uri)
+                # the registry too: else MLflow takes it from its global tracking URI
+                yield MlflowClient(tracking_uri=uri, registry_uri=uri)
             except (MlflowException, OSError) as error:
                 # the URI is not said: a team's may hold credentials
                 raise MirrorFailed(f"{type(error).__name__}: {error}") from error

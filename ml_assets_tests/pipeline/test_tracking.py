@@ -187,3 +187,42 @@ def test_the_gate_moves_mlflows_champion_and_only_the_gate(
     assert champion(mlflow_server)[1] == newer != ours
     assert main(["rollback", "--model", "diabetes"]) == 0
     assert champion(mlflow_server) == (number, ours)
+
+
+def test_a_server_stopped_mid_run_changes_no_decision_and_sync_catches_up(
+    data_dir, instance, monkeypatch, tmp_path, capsys
+):
+    from ml_assets.cli import main
+
+    root = tmp_path / "mlflow"
+    server = LiveMlflow(root)
+    server.start()
+    monkeypatch.setenv(TRACKING_URI_VARIABLE, server.url)
+    try:
+        measured = train_undeclared(DIABETES, instance, TRAINING_ASSETS[:-1])
+        assert measured.success
+    finally:
+        server.stop()  # gone before the gate's decision is deployed
+    deployed = train_undeclared(DIABETES, instance, ["production_model"])
+    assert deployed.success
+    ours = ModelRegistry(data_dir=str(data_dir)).for_model("diabetes").production().version
+    with LiveMlflow(root) as restarted:  # the same stores, another port
+        monkeypatch.setenv(TRACKING_URI_VARIABLE, restarted.url)
+        assert champion_or_none(restarted) is None  # nothing was registered while it was down
+        assert main(["mlflow-sync", "--model", "diabetes"]) == 0
+        assert f"registered {ours} as MLflow version 1 of diabetes" in capsys.readouterr().out
+        assert champion(restarted) == ("1", ours)
+        assert main(["mlflow-sync", "--model", "diabetes"]) == 0  # nothing twice
+        said = capsys.readouterr().out
+        assert "registered" not in said and "champion of diabetes is MLflow version 1" in said
+        client = MlflowClient(tracking_uri=restarted.url)
+        assert len(client.search_model_versions("name = 'diabetes'")) == 1
+
+
+def champion_or_none(server, model="diabetes"):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return champion(server, model)
+    except MlflowException:
+        return None
