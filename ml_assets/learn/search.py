@@ -395,6 +395,21 @@ def leaderboard(result: SearchResult, metric_label: str) -> str:
     return "\n".join(lines)
 
 
+def trial_record(trial: Trial) -> dict:
+    """One trial, JSON-ready: its number, kind, parameters, how it ended, its fold scores,
+    their mean and spread, its seconds."""
+    return {
+        "number": trial.number,
+        "kind": trial.kind,
+        "params": trial.params,
+        "status": trial.status,
+        "scores": [None if math.isnan(score) else score for score in trial.scores],
+        "mean": trial.mean,
+        "std": trial.std,
+        "seconds": trial.seconds,
+    }
+
+
 def status_counts(result: SearchResult) -> dict[str, int]:
     """How many trials ended each way."""
     return {

@@ -31,7 +31,12 @@ from ml_assets.pipeline.decisions import (
     refusal_reason,
 )
 from ml_assets.pipeline.ingestion import FILE_SYSTEM_RETRY, landed_files
-from ml_assets.pipeline.metadata import float_metadata, table_metadata, table_schema
+from ml_assets.pipeline.metadata import (
+    candidate_facts,
+    float_metadata,
+    table_metadata,
+    table_schema,
+)
 from ml_assets.pipeline.naming import asset_key, model_tags
 from ml_assets.pipeline.tracking import mirror_champion, mirror_decision, mirror_rollback
 from ml_assets.pipeline.versions import code_version
@@ -64,16 +69,6 @@ def gate_refusal(spec: ModelSpec, instance: dg.DagsterInstance) -> str | None:
         if not evaluation.passed:
             failed.append((name, evaluation.description or "failed"))
     return refusal_reason(failed) if failed else None
-
-
-def candidate_facts(spec: ModelSpec, instance: dg.DagsterInstance) -> dict:
-    """What the stored candidate_model's materialization says of it: the run `config` it was
-    trained with, and the kind and params `chosen` (by the config, or by the search)."""
-    event = instance.get_latest_materialization_event(asset_key(spec, "candidate_model"))
-    metadata = event.asset_materialization.metadata if event else {}
-    return {
-        name: metadata[name].value if name in metadata else None for name in ("config", "chosen")
-    }
 
 
 def production_metadata(

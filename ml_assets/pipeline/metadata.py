@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from ml_assets.learn.spec import ModelSpec
+from ml_assets.pipeline.naming import asset_key
 
 if TYPE_CHECKING:
     import pandas as pd
 
 PREVIEW_ROWS = 5
+CANDIDATE_FACTS = ("config", "chosen", "search_trials", "leaderboard")
 # A contract's column types as the UI's column schema names them.
 COLUMN_SCHEMA_TYPES = {
     "number": "float64",
@@ -32,6 +34,15 @@ def table_metadata(table: pd.DataFrame, schema: dg.TableSchema) -> dict[str, dg.
         "dagster/column_schema": dg.MetadataValue.table_schema(schema),
         "preview": dg.MetadataValue.md(table.head(PREVIEW_ROWS).to_markdown(index=False)),
     }
+
+
+def candidate_facts(spec: ModelSpec, instance: dg.DagsterInstance) -> dict:
+    """What the stored candidate_model's materialization says of it: the run `config` it was
+    trained with, the kind and params `chosen` (by the config, or by the search), and the
+    search's trials and leaderboard (None when it did not search)."""
+    event = instance.get_latest_materialization_event(asset_key(spec, "candidate_model"))
+    metadata = event.asset_materialization.metadata if event else {}
+    return {name: metadata[name].value if name in metadata else None for name in CANDIDATE_FACTS}
 
 
 def float_metadata(prefix: str, values: dict[str, float | None]) -> dict[str, dg.MetadataValue]:

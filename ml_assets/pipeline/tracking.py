@@ -13,11 +13,14 @@ from ml_assets.learn.modeling import estimator_of
 from ml_assets.learn.plots import IMPORTANCE_PLOT, importance_plot
 from ml_assets.learn.spec import ModelSpec
 from ml_assets.pipeline.decisions import PROMOTED
+from ml_assets.pipeline.metadata import candidate_facts
 from ml_assets.store.mlflow_mirror import DECISION_TAG, VERSION_TAG, MirrorFailed, MlflowMirror
 from ml_assets.store.registry import ALLOWED_UNTRUSTED_TYPES, ModelVersions, library_versions
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
+
+DIGEST_CHARACTERS = 32  # of the features' fingerprint: MLflow keeps a dataset digest short
 
 
 def candidate_params(spec: ModelSpec, model: "Pipeline") -> dict[str, object]:
@@ -97,6 +100,15 @@ def mirror_candidate(
         "ml_assets.data_version": measured["data_fingerprint"],
         "ml_assets.production_version": measured["production_version"] or "none",
     }
+    facts = candidate_facts(spec, context.instance)  # the search, when it searched
+    artifacts = candidate_artifacts(spec, measured)
+    if facts["leaderboard"]:
+        artifacts["leaderboard.md"] = facts["leaderboard"]
+    data = {
+        "name": f"{spec.name}/features",
+        "digest": measured["data_fingerprint"][:DIGEST_CHARACTERS],
+        "source": str(spec.reference.source),
+    }
     try:
         return mirror.track_candidate(
             uri,
@@ -104,7 +116,9 @@ def mirror_candidate(
             candidate_params(spec, model),
             candidate_metrics(measured),
             tags,
-            candidate_artifacts(spec, measured),
+            artifacts,
+            trials=facts["search_trials"] or [],
+            data=data,
         )
     except MirrorFailed as error:
         context.log.warning(f"MLflow: the candidate was not tracked ({error}); nothing waits on it")

@@ -26,7 +26,7 @@ from ml_assets.learn.modeling import (
     prediction_fingerprint,
 )
 from ml_assets.learn.reference import reference_columns
-from ml_assets.learn.search import FALLBACK, leaderboard, search, status_counts
+from ml_assets.learn.search import FALLBACK, leaderboard, search, status_counts, trial_record
 from ml_assets.learn.spec import ModelSpec
 from ml_assets.learn.splits import (
     HOLDOUT,
@@ -285,6 +285,9 @@ def training_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
                 "search_outcome": dg.MetadataValue.text(found.outcome),
                 "search_reason": dg.MetadataValue.text(found.reason),
                 "leaderboard": dg.MetadataValue.md(leaderboard(found, metric.label)),
+                "search_trials": dg.MetadataValue.json(
+                    [trial_record(trial) for trial in found.trials]
+                ),
                 "trials": dg.MetadataValue.int(len(found.trials)),
                 **{
                     f"trials_{status.split()[0]}": dg.MetadataValue.int(count)

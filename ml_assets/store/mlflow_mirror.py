@@ -50,6 +50,37 @@ def _bounded() -> Iterator[None]:
                 os.environ[name] = value
 
 
+def _log_trial(client, experiment_id: str, parent: str, trial: dict) -> None:
+    """One trial of the search as a child run: its kind and params, its fold scores (a step
+    each), their mean and spread, its seconds; FINISHED, FAILED, or KILLED when pruned or
+    stopped by the budget."""
+    from mlflow.entities import Metric, Param
+
+    run = client.create_run(
+        experiment_id,
+        tags={"mlflow.parentRunId": parent, "ml_assets.trial_status": trial["status"]},
+        run_name=f"trial {trial['number']} {trial['kind']}",
+    )
+    stamp = run.info.start_time
+    metrics = [
+        Metric("cv_score", score, stamp, step)
+        for step, score in enumerate(trial["scores"])
+        if score is not None
+    ]
+    metrics += [
+        Metric(name, float(trial[key]), stamp, 0)
+        for name, key in (("cv_mean", "mean"), ("cv_std", "std"), ("seconds", "seconds"))
+        if trial[key] is not None
+    ]
+    params = [Param("kind", trial["kind"])]
+    params += [
+        Param(name, str(value)[:MAX_PARAM_CHARACTERS]) for name, value in trial["params"].items()
+    ]
+    client.log_batch(run.info.run_id, metrics=metrics, params=params)
+    status = {"finished": "FINISHED", "failed": "FAILED"}.get(trial["status"], "KILLED")
+    client.set_terminated(run.info.run_id, status=status)
+
+
 def _log_artifacts(client, run_id: str, artifacts: dict[str, str | bytes]) -> None:
     """Each artifact as a file of the run: text as given, bytes (a PNG plot) as written."""
     import tempfile
@@ -87,11 +118,14 @@ class MlflowMirror(dg.ConfigurableResource):
         metrics: dict[str, float],
         tags: dict[str, str],
         artifacts: dict[str, str | bytes],
+        trials: list[dict] = (),
+        data: dict[str, str] | None = None,
     ) -> str:
         """One finished MLflow run for a candidate in experiment `ml_assets/<model>`, tagged
-        `pending` until the gate decides, with its artifacts (text or bytes, by file name):
-        its id. Raises MirrorFailed."""
-        from mlflow.entities import Metric, Param
+        `pending` until the gate decides, with its artifacts (text or bytes, by file name),
+        the search's `trials` as child runs and the `data` it learnt from as its input (name,
+        digest, source): its id. Raises MirrorFailed."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param
 
         with self._client(uri) as client:
             name = f"{EXPERIMENT_PREFIX}{model}"
@@ -109,6 +143,12 @@ class MlflowMirror(dg.ConfigurableResource):
                 ],
             )
             _log_artifacts(client, run.info.run_id, artifacts)
+            if data is not None:
+                dataset = Dataset(source_type="ml_assets", **data)
+                training = [InputTag("mlflow.data.context", "training")]
+                client.log_inputs(run.info.run_id, datasets=[DatasetInput(dataset, training)])
+            for trial in trials:
+                _log_trial(client, experiment_id, run.info.run_id, trial)
             client.set_terminated(run.info.run_id)
             return run.info.run_id
 

@@ -226,3 +226,45 @@ def champion_or_none(server, model="diabetes"):
         return champion(server, model)
     except MlflowException:
         return None
+
+
+def test_a_searched_candidate_carries_its_trials_as_child_runs_and_its_data(
+    mlflow_server, instance, tmp_path
+):
+    from ml_assets.learn.spec import SearchSpec
+
+    spec = dataclasses.replace(
+        DIABETES,
+        name="searched",
+        mlflow_uri=mlflow_server.url,
+        search=SearchSpec(kinds=("ridge",), budget_seconds=3.0, cv_folds=3),
+    )
+    result = train_undeclared(spec, instance, TRAINING_ASSETS)
+    assert result.success
+    candidate = next(
+        event.materialization.metadata
+        for event in result.get_asset_materialization_events()
+        if event.asset_key.path[-1] == "candidate_model"
+    )
+    trials = candidate["search_trials"].value
+    client = MlflowClient(tracking_uri=mlflow_server.url)
+    [parent] = [
+        r for r in tracked_runs(mlflow_server, "searched") if "dagster.run_id" in r.data.tags
+    ]
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert len(children) == len(trials) == candidate["trials"].value > 0
+    by_name = {child.info.run_name: child for child in children}
+    for trial in trials:
+        child = by_name[f"trial {trial['number']} ridge"]
+        assert child.data.params["kind"] == "ridge"
+        assert child.data.params["alpha"] == str(trial["params"]["alpha"])
+        if trial["mean"] is not None:
+            assert child.data.metrics["cv_mean"] == pytest.approx(trial["mean"])
+    files = {artifact.path for artifact in client.list_artifacts(parent.info.run_id)}
+    assert "leaderboard.md" in files
+    [data] = parent.inputs.dataset_inputs
+    fingerprint = result.output_for_node("searched__model_metrics")["data_fingerprint"]
+    assert data.dataset.digest == fingerprint[:32]
+    assert data.dataset.name == "searched/features"
